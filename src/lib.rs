@@ -1,1 +1,36 @@
-//! bcgate
+//! bcgate: an authenticating reverse proxy for the BigCommerce API.
+//!
+//! Internal services call bcgate with a key of their own; bcgate holds the
+//! stores' real tokens. A request flows through these stages, each a module:
+//!
+//! ```text
+//! server     listener: TCP/h2c, TLS/mTLS or unix socket (hyper-util auto)
+//!   proxy    the per-request pipeline, in this order:
+//!     route::check_canonical   reject path tricks before any decision
+//!     identify                 X-Auth-Token / Bearer key → client
+//!     route::target            /stores/{hash|alias}/… or the default store
+//!     policy                   route table lookup, then authorize (pure)
+//!     rewrite                  strip caller credentials + hop-by-hop, inject token
+//!     forward                  pooled rustls client, timeouts, Location rule
+//!   error    every rejection as one enum → JSON problem details
+//! ```
+//!
+//! Policy (the route and scope tables in `data/`, and the decision) is plain
+//! data and pure functions; I/O lives in `server` and `forward`.
+
+#![forbid(unsafe_code)]
+
+pub mod body;
+pub mod cli;
+pub mod config;
+pub mod error;
+pub mod forward;
+pub mod headers;
+pub mod identify;
+pub mod metrics;
+pub mod policy;
+pub mod proxy;
+pub mod rewrite;
+pub mod route;
+pub mod secret;
+pub mod server;

@@ -1,0 +1,339 @@
+//! The command line (DESIGN §4): `run`, `check`, `keygen`, `explain`, `routes`.
+
+use std::fmt::Write as _;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use http::Method;
+
+use crate::config::{self, Config};
+use crate::identify::key_sha256;
+use crate::policy::{self, BodyFacts, GraphqlKind, Holder, Lookup, Policy, Route};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "bcgate",
+    version,
+    about = "Authenticating reverse proxy for the BigCommerce API"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    /// Config file (default: $BCGATE_CONFIG, else config/bcgate.toml).
+    #[arg(long, global = true)]
+    config: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Serve (the default command).
+    Run,
+    /// Validate the config and print its stores, clients and scopes.
+    Check,
+    /// Print a new random client key and its key_sha256.
+    Keygen,
+    /// Which route and scope a request needs, and who may send it.
+    Explain {
+        method: String,
+        path: String,
+        #[arg(long)]
+        client: Option<String>,
+    },
+    /// Print the built-in route → scope table.
+    Routes,
+}
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let path = config::resolve_path(cli.config.clone());
+    let result = match cli.command.unwrap_or(Command::Run) {
+        Command::Run => run(&path),
+        Command::Check => check(&path),
+        Command::Keygen => keygen(),
+        Command::Explain {
+            method,
+            path: req_path,
+            client,
+        } => explain(&path, &method, &req_path, client.as_deref()),
+        Command::Routes => routes(),
+    };
+    match result {
+        Ok(out) => {
+            print!("{out}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("bcgate: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(path: &std::path::Path) -> Result<String, String> {
+    init_logging();
+    let config = Config::load(path).map_err(|e| e.to_string())?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the runtime: {e}"))?;
+    runtime.block_on(crate::server::run(config))?;
+    Ok(String::new())
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("BCGATE_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(true)
+        .init();
+}
+
+fn check(path: &std::path::Path) -> Result<String, String> {
+    let cfg = Config::load(path).map_err(|e| e.to_string())?;
+    crate::forward::Upstream::new(&cfg.upstream)?;
+    let mut out = String::new();
+    let _ = writeln!(out, "{}: OK", path.display());
+    let _ = writeln!(
+        out,
+        "listen:   {}{}",
+        cfg.server.listen,
+        if cfg.server.tls.is_some() {
+            " (TLS)"
+        } else {
+            ""
+        }
+    );
+    let _ = writeln!(out, "upstream: {}", cfg.upstream.base_url);
+    let _ = writeln!(out, "stores:");
+    for s in cfg.stores.iter() {
+        let alias = s
+            .alias
+            .as_deref()
+            .map(|a| format!(" alias {a}"))
+            .unwrap_or_default();
+        let scopes = s
+            .scopes
+            .as_ref()
+            .map_or("(not stated)".to_string(), |v| v.join(", "));
+        let _ = writeln!(
+            out,
+            "  {}{alias}: token from {}; token scopes: {scopes}",
+            s.hash, s.token_source
+        );
+    }
+    let _ = writeln!(out, "clients:");
+    for c in cfg.clients.iter() {
+        let stores = match &c.stores {
+            policy::StoreAllow::All => "*".to_string(),
+            policy::StoreAllow::Only(v) => v.join(", "),
+        };
+        let default = c
+            .default_store
+            .as_deref()
+            .map(|d| format!(" (default {d})"))
+            .unwrap_or_default();
+        let _ = writeln!(
+            out,
+            "  {}: stores {stores}{default}; scopes {}",
+            c.name,
+            c.scopes.join(", ")
+        );
+    }
+    let operator: Vec<&Route> = cfg
+        .policy
+        .routes
+        .iter()
+        .filter(|r| r.origin == policy::Origin::Operator)
+        .collect();
+    let _ = writeln!(
+        out,
+        "routes: {} ({} from [[routes]])",
+        cfg.policy.routes.len(),
+        operator.len()
+    );
+    for r in operator {
+        let _ = writeln!(
+            out,
+            "  {} {} -> {}",
+            r.method,
+            r.template,
+            r.family_names.join(" | ")
+        );
+    }
+    Ok(out)
+}
+
+fn keygen() -> Result<String, String> {
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes).map_err(|e| format!("no randomness: {e}"))?;
+    let key = format!("bcg_{}", hex::encode(bytes));
+    Ok(format!(
+        "key:        {key}\nkey_sha256: {}\n\nGive the key to the service (as its X-Auth-Token); put key_sha256 in its [[clients]] entry.\n",
+        key_sha256(&key)
+    ))
+}
+
+/// The scopes that grant a method on a route, in words.
+fn needs(policy: &Policy, route: &Route, method: &Method) -> String {
+    let write = route.is_write(method);
+    let names = policy.scopes.required(&route.families, write);
+    if route.flags.not_proxied {
+        return "never proxied (storefront-style API)".into();
+    }
+    let mut s = names.join(" | ");
+    if route.flags.graphql {
+        s = "bcgate:graphql_read for a query, bcgate:graphql_write for a mutation".into();
+    }
+    if route.flags.scripts_visibility {
+        s.push_str(" (+ store_content_checkout when visibility is checkout/all_pages, or a PUT without visibility)");
+    }
+    s
+}
+
+fn explain(
+    path: &std::path::Path,
+    method: &str,
+    req_path: &str,
+    client: Option<&str>,
+) -> Result<String, String> {
+    let method = Method::from_bytes(method.to_ascii_uppercase().as_bytes())
+        .map_err(|_| format!("bad method {method:?}"))?;
+    let cfg = Config::load(path).ok();
+    let builtin = Policy::builtin().map_err(|e| e.to_string())?;
+    let policy = cfg.as_ref().map_or(builtin, |c| &c.policy);
+    let (path_only, _) = req_path.split_once('?').unwrap_or((req_path, ""));
+    let (store_name, api_path) = match path_only
+        .strip_prefix("/stores/")
+        .and_then(|r| r.split_once('/'))
+    {
+        Some((store, _)) => (Some(store), &path_only["/stores/".len() + store.len()..]),
+        None => (None, path_only),
+    };
+    let mut out = String::new();
+    let route = match policy.routes.lookup(&method, api_path) {
+        Lookup::Found(r) => r,
+        Lookup::Unknown => {
+            let _ = writeln!(
+                out,
+                "{method} {api_path}: not in the route table → 403 route_unknown (map it in [[routes]])"
+            );
+            return Ok(out);
+        }
+        Lookup::CaseMismatch => {
+            let _ = writeln!(
+                out,
+                "{method} {api_path}: case differs from a known route → 400 bad_request"
+            );
+            return Ok(out);
+        }
+    };
+    let _ = writeln!(
+        out,
+        "route:  {} {} ({:?})",
+        route.method, route.template, route.origin
+    );
+    let _ = writeln!(out, "needs:  {}", needs(policy, route, &method));
+    if let Some(note) = &route.note {
+        let _ = writeln!(out, "note:   {note}");
+    }
+    let Some(cfg) = &cfg else {
+        let _ = writeln!(
+            out,
+            "(no usable config at {}: clients not shown)",
+            path.display()
+        );
+        return Ok(out);
+    };
+    let store = match store_name {
+        Some(name) => cfg.stores.get(name).map(|s| s.hash.clone()),
+        None => None,
+    };
+    let facts = if route.flags.graphql {
+        BodyFacts::Graphql(GraphqlKind::Query)
+    } else {
+        BodyFacts::None
+    };
+    let req = policy::Request {
+        method: &method,
+        route,
+        body: facts,
+    };
+    let _ = writeln!(out, "clients:");
+    for c in cfg
+        .clients
+        .iter()
+        .filter(|c| client.is_none_or(|n| n == c.name))
+    {
+        let store_hash = store.clone().or_else(|| c.default_store.clone());
+        let verdict = match &store_hash {
+            None => "denied: no store (path has no known /stores/{store} and no default_store)"
+                .to_string(),
+            Some(h) if !c.stores.allows(h) => format!("denied: store '{h}' not allowed"),
+            Some(h) => {
+                let s = cfg.stores.get(h);
+                let store_holder = s.and_then(|s| {
+                    s.grants.as_ref().map(|g| Holder {
+                        label: &s.label,
+                        grants: g,
+                    })
+                });
+                match cfg.policy.authorize(
+                    Holder {
+                        label: &c.label,
+                        grants: &c.grants,
+                    },
+                    store_holder,
+                    &req,
+                ) {
+                    Ok(()) => format!("allowed on store '{h}'"),
+                    Err(e) => format!("denied: {}", e.detail()),
+                }
+            }
+        };
+        let _ = writeln!(out, "  {}: {verdict}", c.name);
+    }
+    if let Some(name) = client
+        && cfg.clients.by_name(name).is_none()
+    {
+        return Err(format!("no client named {name:?} in {}", path.display()));
+    }
+    Ok(out)
+}
+
+fn routes() -> Result<String, String> {
+    let policy = Policy::builtin().map_err(|e| e.to_string())?;
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "{:<7} {:<70} scopes (any one grants)",
+        "METHOD", "PATH"
+    );
+    for r in policy.routes.iter() {
+        let _ = writeln!(
+            out,
+            "{:<7} {:<70} {}",
+            r.method.as_str(),
+            r.template,
+            needs(policy, r, &r.method)
+        );
+    }
+    let _ = writeln!(
+        out,
+        "\nHEAD follows GET; v2 paths may end in .json or .xml.\n\nscopes (scope family level):"
+    );
+    for s in policy.scopes.iter() {
+        let level = match s.level {
+            policy::Level::Read => "read",
+            policy::Level::Modify => "modify",
+        };
+        let _ = writeln!(
+            out,
+            "  {:<50} {:<45} {level}",
+            s.name,
+            policy.scopes.family_name(s.family)
+        );
+    }
+    Ok(out)
+}

@@ -1,0 +1,721 @@
+//! Configuration: the TOML file as written (unknown keys are errors), loaded
+//! through the `config` crate with `BCGATE__SECTION__KEY` overrides, and
+//! validated into [`Config`], the only form the rest of bcgate sees. Every
+//! error names the file and the key.
+//!
+//! Relative paths in the file (`token_file`, `tls.cert`, `ca_file`, …) are
+//! resolved against the directory of the config file.
+
+use std::collections::{HashMap, HashSet};
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::{HeaderValue, Method, Uri};
+use serde::Deserialize;
+
+use crate::policy::{Grants, Level, Origin, Policy, Route, RouteFlags, StoreAllow, table};
+use crate::secret::StoreToken;
+
+/// Where the config file is looked for when neither `--config` nor `BCGATE_CONFIG` is given.
+pub const DEFAULT_PATH: &str = "config/bcgate.toml";
+
+// ---------------------------------------------------------------- file form
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    #[serde(default)]
+    pub server: ServerFile,
+    pub admin: Option<AdminFile>,
+    #[serde(default)]
+    pub upstream: UpstreamFile,
+    #[serde(default)]
+    pub stores: Vec<StoreFile>,
+    #[serde(default)]
+    pub clients: Vec<ClientFile>,
+    #[serde(default)]
+    pub routes: Vec<RouteFile>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerFile {
+    pub listen: String,
+    pub tls: Option<TlsFile>,
+    pub max_body_bytes: u64,
+    /// How long a client may take to send its request headers.
+    pub header_read_timeout_ms: u64,
+}
+
+impl Default for ServerFile {
+    fn default() -> Self {
+        Self {
+            listen: "127.0.0.1:8080".into(),
+            tls: None,
+            max_body_bytes: 20 * 1024 * 1024,
+            header_read_timeout_ms: 30_000,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsFile {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+    pub client_ca: Option<PathBuf>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdminFile {
+    pub listen: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct UpstreamFile {
+    pub base_url: String,
+    pub ca_file: Option<PathBuf>,
+    pub connect_timeout_ms: u64,
+    pub request_timeout_ms: u64,
+}
+
+impl Default for UpstreamFile {
+    fn default() -> Self {
+        Self {
+            base_url: "https://api.bigcommerce.com".into(),
+            ca_file: None,
+            connect_timeout_ms: 5_000,
+            request_timeout_ms: 60_000,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoreFile {
+    pub hash: String,
+    pub alias: Option<String>,
+    pub token_env: Option<String>,
+    pub token_file: Option<PathBuf>,
+    pub scopes: Option<Vec<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClientFile {
+    pub name: String,
+    pub key_sha256: String,
+    #[serde(default)]
+    pub stores: Vec<String>,
+    pub default_store: Option<String>,
+    #[serde(default)]
+    pub scopes: Vec<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteFile {
+    pub method: String,
+    pub path: String,
+    pub scope: String,
+}
+
+// ---------------------------------------------------------------- errors
+
+/// A config that cannot be used: which file, which key, what is wrong.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    pub file: PathBuf,
+    /// Dotted key path, e.g. `clients[1].scopes[0]`; empty when it is the whole file.
+    pub key: String,
+    pub msg: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.key.is_empty() {
+            write!(f, "{}: {}", self.file.display(), self.msg)
+        } else {
+            write!(f, "{}: {}: {}", self.file.display(), self.key, self.msg)
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+// ---------------------------------------------------------------- validated form
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Listen {
+    Tcp(SocketAddr),
+    Unix(PathBuf),
+}
+
+impl fmt::Display for Listen {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Tcp(a) => write!(f, "{a}"),
+            Self::Unix(p) => write!(f, "unix:{}", p.display()),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct TlsPaths {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+    pub client_ca: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Server {
+    pub listen: Listen,
+    pub tls: Option<TlsPaths>,
+    pub max_body_bytes: u64,
+    pub header_read_timeout: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct Upstream {
+    /// As configured, for display.
+    pub base_url: String,
+    pub scheme: http::uri::Scheme,
+    pub authority: http::uri::Authority,
+    /// Path prefix of `base_url` without a trailing `/` (usually empty).
+    pub base_path: String,
+    /// The `Host` header bcgate sends.
+    pub host: HeaderValue,
+    pub ca_file: Option<PathBuf>,
+    pub connect_timeout: Duration,
+    pub request_timeout: Duration,
+}
+
+#[derive(Debug)]
+pub struct Store {
+    pub hash: String,
+    pub alias: Option<String>,
+    pub token: StoreToken,
+    /// Where the token came from (`env BC_TOKEN_X`, `file /run/…`), never the token.
+    pub token_source: String,
+    /// The scopes the store's token was granted, when the operator states them.
+    pub scopes: Option<Vec<String>>,
+    pub grants: Option<Grants>,
+    /// `the token of store 'abc123'`, for error details.
+    pub label: String,
+}
+
+#[derive(Debug)]
+pub struct Client {
+    pub name: String,
+    /// `client 'name'`, for error details.
+    pub label: String,
+    pub stores: StoreAllow,
+    /// Real hash of the store used for paths without `/stores/{store}`.
+    pub default_store: Option<String>,
+    pub scopes: Vec<String>,
+    pub grants: Grants,
+}
+
+/// Stores by hash and by alias.
+#[derive(Debug, Default)]
+pub struct Stores {
+    by_name: HashMap<String, Arc<Store>>,
+    list: Vec<Arc<Store>>,
+}
+
+impl Stores {
+    /// Exact match of a hash or alias.
+    pub fn get(&self, name: &str) -> Option<&Arc<Store>> {
+        self.by_name.get(name)
+    }
+
+    /// Whether a name matches a hash or alias in another case.
+    pub fn matches_ignoring_case(&self, name: &str) -> bool {
+        self.by_name.keys().any(|k| k.eq_ignore_ascii_case(name))
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &Arc<Store>> {
+        self.list.iter()
+    }
+}
+
+/// Clients by the SHA-256 of their key.
+#[derive(Debug, Default)]
+pub struct Clients {
+    by_digest: HashMap<[u8; 32], Arc<Client>>,
+    list: Vec<Arc<Client>>,
+}
+
+impl Clients {
+    pub fn by_digest(&self, digest: &[u8; 32]) -> Option<&Arc<Client>> {
+        self.by_digest.get(digest)
+    }
+
+    pub fn by_name(&self, name: &str) -> Option<&Arc<Client>> {
+        self.list.iter().find(|c| c.name == name)
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &Arc<Client>> {
+        self.list.iter()
+    }
+}
+
+/// The validated configuration.
+#[derive(Debug)]
+pub struct Config {
+    pub path: PathBuf,
+    pub server: Server,
+    pub admin: Option<Listen>,
+    pub upstream: Upstream,
+    pub stores: Stores,
+    pub clients: Clients,
+    /// The built-in tables plus the operator's `[[routes]]`.
+    pub policy: Policy,
+}
+
+impl Config {
+    /// Reads the file (TOML), applies `BCGATE__…` environment overrides and validates.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let file = read_file(path)?;
+        Self::validate(file, path)
+    }
+
+    /// Turns the file form into the runtime form; `path` names the file in
+    /// errors and anchors relative paths.
+    pub fn validate(file: FileConfig, path: &Path) -> Result<Self, ConfigError> {
+        let v = Validator {
+            file: path,
+            dir: path.parent().unwrap_or(Path::new(".")),
+        };
+        v.run(file)
+    }
+}
+
+/// The config path: `--config`, else `BCGATE_CONFIG`, else the default.
+pub fn resolve_path(flag: Option<PathBuf>) -> PathBuf {
+    flag.or_else(|| std::env::var_os("BCGATE_CONFIG").map(PathBuf::from))
+        .unwrap_or_else(|| PathBuf::from(DEFAULT_PATH))
+}
+
+fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {
+    let err = |msg: String| ConfigError {
+        file: path.to_path_buf(),
+        key: String::new(),
+        msg,
+    };
+    if !path.is_file() {
+        return Err(err("no such config file".into()));
+    }
+    let built = config::Config::builder()
+        .add_source(config::File::from(path).format(config::FileFormat::Toml))
+        .add_source(
+            config::Environment::with_prefix("BCGATE")
+                .prefix_separator("__")
+                .separator("__")
+                .try_parsing(true),
+        )
+        .build()
+        .map_err(|e| err(e.to_string()))?;
+    built.try_deserialize::<FileConfig>().map_err(|e| {
+        // The config crate says "… for key `x.y` in <file>"; keep the key, drop the repeat.
+        let text = e.to_string();
+        let key = text
+            .split_once("for key `")
+            .and_then(|(_, rest)| rest.split_once('`'))
+            .map(|(k, _)| k.to_string())
+            .unwrap_or_default();
+        let msg = text
+            .split_once(" for key `")
+            .map_or(text.as_str(), |(m, _)| m)
+            .to_string();
+        ConfigError {
+            file: path.to_path_buf(),
+            key,
+            msg,
+        }
+    })
+}
+
+struct Validator<'a> {
+    file: &'a Path,
+    dir: &'a Path,
+}
+
+impl Validator<'_> {
+    fn err(&self, key: impl Into<String>, msg: impl Into<String>) -> ConfigError {
+        ConfigError {
+            file: self.file.to_path_buf(),
+            key: key.into(),
+            msg: msg.into(),
+        }
+    }
+
+    fn resolve(&self, p: &Path) -> PathBuf {
+        if p.is_absolute() {
+            p.to_path_buf()
+        } else {
+            self.dir.join(p)
+        }
+    }
+
+    fn existing(&self, key: &str, p: &Path) -> Result<PathBuf, ConfigError> {
+        let full = self.resolve(p);
+        if full.is_file() {
+            Ok(full)
+        } else {
+            Err(self.err(key, format!("file {} does not exist", full.display())))
+        }
+    }
+
+    fn run(&self, f: FileConfig) -> Result<Config, ConfigError> {
+        let server = self.server(&f.server)?;
+        let admin = f
+            .admin
+            .as_ref()
+            .map(|a| self.listen("admin.listen", &a.listen))
+            .transpose()?;
+        let upstream = self.upstream(&f.upstream)?;
+        let builtin =
+            Policy::builtin().map_err(|e| self.err("", format!("built-in route table: {e}")))?;
+        let mut policy = builtin.clone();
+        for (i, r) in f.routes.iter().enumerate() {
+            let route = self.route(&policy, i, r)?;
+            policy
+                .routes
+                .insert(route)
+                .map_err(|e| self.err(format!("routes[{i}].path"), e))?;
+        }
+        let stores = self.stores(&policy, &f.stores)?;
+        let clients = self.clients(&policy, &stores, &f.clients)?;
+        Ok(Config {
+            path: self.file.to_path_buf(),
+            server,
+            admin,
+            upstream,
+            stores,
+            clients,
+            policy,
+        })
+    }
+
+    fn listen(&self, key: &str, text: &str) -> Result<Listen, ConfigError> {
+        if let Some(p) = text.strip_prefix("unix:") {
+            if p.is_empty() {
+                return Err(self.err(key, "unix: needs a socket path"));
+            }
+            return Ok(Listen::Unix(self.resolve(Path::new(p))));
+        }
+        text.parse::<SocketAddr>()
+            .map(Listen::Tcp)
+            .map_err(|_| self.err(key, format!("{text:?} is not ip:port or unix:/path")))
+    }
+
+    fn server(&self, s: &ServerFile) -> Result<Server, ConfigError> {
+        let listen = self.listen("server.listen", &s.listen)?;
+        let tls = match &s.tls {
+            None => None,
+            Some(t) => Some(TlsPaths {
+                cert: self.existing("server.tls.cert", &t.cert)?,
+                key: self.existing("server.tls.key", &t.key)?,
+                client_ca: t
+                    .client_ca
+                    .as_ref()
+                    .map(|p| self.existing("server.tls.client_ca", p))
+                    .transpose()?,
+            }),
+        };
+        if s.max_body_bytes == 0 {
+            return Err(self.err("server.max_body_bytes", "must be greater than 0"));
+        }
+        if s.header_read_timeout_ms == 0 {
+            return Err(self.err("server.header_read_timeout_ms", "must be greater than 0"));
+        }
+        Ok(Server {
+            listen,
+            tls,
+            max_body_bytes: s.max_body_bytes,
+            header_read_timeout: Duration::from_millis(s.header_read_timeout_ms),
+        })
+    }
+
+    fn upstream(&self, u: &UpstreamFile) -> Result<Upstream, ConfigError> {
+        let key = "upstream.base_url";
+        let uri: Uri = u
+            .base_url
+            .parse()
+            .map_err(|_| self.err(key, format!("{:?} is not a URL", u.base_url)))?;
+        if uri.scheme() != Some(&http::uri::Scheme::HTTPS) {
+            return Err(self.err(
+                key,
+                "must be an https:// URL: store tokens never travel in clear",
+            ));
+        }
+        if uri.query().is_some() {
+            return Err(self.err(key, "must not have a query"));
+        }
+        let authority = uri
+            .authority()
+            .cloned()
+            .ok_or_else(|| self.err(key, "must name a host"))?;
+        if authority.as_str().contains('@') {
+            return Err(self.err(key, "must not carry user info"));
+        }
+        let host = HeaderValue::from_str(authority.as_str())
+            .map_err(|_| self.err(key, "host is not a valid Host header"))?;
+        for (k, v) in [
+            ("upstream.connect_timeout_ms", u.connect_timeout_ms),
+            ("upstream.request_timeout_ms", u.request_timeout_ms),
+        ] {
+            if v == 0 {
+                return Err(self.err(k, "must be greater than 0"));
+            }
+        }
+        Ok(Upstream {
+            base_url: u.base_url.clone(),
+            scheme: http::uri::Scheme::HTTPS,
+            authority,
+            base_path: uri.path().trim_end_matches('/').to_string(),
+            host,
+            ca_file: u
+                .ca_file
+                .as_ref()
+                .map(|p| self.existing("upstream.ca_file", p))
+                .transpose()?,
+            connect_timeout: Duration::from_millis(u.connect_timeout_ms),
+            request_timeout: Duration::from_millis(u.request_timeout_ms),
+        })
+    }
+
+    /// An operator route grants exactly what its named scope's level grants:
+    /// a read-level scope makes any method a read; a modify-level scope on a
+    /// GET requires the modify level.
+    fn route(&self, policy: &Policy, i: usize, r: &RouteFile) -> Result<Route, ConfigError> {
+        let method = Method::from_bytes(r.method.as_bytes())
+            .ok()
+            .filter(|m| {
+                [
+                    Method::GET,
+                    Method::POST,
+                    Method::PUT,
+                    Method::PATCH,
+                    Method::DELETE,
+                ]
+                .contains(m)
+            })
+            .ok_or_else(|| {
+                self.err(
+                    format!("routes[{i}].method"),
+                    "must be GET, POST, PUT, PATCH or DELETE",
+                )
+            })?;
+        table::split_template(&r.path).map_err(|e| self.err(format!("routes[{i}].path"), e))?;
+        let scope = policy.scopes.get(&r.scope).ok_or_else(|| {
+            self.err(
+                format!("routes[{i}].scope"),
+                unknown_scope(policy, &r.scope),
+            )
+        })?;
+        let family = policy.scopes.family_name(scope.family).to_string();
+        let families = table::families_of(&policy.scopes, std::slice::from_ref(&family))
+            .map_err(|e| self.err(format!("routes[{i}].scope"), e))?;
+        let reads = method == Method::GET;
+        let flags = RouteFlags {
+            read: scope.level == Level::Read && !reads,
+            modify: scope.level == Level::Modify && reads,
+            ..RouteFlags::default()
+        };
+        Ok(Route {
+            method,
+            template: Arc::from(r.path.as_str()),
+            families,
+            family_names: vec![family],
+            flags,
+            origin: Origin::Operator,
+            note: Some(format!("operator route, scope {}", r.scope)),
+        })
+    }
+
+    fn scopes(&self, policy: &Policy, key: &str, names: &[String]) -> Result<Grants, ConfigError> {
+        policy
+            .scopes
+            .grants(names.iter().map(String::as_str))
+            .map_err(|bad| {
+                let idx = names.iter().position(|n| n == bad).unwrap_or(0);
+                self.err(format!("{key}[{idx}]"), unknown_scope(policy, bad))
+            })
+    }
+
+    fn stores(&self, policy: &Policy, files: &[StoreFile]) -> Result<Stores, ConfigError> {
+        let mut stores = Stores::default();
+        for (i, s) in files.iter().enumerate() {
+            let key = |k: &str| format!("stores[{i}].{k}");
+            if !is_store_name(&s.hash) {
+                return Err(self.err(key("hash"), "a store hash is lowercase letters and digits"));
+            }
+            if let Some(a) = &s.alias
+                && !is_alias(a)
+            {
+                return Err(self.err(
+                    key("alias"),
+                    "an alias is lowercase letters, digits, '-' and '_'",
+                ));
+            }
+            let (token, token_source) = match (&s.token_env, &s.token_file) {
+                (Some(var), None) => {
+                    let raw = std::env::var(var).map_err(|_| {
+                        self.err(
+                            key("token_env"),
+                            format!("environment variable {var} is not set"),
+                        )
+                    })?;
+                    (raw, format!("env {var}"))
+                }
+                (None, Some(p)) => {
+                    let full = self.existing(&key("token_file"), p)?;
+                    let raw = std::fs::read_to_string(&full).map_err(|e| {
+                        self.err(
+                            key("token_file"),
+                            format!("cannot read {}: {e}", full.display()),
+                        )
+                    })?;
+                    (raw, format!("file {}", full.display()))
+                }
+                _ => {
+                    return Err(self.err(
+                        key("token_env"),
+                        "set exactly one of token_env and token_file",
+                    ));
+                }
+            };
+            let token = StoreToken::new(&token)
+                .map_err(|e| self.err(key("token_env"), format!("{token_source}: {e}")))?;
+            let grants = s
+                .scopes
+                .as_ref()
+                .map(|names| self.scopes(policy, &key("scopes"), names))
+                .transpose()?;
+            let store = Arc::new(Store {
+                hash: s.hash.clone(),
+                alias: s.alias.clone(),
+                token,
+                token_source,
+                scopes: s.scopes.clone(),
+                grants,
+                label: format!("the token of store '{}'", s.hash),
+            });
+            for (k, name) in [("hash", Some(&s.hash)), ("alias", s.alias.as_ref())] {
+                let Some(name) = name else { continue };
+                if stores.by_name.insert(name.clone(), store.clone()).is_some() {
+                    return Err(self.err(key(k), format!("{name:?} names another store already")));
+                }
+            }
+            stores.list.push(store);
+        }
+        Ok(stores)
+    }
+
+    fn clients(
+        &self,
+        policy: &Policy,
+        stores: &Stores,
+        files: &[ClientFile],
+    ) -> Result<Clients, ConfigError> {
+        let mut clients = Clients::default();
+        let mut names = HashSet::new();
+        for (i, c) in files.iter().enumerate() {
+            let key = |k: &str| format!("clients[{i}].{k}");
+            if c.name.is_empty() || c.name.chars().any(|ch| ch.is_control() || ch == '\'') {
+                return Err(self.err(
+                    key("name"),
+                    "a client name is non-empty text without quotes",
+                ));
+            }
+            if !names.insert(c.name.clone()) {
+                return Err(self.err(key("name"), format!("client {:?} is defined twice", c.name)));
+            }
+            let mut digest = [0u8; 32];
+            hex::decode_to_slice(&c.key_sha256, &mut digest).map_err(|_| {
+                self.err(
+                    key("key_sha256"),
+                    "must be 64 hex digits (the SHA-256 of the key; see `bcgate keygen`)",
+                )
+            })?;
+            let allow = if c.stores.iter().any(|s| s == "*") {
+                if c.stores.len() != 1 {
+                    return Err(self.err(key("stores"), "\"*\" must stand alone"));
+                }
+                StoreAllow::All
+            } else {
+                let mut hashes = Vec::new();
+                for (j, s) in c.stores.iter().enumerate() {
+                    let store = stores.get(s).ok_or_else(|| {
+                        self.err(
+                            format!("clients[{i}].stores[{j}]"),
+                            format!("no store {s:?} is configured"),
+                        )
+                    })?;
+                    hashes.push(store.hash.clone());
+                }
+                StoreAllow::Only(hashes)
+            };
+            let default_store = match &c.default_store {
+                None => None,
+                Some(s) => {
+                    let store = stores.get(s).ok_or_else(|| {
+                        self.err(
+                            key("default_store"),
+                            format!("no store {s:?} is configured"),
+                        )
+                    })?;
+                    if !allow.allows(&store.hash) {
+                        return Err(self.err(
+                            key("default_store"),
+                            format!("{s:?} is not in this client's stores"),
+                        ));
+                    }
+                    Some(store.hash.clone())
+                }
+            };
+            let grants = self.scopes(policy, &key("scopes"), &c.scopes)?;
+            let client = Arc::new(Client {
+                name: c.name.clone(),
+                label: format!("client '{}'", c.name),
+                stores: allow,
+                default_store,
+                scopes: c.scopes.clone(),
+                grants,
+            });
+            if clients.by_digest.insert(digest, client.clone()).is_some() {
+                return Err(self.err(key("key_sha256"), "another client has the same key"));
+            }
+            clients.list.push(client);
+        }
+        Ok(clients)
+    }
+}
+
+fn is_store_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+}
+
+fn is_alias(s: &str) -> bool {
+    !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
+}
+
+fn unknown_scope(policy: &Policy, name: &str) -> String {
+    match policy.scopes.suggest(name) {
+        Some(s) => {
+            format!("unknown scope {name:?} (did you mean {s:?}? `bcgate routes` lists them)")
+        }
+        None => format!("unknown scope {name:?} (`bcgate routes` lists the known scopes)"),
+    }
+}

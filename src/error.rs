@@ -1,0 +1,258 @@
+//! The one error type of the request path: every rejection bcgate makes itself,
+//! with its HTTP status, its documented `code` and the problem-details body.
+//!
+//! Details are written for the person reading an SDK exception. They may name
+//! a client, a store hash or a route template; they never carry a key, a token
+//! or a raw query string.
+
+use std::fmt;
+
+use bytes::Bytes;
+use http::{HeaderValue, Response, StatusCode, header};
+use serde::Serialize;
+
+use crate::body::ProxyBody;
+
+/// Base of the `type` URI: the README section listing every code.
+pub const TYPE_BASE: &str = "https://github.com/bcgate/bcgate#";
+
+/// Every answer bcgate gives on its own account instead of the upstream's.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ProxyError {
+    /// No key, an empty key, or a key no client holds.
+    Unauthenticated(&'static str),
+    /// The request is malformed or tries a trick (paths, duplicate keys, bodies).
+    BadRequest(String),
+    /// The path names a store bcgate does not know, or has no store and no default.
+    StoreUnknown(String),
+    /// The caller is not allowed the store it named.
+    StoreNotAllowed { client: String, store: String },
+    /// Storefront, customer-login, current-customer and payments-host APIs.
+    NotProxied { method: String, route: String },
+    /// Method and path are not in the route table: denied, fail closed.
+    RouteUnknown { method: String, path: String },
+    /// The caller (or the store's token) lacks every scope that grants the route.
+    ScopeDenied(Box<ScopeDenial>),
+    /// The request body is larger than `server.max_body_bytes`.
+    BodyTooLarge { limit: u64 },
+    /// Header section too large or too many headers.
+    HeadersTooLarge,
+    /// Upstream refused, TLS failed, or answered with an off-host redirect.
+    UpstreamUnavailable(String),
+    /// Upstream did not answer within `upstream.request_timeout_ms`.
+    UpstreamTimeout { after_ms: u64 },
+}
+
+/// Why a scope check failed: who lacked what for which route.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScopeDenial {
+    /// `client 'x'` or `the token of store 'abc123'`.
+    pub subject: String,
+    pub method: String,
+    pub route: String,
+    /// Any one of these would have granted the request.
+    pub required: Vec<String>,
+}
+
+#[derive(Serialize)]
+struct Problem<'a> {
+    status: u16,
+    title: &'static str,
+    #[serde(rename = "type")]
+    type_: String,
+    detail: String,
+    code: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    required_scopes: Option<&'a [String]>,
+    request_id: &'a str,
+}
+
+impl ProxyError {
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Self::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
+            Self::BadRequest(_) => StatusCode::BAD_REQUEST,
+            Self::StoreUnknown(_) => StatusCode::NOT_FOUND,
+            Self::StoreNotAllowed { .. }
+            | Self::NotProxied { .. }
+            | Self::RouteUnknown { .. }
+            | Self::ScopeDenied(_) => StatusCode::FORBIDDEN,
+            Self::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::HeadersTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            Self::UpstreamUnavailable(_) => StatusCode::BAD_GATEWAY,
+            Self::UpstreamTimeout { .. } => StatusCode::GATEWAY_TIMEOUT,
+        }
+    }
+
+    /// The stable machine-readable code; the README documents each one.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::Unauthenticated(_) => "unauthenticated",
+            Self::BadRequest(_) => "bad_request",
+            Self::StoreUnknown(_) => "store_unknown",
+            Self::StoreNotAllowed { .. } => "store_not_allowed",
+            Self::NotProxied { .. } => "not_proxied",
+            Self::RouteUnknown { .. } => "route_unknown",
+            Self::ScopeDenied(_) => "scope_denied",
+            Self::BodyTooLarge { .. } => "body_too_large",
+            Self::HeadersTooLarge => "headers_too_large",
+            Self::UpstreamUnavailable(_) => "upstream_unavailable",
+            Self::UpstreamTimeout { .. } => "upstream_timeout",
+        }
+    }
+
+    fn title(&self) -> &'static str {
+        match self {
+            Self::Unauthenticated(_) => "Unauthenticated",
+            Self::BadRequest(_) => "Bad request",
+            Self::StoreUnknown(_) => "Store unknown",
+            Self::StoreNotAllowed { .. } => "Store not allowed",
+            Self::NotProxied { .. } => "API not proxied",
+            Self::RouteUnknown { .. } => "Route unknown",
+            Self::ScopeDenied(_) => "Scope not allowed",
+            Self::BodyTooLarge { .. } => "Body too large",
+            Self::HeadersTooLarge => "Headers too large",
+            Self::UpstreamUnavailable(_) => "Upstream unavailable",
+            Self::UpstreamTimeout { .. } => "Upstream timeout",
+        }
+    }
+
+    /// One sentence for a human; see the module docs for what it may contain.
+    pub fn detail(&self) -> String {
+        match self {
+            Self::Unauthenticated(why) => {
+                format!("{why}; send your bcgate key in X-Auth-Token or Authorization: Bearer")
+            }
+            Self::BadRequest(why) => why.clone(),
+            Self::StoreUnknown(store) => format!("no store '{store}' is configured"),
+            Self::StoreNotAllowed { client, store } => {
+                format!("client '{client}' is not allowed store '{store}'")
+            }
+            Self::NotProxied { method, route } => format!(
+                "{method} {route} is a storefront, customer-login, current-customer or \
+                 payments-host API; bcgate never sends it a store token"
+            ),
+            Self::RouteUnknown { method, path } => format!(
+                "{method} {path} is not in bcgate's route table; an operator can map it in [[routes]]"
+            ),
+            Self::ScopeDenied(d) => format!(
+                "{} lacks {} for {} {}",
+                d.subject,
+                d.required.join(" or "),
+                d.method,
+                d.route
+            ),
+            Self::BodyTooLarge { limit } => {
+                format!("the request body is larger than the limit of {limit} bytes")
+            }
+            Self::HeadersTooLarge => "the request headers are too large or too many".into(),
+            Self::UpstreamUnavailable(why) => {
+                format!("the BigCommerce API could not be used: {why}")
+            }
+            Self::UpstreamTimeout { after_ms } => {
+                format!("the BigCommerce API did not answer within {after_ms} ms")
+            }
+        }
+    }
+
+    /// The JSON problem-details response; the caller adds `X-Request-Id`.
+    pub fn to_response(&self, request_id: &str) -> Response<ProxyBody> {
+        let required = match self {
+            Self::ScopeDenied(d) => Some(d.required.as_slice()),
+            _ => None,
+        };
+        let code = self.code();
+        let problem = Problem {
+            status: self.status().as_u16(),
+            title: self.title(),
+            type_: format!("{TYPE_BASE}{code}"),
+            detail: self.detail(),
+            code,
+            required_scopes: required,
+            request_id,
+        };
+        // Serializing plain strings and numbers cannot fail; fall back to the code alone.
+        let json = serde_json::to_vec(&problem)
+            .unwrap_or_else(|_| format!("{{\"code\":\"{code}\"}}").into_bytes());
+        let mut resp = Response::new(crate::body::full(Bytes::from(json)));
+        *resp.status_mut() = self.status();
+        resp.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/problem+json"),
+        );
+        if matches!(self, Self::Unauthenticated(_)) {
+            resp.headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        resp
+    }
+}
+
+impl fmt::Display for ProxyError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.code(), self.detail())
+    }
+}
+
+impl std::error::Error for ProxyError {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scope_denied_body_has_the_documented_shape() {
+        let err = ProxyError::ScopeDenied(Box::new(ScopeDenial {
+            subject: "client 'inventory-sync'".into(),
+            method: "GET".into(),
+            route: "/v2/orders/{order_id}".into(),
+            required: vec!["store_v2_orders_read_only".into(), "store_v2_orders".into()],
+        }));
+        assert_eq!(err.status(), StatusCode::FORBIDDEN);
+        let detail = err.detail();
+        assert_eq!(
+            detail,
+            "client 'inventory-sync' lacks store_v2_orders_read_only or store_v2_orders for GET /v2/orders/{order_id}"
+        );
+        let resp = err.to_response("rid-1");
+        assert_eq!(resp.status(), 403);
+        assert_eq!(
+            resp.headers()[header::CONTENT_TYPE],
+            "application/problem+json"
+        );
+    }
+
+    #[test]
+    fn every_code_is_distinct_and_snake_case() {
+        let all = [
+            ProxyError::Unauthenticated("x"),
+            ProxyError::BadRequest("x".into()),
+            ProxyError::StoreUnknown("x".into()),
+            ProxyError::StoreNotAllowed {
+                client: "a".into(),
+                store: "b".into(),
+            },
+            ProxyError::NotProxied {
+                method: "GET".into(),
+                route: "/x".into(),
+            },
+            ProxyError::RouteUnknown {
+                method: "GET".into(),
+                path: "/x".into(),
+            },
+            ProxyError::BodyTooLarge { limit: 1 },
+            ProxyError::HeadersTooLarge,
+            ProxyError::UpstreamUnavailable("x".into()),
+            ProxyError::UpstreamTimeout { after_ms: 1 },
+        ];
+        let mut codes: Vec<_> = all.iter().map(|e| e.code()).collect();
+        codes.sort_unstable();
+        codes.dedup();
+        assert_eq!(codes.len(), all.len());
+        assert!(
+            codes
+                .iter()
+                .all(|c| c.chars().all(|ch| ch.is_ascii_lowercase() || ch == '_'))
+        );
+    }
+}

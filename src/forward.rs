@@ -1,0 +1,265 @@
+//! Forward stage: one pooled HTTPS client to the configured upstream (rustls,
+//! web PKI roots plus `upstream.ca_file`, HTTP/1.1 or HTTP/2 by ALPN), with
+//! connect and request timeouts, no redirect following, and the `Location`
+//! rule that keeps callers (and their keys) on bcgate.
+
+use std::sync::Arc;
+
+use http::{HeaderValue, Request, Response, StatusCode, Uri, header};
+use hyper::body::Incoming;
+use hyper_rustls::HttpsConnector;
+use hyper_util::client::legacy::{Client, connect::HttpConnector};
+use hyper_util::rt::{TokioExecutor, TokioTimer};
+use rustls::RootCertStore;
+use rustls_pki_types::CertificateDer;
+use rustls_pki_types::pem::PemObject;
+
+use crate::body::{self, ProxyBody};
+use crate::config::Upstream as UpstreamConfig;
+use crate::error::ProxyError;
+
+#[derive(Debug, Clone)]
+pub struct Upstream {
+    client: Client<HttpsConnector<HttpConnector>, ProxyBody>,
+    cfg: Arc<UpstreamConfig>,
+}
+
+impl Upstream {
+    pub fn new(cfg: &UpstreamConfig) -> Result<Self, String> {
+        let mut roots = RootCertStore::empty();
+        roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+        if let Some(path) = &cfg.ca_file {
+            let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(path)
+                .and_then(|it| it.collect::<Result<_, _>>())
+                .map_err(|e| format!("upstream.ca_file {}: {e}", path.display()))?;
+            if certs.is_empty() {
+                return Err(format!(
+                    "upstream.ca_file {}: no certificates",
+                    path.display()
+                ));
+            }
+            for cert in certs {
+                roots
+                    .add(cert)
+                    .map_err(|e| format!("upstream.ca_file {}: {e}", path.display()))?;
+            }
+        }
+        let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+        let mut http = HttpConnector::new();
+        http.enforce_http(false);
+        http.set_nodelay(true);
+        http.set_connect_timeout(Some(cfg.connect_timeout));
+        let https = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config(tls)
+            .https_only()
+            .enable_all_versions()
+            .wrap_connector(http);
+        let client = Client::builder(TokioExecutor::new())
+            .timer(TokioTimer::new())
+            .pool_timer(TokioTimer::new())
+            .pool_idle_timeout(std::time::Duration::from_secs(90))
+            .build(https);
+        Ok(Self {
+            client,
+            cfg: Arc::new(cfg.clone()),
+        })
+    }
+
+    /// The upstream URI for a store's API path and the caller's raw query.
+    pub fn uri(
+        &self,
+        store_hash: &str,
+        api_path: &str,
+        query: Option<&str>,
+    ) -> Result<Uri, ProxyError> {
+        let mut pq = String::with_capacity(
+            self.cfg.base_path.len() + 8 + store_hash.len() + api_path.len() + 64,
+        );
+        pq.push_str(&self.cfg.base_path);
+        pq.push_str("/stores/");
+        pq.push_str(store_hash);
+        pq.push_str(api_path);
+        if let Some(q) = query {
+            pq.push('?');
+            pq.push_str(q);
+        }
+        Uri::builder()
+            .scheme(self.cfg.scheme.clone())
+            .authority(self.cfg.authority.clone())
+            .path_and_query(pq)
+            .build()
+            .map_err(|_| ProxyError::BadRequest("the request target cannot be forwarded".into()))
+    }
+
+    pub fn host(&self) -> &HeaderValue {
+        &self.cfg.host
+    }
+
+    /// Sends the request and waits for the response head within the request timeout.
+    pub async fn send(
+        &self,
+        req: Request<ProxyBody>,
+        body_limit: u64,
+    ) -> Result<Response<Incoming>, ProxyError> {
+        let timeout = self.cfg.request_timeout;
+        match tokio::time::timeout(timeout, self.client.request(req)).await {
+            Err(_) => Err(ProxyError::UpstreamTimeout {
+                after_ms: u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX),
+            }),
+            Ok(Ok(resp)) => Ok(resp),
+            Ok(Err(e)) if body::is_length_limit(&e) => {
+                Err(ProxyError::BodyTooLarge { limit: body_limit })
+            }
+            Ok(Err(e)) => Err(ProxyError::UpstreamUnavailable(describe(&e))),
+        }
+    }
+
+    /// Applies the redirect rule to a response's `Location`: an upstream URL
+    /// becomes the same path on bcgate; a redirect anywhere else is refused,
+    /// because SDKs follow redirects and would carry the caller's key there.
+    pub fn rewrite_location(
+        &self,
+        status: StatusCode,
+        headers: &mut http::HeaderMap,
+    ) -> Result<(), ProxyError> {
+        let Some(loc) = headers.get(header::LOCATION) else {
+            return Ok(());
+        };
+        let verdict = loc.to_str().ok().map(|l| self.classify_location(l));
+        match verdict {
+            Some(LocationKind::Relative) => Ok(()),
+            Some(LocationKind::Upstream(path)) => {
+                match HeaderValue::from_str(&path) {
+                    Ok(v) => headers.insert(header::LOCATION, v),
+                    Err(_) => headers.remove(header::LOCATION),
+                };
+                Ok(())
+            }
+            _ if status.is_redirection() => Err(ProxyError::UpstreamUnavailable(
+                "the upstream redirected to another host; bcgate does not send callers there"
+                    .into(),
+            )),
+            _ => {
+                headers.remove(header::LOCATION);
+                Ok(())
+            }
+        }
+    }
+
+    fn classify_location(&self, loc: &str) -> LocationKind {
+        if loc.starts_with('/') && !loc.starts_with("//") && !loc.starts_with("/\\") {
+            return LocationKind::Relative;
+        }
+        let Ok(uri) = loc.parse::<Uri>() else {
+            return LocationKind::Elsewhere;
+        };
+        let same_host = uri.scheme() == Some(&self.cfg.scheme)
+            && uri
+                .authority()
+                .is_some_and(|a| a.as_str().eq_ignore_ascii_case(self.cfg.authority.as_str()));
+        if !same_host {
+            return LocationKind::Elsewhere;
+        }
+        let pq = uri.path_and_query().map_or("/", |p| p.as_str());
+        let pq = pq.strip_prefix(self.cfg.base_path.as_str()).unwrap_or(pq);
+        LocationKind::Upstream(if pq.starts_with('/') {
+            pq.to_string()
+        } else {
+            format!("/{pq}")
+        })
+    }
+}
+
+enum LocationKind {
+    Relative,
+    Upstream(String),
+    Elsewhere,
+}
+
+/// A short, secret-free account of a client error (its innermost cause).
+fn describe(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut last = e.to_string();
+    let mut cur = e.source();
+    while let Some(s) = cur {
+        last = s.to_string();
+        cur = s.source();
+    }
+    last
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn upstream() -> Upstream {
+        let cfg = UpstreamConfig {
+            base_url: "https://api.bigcommerce.com".into(),
+            scheme: http::uri::Scheme::HTTPS,
+            authority: "api.bigcommerce.com".parse().expect("authority"),
+            base_path: String::new(),
+            host: HeaderValue::from_static("api.bigcommerce.com"),
+            ca_file: None,
+            connect_timeout: Duration::from_secs(1),
+            request_timeout: Duration::from_secs(1),
+        };
+        Upstream::new(&cfg).expect("client")
+    }
+
+    fn location(u: &Upstream, status: u16, loc: &str) -> Result<Option<String>, ProxyError> {
+        let mut h = http::HeaderMap::new();
+        h.insert(header::LOCATION, HeaderValue::from_str(loc).expect("value"));
+        u.rewrite_location(StatusCode::from_u16(status).expect("status"), &mut h)?;
+        Ok(h.get(header::LOCATION)
+            .map(|v| v.to_str().expect("ascii").to_string()))
+    }
+
+    #[tokio::test]
+    async fn location_rules() {
+        let u = upstream();
+        assert_eq!(
+            location(&u, 301, "https://api.bigcommerce.com/stores/abc/v3/x?a=1").expect("ok"),
+            Some("/stores/abc/v3/x?a=1".into())
+        );
+        assert_eq!(
+            location(&u, 302, "/stores/abc/v2/y").expect("ok"),
+            Some("/stores/abc/v2/y".into())
+        );
+        for off in [
+            "https://evil.example/x",
+            "//evil.example/x",
+            "http://api.bigcommerce.com/x",
+            "https://api.bigcommerce.com.evil.example/x",
+        ] {
+            assert!(
+                matches!(
+                    location(&u, 302, off),
+                    Err(ProxyError::UpstreamUnavailable(_))
+                ),
+                "{off}"
+            );
+        }
+        assert_eq!(
+            location(&u, 201, "https://evil.example/x").expect("ok"),
+            None
+        );
+    }
+
+    #[tokio::test]
+    async fn uri_uses_the_real_hash_and_keeps_the_query() {
+        let u = upstream();
+        let uri = u
+            .uri("abc123", "/v3/catalog/products", Some("limit=5"))
+            .expect("uri");
+        assert_eq!(
+            uri.to_string(),
+            "https://api.bigcommerce.com/stores/abc123/v3/catalog/products?limit=5"
+        );
+    }
+}

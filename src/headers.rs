@@ -1,0 +1,52 @@
+//! Every header name the request path reads, strips or writes, in one place.
+
+use http::header::{self, HeaderName};
+
+pub const X_AUTH_TOKEN: HeaderName = HeaderName::from_static("x-auth-token");
+pub const X_AUTH_CLIENT: HeaderName = HeaderName::from_static("x-auth-client");
+pub const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+pub const KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
+pub const PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
+pub const FORWARDED: HeaderName = HeaderName::from_static("forwarded");
+
+/// Credentials a caller may send; none of them ever reaches the upstream.
+pub const CALLER_CREDENTIALS: [HeaderName; 5] = [
+    header::AUTHORIZATION,
+    X_AUTH_TOKEN,
+    X_AUTH_CLIENT,
+    header::PROXY_AUTHORIZATION,
+    header::COOKIE,
+];
+
+/// Hop-by-hop headers (RFC 9110 §7.6.1 and the legacy ones proxies still see).
+pub const HOP_BY_HOP: [HeaderName; 9] = [
+    header::CONNECTION,
+    KEEP_ALIVE,
+    PROXY_CONNECTION,
+    header::PROXY_AUTHENTICATE,
+    header::TE,
+    header::TRAILER,
+    header::TRANSFER_ENCODING,
+    header::UPGRADE,
+    header::EXPECT,
+];
+
+/// Headers that would let a caller change the method or claim another origin.
+pub const CALLER_OVERRIDES: [HeaderName; 4] = [
+    HeaderName::from_static("x-http-method-override"),
+    HeaderName::from_static("x-http-method"),
+    HeaderName::from_static("x-method-override"),
+    FORWARDED,
+];
+
+/// Prefix of the `X-Forwarded-*` family, all dropped.
+pub const X_FORWARDED_PREFIX: &str = "x-forwarded-";
+
+/// BigCommerce's rate-limit headers; passed through untouched (SDKs read them).
+pub const RATE_LIMIT_HEADERS: [&str; 5] = [
+    "x-rate-limit-requests-left",
+    "x-rate-limit-requests-quota",
+    "x-rate-limit-time-reset-ms",
+    "x-rate-limit-time-window-ms",
+    "x-retry-after",
+];

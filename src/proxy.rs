@@ -1,0 +1,327 @@
+//! One request through bcgate, in order:
+//!
+//! 1. **screen**    — CONNECT/TRACE and foreign absolute-form targets are 400;
+//!    the path must be canonical ([`route::check_canonical`]).
+//! 2. **identify**  — the caller's key → client ([`identify`]).
+//! 3. **route**     — the store the path names (or the client's default) and
+//!    the route template ([`route::target`], [`RouteTable::lookup`](crate::policy::RouteTable::lookup)).
+//! 4. **authorize** — store allowed, route proxied, scopes at the right level,
+//!    body facts for GraphQL and scripts ([`Policy::authorize`](crate::policy::Policy::authorize)).
+//! 5. **rewrite**   — credentials and hop-by-hop out, store token in ([`rewrite`]).
+//! 6. **forward**   — stream to the upstream and back ([`forward`]).
+//!
+//! Every error of every stage becomes a response in one place, [`handle`].
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+
+use http::{HeaderValue, Method, Request, Response, Version, header};
+use http_body_util::{BodyExt, Limited};
+use hyper::body::Incoming;
+
+use crate::body::{self, ProxyBody};
+use crate::config::Config;
+use crate::error::ProxyError;
+use crate::forward::Upstream;
+use crate::headers::X_REQUEST_ID;
+use crate::identify::identify;
+use crate::policy::{self, BodyFacts, Holder, Lookup};
+use crate::{metrics, rewrite, route};
+
+/// What every request needs: the validated config and the upstream client.
+#[derive(Debug)]
+pub struct Gateway {
+    pub config: Arc<Config>,
+    pub upstream: Upstream,
+    request_ids: RequestIds,
+}
+
+impl Gateway {
+    pub fn new(config: Arc<Config>) -> Result<Self, String> {
+        let upstream = Upstream::new(&config.upstream)?;
+        Ok(Self {
+            config,
+            upstream,
+            request_ids: RequestIds::new(),
+        })
+    }
+}
+
+/// Facts about the connection a request came in on.
+#[derive(Debug, Clone, Copy)]
+pub struct ConnInfo {
+    pub local: Option<SocketAddr>,
+}
+
+/// What the access log line says about a request.
+#[derive(Debug, Default)]
+struct Outcome {
+    client: Option<Arc<str>>,
+    store: Option<String>,
+    route: Option<Arc<str>>,
+    upstream_ms: Option<f64>,
+}
+
+/// Handles one request; never fails (errors become JSON responses).
+pub async fn handle(
+    gw: Arc<Gateway>,
+    conn: ConnInfo,
+    req: Request<Incoming>,
+) -> Response<ProxyBody> {
+    let started = Instant::now();
+    let method = req.method().clone();
+    let request_id = gw.request_ids.for_request(req.headers());
+    let mut outcome = Outcome::default();
+    let result = run(&gw, conn, req, &request_id, &mut outcome).await;
+    let (mut resp, code) = match result {
+        Ok(resp) => (resp, "forwarded"),
+        Err(e) => (e.to_response(request_id.to_str().unwrap_or("")), e.code()),
+    };
+    resp.headers_mut().insert(X_REQUEST_ID, request_id.clone());
+    let status = resp.status().as_u16();
+    metrics::request_done(code, status);
+    tracing::info!(
+        target: "bcgate::access",
+        request_id = request_id.to_str().unwrap_or(""),
+        client = outcome.client.as_deref().unwrap_or("-"),
+        store = outcome.store.as_deref().unwrap_or("-"),
+        method = %method,
+        route = outcome.route.as_deref().unwrap_or("-"),
+        status,
+        code,
+        latency_ms = started.elapsed().as_secs_f64() * 1e3,
+        upstream_ms = outcome.upstream_ms.unwrap_or(0.0),
+    );
+    resp
+}
+
+async fn run(
+    gw: &Gateway,
+    conn: ConnInfo,
+    req: Request<Incoming>,
+    request_id: &HeaderValue,
+    out: &mut Outcome,
+) -> Result<Response<ProxyBody>, ProxyError> {
+    let cfg = &gw.config;
+    let (mut parts, body) = req.into_parts();
+
+    // 1. screen
+    if parts.method == Method::CONNECT || parts.method == Method::TRACE {
+        return Err(ProxyError::BadRequest(format!(
+            "{} is not supported",
+            parts.method
+        )));
+    }
+    if parts.version < Version::HTTP_2 {
+        check_absolute_form(&parts.uri, cfg, conn)?;
+    }
+    let path = parts.uri.path();
+    route::check_canonical(path)?;
+
+    // 2. identify
+    let client = identify(&parts.headers, &cfg.clients)?;
+    out.client = Some(Arc::from(client.name.as_str()));
+
+    // 3. route
+    let target = route::target(path, &cfg.stores, client.default_store.as_deref())?;
+    let store = target.store;
+    out.store = Some(store.hash.clone());
+    if !client.stores.allows(&store.hash) {
+        return Err(ProxyError::StoreNotAllowed {
+            client: client.name.clone(),
+            store: store.hash.clone(),
+        });
+    }
+    let route = match cfg.policy.routes.lookup(&parts.method, target.api_path) {
+        Lookup::Found(r) => r,
+        Lookup::Unknown => {
+            return Err(ProxyError::RouteUnknown {
+                method: parts.method.to_string(),
+                path: target.api_path.chars().take(200).collect(),
+            });
+        }
+        Lookup::CaseMismatch => {
+            return Err(ProxyError::BadRequest(
+                "path segments are case-sensitive".into(),
+            ));
+        }
+    };
+    out.route = Some(route.template.clone());
+
+    // 4. authorize (reading the body first where policy depends on it)
+    let limit = cfg.server.max_body_bytes;
+    if content_length(&parts.headers).is_some_and(|n| n > limit) {
+        return Err(ProxyError::BodyTooLarge { limit });
+    }
+    let (facts, body) = body_facts(&parts, route, body, limit).await?;
+    let request = policy::Request {
+        method: &parts.method,
+        route,
+        body: facts,
+    };
+    let client_holder = Holder {
+        label: &client.label,
+        grants: &client.grants,
+    };
+    let store_holder = store.grants.as_ref().map(|g| Holder {
+        label: &store.label,
+        grants: g,
+    });
+    cfg.policy
+        .authorize(client_holder, store_holder, &request)?;
+
+    // 5. rewrite
+    let uri = gw
+        .upstream
+        .uri(&store.hash, target.api_path, parts.uri.query())?;
+    rewrite::upstream_request(
+        &mut parts.headers,
+        &store.token,
+        gw.upstream.host(),
+        request_id,
+    );
+    parts.uri = uri;
+    parts.version = Version::HTTP_11;
+
+    // 6. forward
+    let sent = Instant::now();
+    let resp = gw
+        .upstream
+        .send(Request::from_parts(parts, body), limit)
+        .await?;
+    out.upstream_ms = Some(sent.elapsed().as_secs_f64() * 1e3);
+    let (mut rparts, rbody) = resp.into_parts();
+    rewrite::downstream_response(&mut rparts.headers);
+    gw.upstream
+        .rewrite_location(rparts.status, &mut rparts.headers)?;
+    rparts.version = Version::HTTP_11;
+    Ok(Response::from_parts(
+        rparts,
+        rbody.map_err(body::BoxError::from).boxed_unsync(),
+    ))
+}
+
+/// Reads the body when the route's policy depends on it; otherwise streams
+/// it through under the size limit.
+async fn body_facts(
+    parts: &http::request::Parts,
+    route: &policy::Route,
+    body: Incoming,
+    limit: u64,
+) -> Result<(BodyFacts, ProxyBody), ProxyError> {
+    let inspect_body = (route.flags.graphql && parts.method != Method::GET)
+        || (route.flags.scripts_visibility
+            && (parts.method == Method::POST || parts.method == Method::PUT));
+    if route.flags.graphql && parts.method == Method::GET {
+        let kind = policy::body::graphql_get_kind(parts.uri.query().unwrap_or(""))
+            .map_err(|e| ProxyError::BadRequest(e.0))?;
+        return Ok((BodyFacts::Graphql(kind), body::empty()));
+    }
+    if !inspect_body {
+        let streamed =
+            Limited::new(body, usize::try_from(limit).unwrap_or(usize::MAX)).boxed_unsync();
+        return Ok((BodyFacts::None, streamed));
+    }
+    if parts
+        .headers
+        .get(header::CONTENT_ENCODING)
+        .is_some_and(|v| !v.as_bytes().eq_ignore_ascii_case(b"identity"))
+    {
+        return Err(ProxyError::BadRequest(
+            "bcgate must read this body and does not accept it compressed".into(),
+        ));
+    }
+    let bytes = body::read_bounded(body, limit).await?;
+    let facts = if route.flags.graphql {
+        let media = parts
+            .headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(';').next())
+            .is_some_and(|m| m.trim().eq_ignore_ascii_case("application/graphql"));
+        BodyFacts::Graphql(
+            policy::body::graphql_post_kind(&bytes, media)
+                .map_err(|e| ProxyError::BadRequest(e.0))?,
+        )
+    } else {
+        let needs =
+            policy::body::script_needs_checkout_content(&bytes, parts.method == Method::PUT)
+                .map_err(|e| ProxyError::BadRequest(e.0))?;
+        BodyFacts::Script {
+            needs_checkout_content: needs,
+        }
+    };
+    Ok((facts, body::full(bytes)))
+}
+
+fn content_length(headers: &http::HeaderMap) -> Option<u64> {
+    headers
+        .get(header::CONTENT_LENGTH)?
+        .to_str()
+        .ok()?
+        .parse()
+        .ok()
+}
+
+/// An absolute-form target (`GET https://host/path`) may only name the
+/// upstream or bcgate itself: the destination is never the caller's choice.
+fn check_absolute_form(uri: &http::Uri, cfg: &Config, conn: ConnInfo) -> Result<(), ProxyError> {
+    let Some(authority) = uri.authority() else {
+        return Ok(());
+    };
+    let host = authority
+        .host()
+        .trim_start_matches('[')
+        .trim_end_matches(']');
+    let is_upstream = host.eq_ignore_ascii_case(cfg.upstream.authority.host());
+    let is_self = host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback() || conn.local.is_some_and(|l| l.ip() == ip));
+    if is_upstream || is_self {
+        Ok(())
+    } else {
+        Err(ProxyError::BadRequest(
+            "the request target names another host".into(),
+        ))
+    }
+}
+
+/// Request ids: the caller's when it is a sane token, else a fresh one.
+#[derive(Debug)]
+struct RequestIds {
+    prefix: u64,
+    counter: AtomicU64,
+}
+
+impl RequestIds {
+    fn new() -> Self {
+        let mut seed = [0u8; 8];
+        // A fixed prefix only makes ids less unique across restarts; never fatal.
+        let _ = getrandom::fill(&mut seed);
+        Self {
+            prefix: u64::from_le_bytes(seed),
+            counter: AtomicU64::new(0),
+        }
+    }
+
+    fn for_request(&self, headers: &http::HeaderMap) -> HeaderValue {
+        if let Some(v) = headers.get(X_REQUEST_ID)
+            && is_valid_request_id(v.as_bytes())
+        {
+            return v.clone();
+        }
+        let n = self.counter.fetch_add(1, Ordering::Relaxed);
+        let id = format!("{:016x}{:016x}", self.prefix, n);
+        HeaderValue::from_str(&id).unwrap_or(HeaderValue::from_static("-"))
+    }
+}
+
+/// 1–128 characters of `A-Z a-z 0-9 - _ . :`.
+pub fn is_valid_request_id(v: &[u8]) -> bool {
+    (1..=128).contains(&v.len())
+        && v.iter()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(b))
+}

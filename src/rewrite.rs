@@ -1,0 +1,121 @@
+//! Rewrite stage: the headers that go upstream and come back.
+//!
+//! Upstream: every caller credential, hop-by-hop header, header named in
+//! `Connection`, method override and forwarding claim is removed first; only
+//! then are the store's token, the upstream `Host` and `X-Request-Id` set, so
+//! nothing a caller sends can remove or replace the token.
+
+use http::{HeaderMap, HeaderName, HeaderValue, header};
+
+use crate::headers::{
+    CALLER_CREDENTIALS, CALLER_OVERRIDES, HOP_BY_HOP, X_AUTH_TOKEN, X_FORWARDED_PREFIX,
+    X_REQUEST_ID,
+};
+use crate::secret::StoreToken;
+
+/// Removes hop-by-hop headers and every header `Connection` names.
+pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    let named: Vec<HeaderName> = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
+        .collect();
+    for name in named.iter().chain(HOP_BY_HOP.iter()) {
+        headers.remove(name);
+    }
+}
+
+/// Turns the caller's headers into the upstream request's headers.
+pub fn upstream_request(
+    headers: &mut HeaderMap,
+    token: &StoreToken,
+    host: &HeaderValue,
+    request_id: &HeaderValue,
+) {
+    strip_hop_by_hop(headers);
+    for name in CALLER_CREDENTIALS.iter().chain(CALLER_OVERRIDES.iter()) {
+        headers.remove(name);
+    }
+    let forwarded: Vec<HeaderName> = headers
+        .keys()
+        .filter(|k| k.as_str().starts_with(X_FORWARDED_PREFIX))
+        .cloned()
+        .collect();
+    for name in forwarded {
+        headers.remove(name);
+    }
+    headers.insert(header::HOST, host.clone());
+    headers.insert(X_AUTH_TOKEN, token.header_value());
+    headers.insert(X_REQUEST_ID, request_id.clone());
+}
+
+/// Cleans the upstream response's headers for the caller. Rate-limit headers
+/// (`X-Rate-Limit-*`, `X-Retry-After`) are end-to-end and pass untouched.
+pub fn downstream_response(headers: &mut HeaderMap) {
+    strip_hop_by_hop(headers);
+    headers.remove(X_AUTH_TOKEN);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hv(s: &'static str) -> HeaderValue {
+        HeaderValue::from_static(s)
+    }
+
+    #[test]
+    fn connection_cannot_remove_the_injected_token() {
+        let mut h = HeaderMap::new();
+        h.insert(
+            header::CONNECTION,
+            hv("X-Auth-Token, x-request-id, keep-alive"),
+        );
+        h.append(header::CONNECTION, hv("host"));
+        h.insert(X_AUTH_TOKEN, hv("client-key"));
+        h.insert("x-forwarded-for", hv("10.0.0.1"));
+        h.insert("x-forwarded-host", hv("evil.example"));
+        h.insert("forwarded", hv("for=1.2.3.4"));
+        h.insert("x-http-method-override", hv("DELETE"));
+        h.insert(header::COOKIE, hv("a=b"));
+        h.insert(header::AUTHORIZATION, hv("Bearer client-key"));
+        h.insert("x-auth-client", hv("cid"));
+        h.insert(header::PROXY_AUTHORIZATION, hv("Basic eA=="));
+        h.insert(header::TE, hv("trailers"));
+        h.insert(header::ACCEPT, hv("application/json"));
+        let token = StoreToken::new("store-token").expect("token");
+        upstream_request(&mut h, &token, &hv("api.bigcommerce.com"), &hv("rid"));
+        assert_eq!(
+            h.get_all(X_AUTH_TOKEN).iter().collect::<Vec<_>>(),
+            vec!["store-token"]
+        );
+        assert_eq!(h[header::HOST], "api.bigcommerce.com");
+        assert_eq!(h[X_REQUEST_ID], "rid");
+        assert_eq!(h[header::ACCEPT], "application/json");
+        let left: Vec<_> = h.keys().map(|k| k.as_str().to_string()).collect();
+        let mut left_sorted = left.clone();
+        left_sorted.sort();
+        assert_eq!(
+            left_sorted,
+            ["accept", "host", "x-auth-token", "x-request-id"],
+            "{left:?}"
+        );
+    }
+
+    #[test]
+    fn response_keeps_rate_limit_headers_and_drops_hop_by_hop() {
+        let mut h = HeaderMap::new();
+        h.insert("x-rate-limit-requests-left", hv("10"));
+        h.insert("x-retry-after", hv("5"));
+        h.insert(header::CONNECTION, hv("x-secret"));
+        h.insert("x-secret", hv("s"));
+        h.insert(header::TRANSFER_ENCODING, hv("chunked"));
+        downstream_response(&mut h);
+        assert_eq!(h["x-rate-limit-requests-left"], "10");
+        assert_eq!(h["x-retry-after"], "5");
+        assert!(h.get("x-secret").is_none());
+        assert!(h.get(header::TRANSFER_ENCODING).is_none());
+    }
+}

@@ -1,0 +1,137 @@
+//! Route stage: check that the request path is canonical, then split it into
+//! the store it names and the API path after it. Pure.
+//!
+//! bcgate never normalizes a path: anything a normalizer would change (dot
+//! segments in any encoding, encoded `/` or `\`, encoded unreserved
+//! characters, `//`, `;` parameters, control bytes, invalid UTF-8) is
+//! rejected, so the bytes that are authorized are the bytes sent upstream.
+
+use std::sync::Arc;
+
+use crate::config::{Store, Stores};
+use crate::error::ProxyError;
+
+/// Where a request goes.
+#[derive(Debug, Clone)]
+pub struct Target<'a> {
+    pub store: &'a Arc<Store>,
+    /// The API path after `/stores/{store}` (or the whole path for the
+    /// default store), starting with `/`, exactly as the caller sent it.
+    pub api_path: &'a str,
+}
+
+const STORES_PREFIX: &str = "stores";
+
+fn bad(msg: impl Into<String>) -> ProxyError {
+    ProxyError::BadRequest(msg.into())
+}
+
+/// Rejects every path shape BigCommerce never needs (module docs).
+pub fn check_canonical(path: &str) -> Result<(), ProxyError> {
+    let Some(rest) = path.strip_prefix('/') else {
+        return Err(bad("the path must start with '/'"));
+    };
+    if rest.is_empty() {
+        return Err(bad("the path is empty"));
+    }
+    for seg in rest.split('/') {
+        check_segment(seg)?;
+    }
+    Ok(())
+}
+
+fn check_segment(seg: &str) -> Result<(), ProxyError> {
+    if seg.is_empty() {
+        return Err(bad(
+            "the path has an empty segment ('//' or a trailing '/')",
+        ));
+    }
+    if seg == "." || seg == ".." {
+        return Err(bad("the path has a '.' or '..' segment"));
+    }
+    let bytes = seg.as_bytes();
+    let mut decoded = Vec::new();
+    let mut i = 0;
+    while i < bytes.len() {
+        let b = bytes[i];
+        match b {
+            b'%' => {
+                let hex = bytes
+                    .get(i + 1..i + 3)
+                    .and_then(|h| std::str::from_utf8(h).ok())
+                    .and_then(|h| u8::from_str_radix(h, 16).ok())
+                    .ok_or_else(|| bad("the path has a malformed percent-escape"))?;
+                if hex.is_ascii_alphanumeric() || b"-._~".contains(&hex) {
+                    return Err(bad(
+                        "the path percent-encodes a character that needs no encoding",
+                    ));
+                }
+                if matches!(hex, b'/' | b'\\' | b'%' | b';') || hex.is_ascii_control() {
+                    return Err(bad(
+                        "the path has an encoded '/', '\\', '%', ';' or control byte",
+                    ));
+                }
+                decoded.push(hex);
+                i += 3;
+            }
+            b';' => return Err(bad("the path has ';' parameters")),
+            b'\\' => return Err(bad("the path has a '\\'")),
+            _ if b.is_ascii_control() || !b.is_ascii() => {
+                return Err(bad("the path has a control or non-ASCII byte"));
+            }
+            _ => {
+                decoded.push(b);
+                i += 1;
+            }
+        }
+    }
+    if std::str::from_utf8(&decoded).is_err() {
+        return Err(bad("the path decodes to invalid UTF-8"));
+    }
+    Ok(())
+}
+
+/// Finds the store: `/stores/{hash|alias}/…`, or the caller's default store
+/// for any other path. The path must already be canonical.
+pub fn target<'a>(
+    path: &'a str,
+    stores: &'a Stores,
+    default_store: Option<&str>,
+) -> Result<Target<'a>, ProxyError> {
+    let rest = path.strip_prefix('/').unwrap_or(path);
+    let (first, after_first) = rest.split_once('/').unwrap_or((rest, ""));
+    if first == STORES_PREFIX {
+        let (name, api) = match after_first.split_once('/') {
+            Some((name, _)) => (name, &after_first[name.len()..]),
+            None => (after_first, ""),
+        };
+        let store = match stores.get(name) {
+            Some(s) => s,
+            None if stores.matches_ignoring_case(name) => {
+                return Err(bad("store names are case-sensitive"));
+            }
+            None => return Err(ProxyError::StoreUnknown(truncate(name))),
+        };
+        return Ok(Target {
+            store,
+            api_path: api,
+        });
+    }
+    if first.eq_ignore_ascii_case(STORES_PREFIX) {
+        return Err(bad("the /stores/ prefix is case-sensitive"));
+    }
+    let default = default_store.and_then(|h| stores.get(h)).ok_or_else(|| {
+        ProxyError::StoreUnknown(
+            "(none: the path has no /stores/{store} prefix and the client has no default_store)"
+                .into(),
+        )
+    })?;
+    Ok(Target {
+        store: default,
+        api_path: path,
+    })
+}
+
+fn truncate(s: &str) -> String {
+    s.chars().take(64).collect()
+}

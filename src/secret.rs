@@ -1,0 +1,69 @@
+//! A store token that cannot be printed: its `Debug` and `Display` say
+//! `[REDACTED]` and its header value is marked sensitive (never HPACK-indexed).
+
+use std::fmt;
+
+use http::HeaderValue;
+
+/// A store's `X-Auth-Token`, ready to insert into an upstream request.
+#[derive(Clone, PartialEq, Eq)]
+pub struct StoreToken(HeaderValue);
+
+/// Why a string cannot be a token; says nothing about the string itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum TokenError {
+    #[error("the token is empty")]
+    Empty,
+    #[error("the token contains characters not allowed in an HTTP header")]
+    NotAHeaderValue,
+}
+
+impl StoreToken {
+    /// Trims surrounding whitespace (files usually end in a newline).
+    pub fn new(raw: &str) -> Result<Self, TokenError> {
+        let trimmed = raw.trim();
+        if trimmed.is_empty() {
+            return Err(TokenError::Empty);
+        }
+        let mut value = HeaderValue::from_str(trimmed).map_err(|_| TokenError::NotAHeaderValue)?;
+        value.set_sensitive(true);
+        Ok(Self(value))
+    }
+
+    /// The header value to send upstream; the only way to reach the token.
+    pub fn header_value(&self) -> HeaderValue {
+        self.0.clone()
+    }
+}
+
+impl fmt::Debug for StoreToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("StoreToken([REDACTED])")
+    }
+}
+
+impl fmt::Display for StoreToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("[REDACTED]")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn never_prints_the_token() {
+        let t = StoreToken::new("  supersecret-token-value\n").expect("valid");
+        assert!(!format!("{t:?} {t}").contains("supersecret"));
+        assert!(t.header_value().is_sensitive());
+        assert_eq!(t.header_value(), "supersecret-token-value");
+        assert!(!format!("{:?}", t.header_value()).contains("supersecret"));
+    }
+
+    #[test]
+    fn rejects_empty_and_control_characters() {
+        assert_eq!(StoreToken::new(" \n"), Err(TokenError::Empty));
+        assert_eq!(StoreToken::new("a\u{1}b"), Err(TokenError::NotAHeaderValue));
+    }
+}
