@@ -200,9 +200,9 @@ fn explain(
 ) -> Result<String, String> {
     let method = Method::from_bytes(method.to_ascii_uppercase().as_bytes())
         .map_err(|_| format!("bad method {method:?}"))?;
-    let cfg = Config::load(path).ok();
+    let loaded = Config::load(path);
     let builtin = Policy::builtin().map_err(|e| e.to_string())?;
-    let policy = cfg.as_ref().map_or(builtin, |c| &c.policy);
+    let policy = loaded.as_ref().map_or(builtin, |c| &c.policy);
     let (path_only, _) = req_path.split_once('?').unwrap_or((req_path, ""));
     let (store_name, api_path) = match path_only
         .strip_prefix("/stores/")
@@ -238,13 +238,12 @@ fn explain(
     if let Some(note) = &route.note {
         let _ = writeln!(out, "note:   {note}");
     }
-    let Some(cfg) = &cfg else {
-        let _ = writeln!(
-            out,
-            "(no usable config at {}: clients not shown)",
-            path.display()
-        );
-        return Ok(out);
+    let cfg = match &loaded {
+        Ok(cfg) => cfg,
+        Err(e) => {
+            let _ = writeln!(out, "(clients not shown: {e})");
+            return Ok(out);
+        }
     };
     let store = match store_name {
         Some(name) => cfg.stores.get(name).map(|s| s.hash.clone()),

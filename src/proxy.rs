@@ -58,8 +58,8 @@ pub struct ConnInfo {
 /// What the access log line says about a request.
 #[derive(Debug, Default)]
 struct Outcome {
-    client: Option<Arc<str>>,
-    store: Option<String>,
+    client: Option<Arc<crate::config::Client>>,
+    store: Option<Arc<crate::config::Store>>,
     route: Option<Arc<str>>,
     upstream_ms: Option<f64>,
 }
@@ -85,8 +85,8 @@ pub async fn handle(
     tracing::info!(
         target: "bcgate::access",
         request_id = request_id.to_str().unwrap_or(""),
-        client = outcome.client.as_deref().unwrap_or("-"),
-        store = outcome.store.as_deref().unwrap_or("-"),
+        client = outcome.client.as_ref().map_or("-", |c| c.name.as_str()),
+        store = outcome.store.as_ref().map_or("-", |s| s.hash.as_str()),
         method = %method,
         route = outcome.route.as_deref().unwrap_or("-"),
         status,
@@ -122,12 +122,12 @@ async fn run(
 
     // 2. identify
     let client = identify(&parts.headers, &cfg.clients)?;
-    out.client = Some(Arc::from(client.name.as_str()));
+    out.client = Some(client.clone());
 
     // 3. route
     let target = route::target(path, &cfg.stores, client.default_store.as_deref())?;
     let store = target.store;
-    out.store = Some(store.hash.clone());
+    out.store = Some(store.clone());
     if !client.stores.allows(&store.hash) {
         return Err(ProxyError::StoreNotAllowed {
             client: client.name.clone(),

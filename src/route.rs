@@ -135,3 +135,57 @@ pub fn target<'a>(
 fn truncate(s: &str) -> String {
     s.chars().take(64).collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn canonical_paths_pass() {
+        for p in [
+            "/stores/abc123/v3/catalog/products",
+            "/v2/orders.json",
+            "/stores/abc/v3/marketing/email-templates/a%20b",
+            "/stores/abc/v3/x/caf%C3%A9",
+            "/stores/abc/v3/x/a:b@c,d=e+f",
+        ] {
+            assert!(check_canonical(p).is_ok(), "{p}");
+        }
+    }
+
+    #[test]
+    fn path_tricks_are_rejected() {
+        for p in [
+            "",
+            "/",
+            "relative",
+            "/stores/abc/../def/v3/x",
+            "/stores/abc/./v3",
+            "/stores/abc/%2e%2e/def",
+            "/stores/abc/%2E%2e/def",
+            "/stores/abc/.%2e/def",
+            "/stores/abc%2fdef/v3",
+            "/stores/abc%2Fdef/v3",
+            "/stores/abc/v3%5cx",
+            "/stores/abc//v3/x",
+            "/stores/abc/v3/x/",
+            "/stores/abc;x=1/v3",
+            "/stores/abc/v3/x%00",
+            "/stores/abc/v3/x%0a",
+            "/stores/abc/v3/x%7f",
+            "/stores/abc/v3/%c0%ae%c0%ae/x",
+            "/stores/abc/v3/%ff",
+            "/stores/abc/%76%33/x",
+            "/stores/abc/v3/x%",
+            "/stores/abc/v3/x%2",
+            "/stores/abc/v3/x%zz",
+            "/stores/abc/v3/x%252e",
+            "/stores/abc/v3\\x",
+        ] {
+            assert!(
+                matches!(check_canonical(p), Err(ProxyError::BadRequest(_))),
+                "{p:?} should be rejected"
+            );
+        }
+    }
+}

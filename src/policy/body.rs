@@ -226,3 +226,86 @@ fn document_kind(doc: &str, op_name: Option<&str>) -> Result<GraphqlKind, BodyEr
         (Some(_), _) => bad("operationName names no operation in the document"),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn duplicate_keys_are_errors_at_any_depth() {
+        assert!(parse_strict_json(br#"{"a":1,"a":2}"#).is_err());
+        assert!(parse_strict_json(br#"{"a":{"b":1,"b":1}}"#).is_err());
+        assert!(parse_strict_json(br#"[{"b":1},{"b":1}]"#).is_ok());
+        assert!(parse_strict_json(br#"{"a":1} x"#).is_err());
+    }
+
+    #[test]
+    fn script_visibility_rules() {
+        let post = |b: &str| script_needs_checkout_content(b.as_bytes(), false);
+        let put = |b: &str| script_needs_checkout_content(b.as_bytes(), true);
+        assert_eq!(post(r#"{"name":"x","visibility":"storefront"}"#), Ok(false));
+        assert_eq!(post(r#"{"visibility":"order_confirmation"}"#), Ok(false));
+        assert_eq!(post(r#"{"visibility":"checkout"}"#), Ok(true));
+        assert_eq!(post(r#"{"visibility":"all_pages"}"#), Ok(true));
+        assert_eq!(
+            post(r#"{"visibility":"ALL_PAGES"}"#),
+            Ok(true),
+            "unknown values fail closed"
+        );
+        assert_eq!(post(r#"{"name":"x"}"#), Ok(false));
+        assert_eq!(put(r#"{"name":"x"}"#), Ok(true));
+        assert_eq!(put(r#"{"visibility":"storefront"}"#), Ok(false));
+        assert!(post(r#"{"visibility":"storefront","visibility":"checkout"}"#).is_err());
+        assert!(post(r#"{"visibility":1}"#).is_err());
+        assert!(post(r#"["visibility"]"#).is_err());
+        assert!(post("not json").is_err());
+    }
+
+    #[test]
+    fn graphql_post_kinds() {
+        let json = |b: &str| graphql_post_kind(b.as_bytes(), false);
+        assert_eq!(
+            json(r#"{"query":"{ store { name } }"}"#),
+            Ok(GraphqlKind::Query)
+        );
+        assert_eq!(json(r#"{"query":"query Q { a }"}"#), Ok(GraphqlKind::Query));
+        assert_eq!(
+            json(r#"{"query":"mutation M { a }"}"#),
+            Ok(GraphqlKind::Mutation)
+        );
+        assert_eq!(
+            json(r#"{"query":"query A { a } mutation B { b }","operationName":"A"}"#),
+            Ok(GraphqlKind::Mutation),
+            "a document holding a mutation counts as one"
+        );
+        assert!(json(r#"{"query":"query A { a } query B { b }"}"#).is_err());
+        assert!(json(r#"{"query":"query A { a }","operationName":"Z"}"#).is_err());
+        assert!(json(r#"{"query":"subscription S { a }"}"#).is_err());
+        assert!(json(r#"{"query":"{ a"}"#).is_err());
+        assert!(json(r#"{"extensions":{"persistedQuery":{}}}"#).is_err());
+        assert!(json(r#"{"query":"{ a }","query":"mutation { b }"}"#).is_err());
+        assert_eq!(
+            json(r#"[{"query":"{ a }"},{"query":"mutation { b }"}]"#),
+            Ok(GraphqlKind::Mutation)
+        );
+        assert_eq!(
+            json(r#"[{"query":"{ a }"},{"query":"{ b }"}]"#),
+            Ok(GraphqlKind::Query)
+        );
+        assert!(json("[]").is_err());
+        assert!(json(r#"[{"query":"{ a }"}, 1]"#).is_err());
+        assert_eq!(
+            graphql_post_kind(b"mutation { a }", true),
+            Ok(GraphqlKind::Mutation)
+        );
+        assert_eq!(graphql_post_kind(b"{ a }", true), Ok(GraphqlKind::Query));
+    }
+
+    #[test]
+    fn graphql_get_carries_only_queries() {
+        assert_eq!(graphql_get_kind("query=%7B+a+%7D"), Ok(GraphqlKind::Query));
+        assert!(graphql_get_kind("query=mutation+%7B+a+%7D").is_err());
+        assert!(graphql_get_kind("query=%7Ba%7D&query=mutation+%7Bb%7D").is_err());
+        assert!(graphql_get_kind("").is_err());
+    }
+}

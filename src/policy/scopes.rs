@@ -201,15 +201,31 @@ impl ScopeTable {
 
     /// A close known name for an unknown one, for config errors.
     pub fn suggest(&self, unknown: &str) -> Option<&str> {
-        let lower = unknown.to_ascii_lowercase();
         self.order
             .iter()
-            .find(|n| {
-                let n = n.to_ascii_lowercase();
-                n == lower
-                    || n.trim_end_matches("_read_only") == lower.trim_end_matches("_read_only")
-                    || n.contains(&lower)
+            .map(|n| {
+                (
+                    edit_distance(&n.to_ascii_lowercase(), &unknown.to_ascii_lowercase()),
+                    n,
+                )
             })
-            .map(String::as_str)
+            .filter(|(d, _)| *d <= 3)
+            .min_by_key(|(d, _)| *d)
+            .map(|(_, n)| n.as_str())
     }
+}
+
+/// Levenshtein distance over bytes (scope names are ASCII).
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b = b.as_bytes();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.bytes().enumerate() {
+        let mut cur = vec![i + 1; b.len() + 1];
+        for (j, cb) in b.iter().enumerate() {
+            let sub = prev[j] + usize::from(ca != *cb);
+            cur[j + 1] = sub.min(prev[j + 1] + 1).min(cur[j] + 1);
+        }
+        prev = cur;
+    }
+    prev[b.len()]
 }
