@@ -14,7 +14,7 @@ use rustls::RootCertStore;
 use rustls_pki_types::CertificateDer;
 use rustls_pki_types::pem::PemObject;
 
-use crate::body::{self, ProxyBody};
+use crate::body::{OverLimit, ProxyBody};
 use crate::config::Upstream as UpstreamConfig;
 use crate::error::ProxyError;
 
@@ -106,16 +106,18 @@ impl Upstream {
         &self,
         req: Request<ProxyBody>,
         body_limit: u64,
+        over_limit: &OverLimit,
     ) -> Result<Response<Incoming>, ProxyError> {
         let timeout = self.cfg.request_timeout;
-        match tokio::time::timeout(timeout, self.client.request(req)).await {
+        let result = tokio::time::timeout(timeout, self.client.request(req)).await;
+        if over_limit.tripped() {
+            return Err(ProxyError::BodyTooLarge { limit: body_limit });
+        }
+        match result {
             Err(_) => Err(ProxyError::UpstreamTimeout {
                 after_ms: u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX),
             }),
             Ok(Ok(resp)) => Ok(resp),
-            Ok(Err(e)) if body::is_length_limit(&e) => {
-                Err(ProxyError::BodyTooLarge { limit: body_limit })
-            }
             Ok(Err(e)) => Err(ProxyError::UpstreamUnavailable(describe(&e))),
         }
     }

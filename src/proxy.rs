@@ -18,7 +18,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 use http::{HeaderValue, Method, Request, Response, Version, header};
-use http_body_util::{BodyExt, Limited};
+use http_body_util::BodyExt;
 use hyper::body::Incoming;
 
 use crate::body::{self, ProxyBody};
@@ -116,6 +116,7 @@ async fn run(
     }
     if parts.version < Version::HTTP_2 {
         check_absolute_form(&parts.uri, cfg, conn)?;
+        check_framing(&parts.headers)?;
     }
     let path = parts.uri.path();
     route::check_canonical(path)?;
@@ -155,7 +156,7 @@ async fn run(
     if content_length(&parts.headers).is_some_and(|n| n > limit) {
         return Err(ProxyError::BodyTooLarge { limit });
     }
-    let (facts, body) = body_facts(&parts, route, body, limit).await?;
+    let (facts, body, over_limit) = body_facts(&parts, route, body, limit).await?;
     let request = policy::Request {
         method: &parts.method,
         route,
@@ -189,7 +190,7 @@ async fn run(
     let sent = Instant::now();
     let resp = gw
         .upstream
-        .send(Request::from_parts(parts, body), limit)
+        .send(Request::from_parts(parts, body), limit, &over_limit)
         .await?;
     out.upstream_ms = Some(sent.elapsed().as_secs_f64() * 1e3);
     let (mut rparts, rbody) = resp.into_parts();
@@ -204,25 +205,28 @@ async fn run(
 }
 
 /// Reads the body when the route's policy depends on it; otherwise streams
-/// it through under the size limit.
+/// it through under the size limit (the flag tells whether it went over).
 async fn body_facts(
     parts: &http::request::Parts,
     route: &policy::Route,
     body: Incoming,
     limit: u64,
-) -> Result<(BodyFacts, ProxyBody), ProxyError> {
+) -> Result<(BodyFacts, ProxyBody, body::OverLimit), ProxyError> {
     let inspect_body = (route.flags.graphql && parts.method != Method::GET)
         || (route.flags.scripts_visibility
             && (parts.method == Method::POST || parts.method == Method::PUT));
     if route.flags.graphql && parts.method == Method::GET {
         let kind = policy::body::graphql_get_kind(parts.uri.query().unwrap_or(""))
             .map_err(|e| ProxyError::BadRequest(e.0))?;
-        return Ok((BodyFacts::Graphql(kind), body::empty()));
+        return Ok((
+            BodyFacts::Graphql(kind),
+            body::empty(),
+            body::OverLimit::default(),
+        ));
     }
     if !inspect_body {
-        let streamed =
-            Limited::new(body, usize::try_from(limit).unwrap_or(usize::MAX)).boxed_unsync();
-        return Ok((BodyFacts::None, streamed));
+        let (streamed, over_limit) = body::limited(body, limit);
+        return Ok((BodyFacts::None, streamed, over_limit));
     }
     if parts
         .headers
@@ -253,7 +257,7 @@ async fn body_facts(
             needs_checkout_content: needs,
         }
     };
-    Ok((facts, body::full(bytes)))
+    Ok((facts, body::full(bytes), body::OverLimit::default()))
 }
 
 fn content_length(headers: &http::HeaderMap) -> Option<u64> {
@@ -265,21 +269,58 @@ fn content_length(headers: &http::HeaderMap) -> Option<u64> {
         .ok()
 }
 
-/// An absolute-form target (`GET https://host/path`) may only name the
-/// upstream or bcgate itself: the destination is never the caller's choice.
+/// HTTP/1 framing that two parsers could read differently (request
+/// smuggling): Content-Length with Transfer-Encoding, or any coding but a
+/// single `chunked`. hyper already refuses conflicting Content-Lengths.
+fn check_framing(headers: &http::HeaderMap) -> Result<(), ProxyError> {
+    let mut te = headers.get_all(header::TRANSFER_ENCODING).iter();
+    let Some(first) = te.next() else {
+        return Ok(());
+    };
+    if headers.contains_key(header::CONTENT_LENGTH) {
+        return Err(ProxyError::BadRequest(
+            "Content-Length and Transfer-Encoding together are refused".into(),
+        ));
+    }
+    if te.next().is_some()
+        || !first
+            .as_bytes()
+            .trim_ascii()
+            .eq_ignore_ascii_case(b"chunked")
+    {
+        return Err(ProxyError::BadRequest(
+            "the only Transfer-Encoding accepted is a single 'chunked'".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// An absolute-form target (`GET http://host:port/path`) may only name the
+/// upstream or bcgate itself (the address and port the request came in on,
+/// by IP or as `localhost`): the destination is never the caller's choice.
 fn check_absolute_form(uri: &http::Uri, cfg: &Config, conn: ConnInfo) -> Result<(), ProxyError> {
     let Some(authority) = uri.authority() else {
         return Ok(());
     };
+    let default_port = if uri.scheme() == Some(&http::uri::Scheme::HTTPS) {
+        443
+    } else {
+        80
+    };
+    let port = authority.port_u16().unwrap_or(default_port);
     let host = authority
         .host()
         .trim_start_matches('[')
         .trim_end_matches(']');
-    let is_upstream = host.eq_ignore_ascii_case(cfg.upstream.authority.host());
-    let is_self = host.eq_ignore_ascii_case("localhost")
-        || host
-            .parse::<std::net::IpAddr>()
-            .is_ok_and(|ip| ip.is_loopback() || conn.local.is_some_and(|l| l.ip() == ip));
+    let up = &cfg.upstream.authority;
+    let is_upstream = host.eq_ignore_ascii_case(up.host()) && port == up.port_u16().unwrap_or(443);
+    let is_self = conn.local.is_some_and(|local| {
+        port == local.port()
+            && (host.eq_ignore_ascii_case("localhost")
+                || host
+                    .parse::<std::net::IpAddr>()
+                    .is_ok_and(|ip| ip == local.ip()))
+    });
     if is_upstream || is_self {
         Ok(())
     } else {

@@ -50,7 +50,6 @@ fn check_segment(seg: &str) -> Result<(), ProxyError> {
         return Err(bad("the path has a '.' or '..' segment"));
     }
     let bytes = seg.as_bytes();
-    let mut decoded = Vec::new();
     let mut i = 0;
     while i < bytes.len() {
         let b = bytes[i];
@@ -71,7 +70,6 @@ fn check_segment(seg: &str) -> Result<(), ProxyError> {
                         "the path has an encoded '/', '\\', '%', ';' or control byte",
                     ));
                 }
-                decoded.push(hex);
                 i += 3;
             }
             b';' => return Err(bad("the path has ';' parameters")),
@@ -79,13 +77,13 @@ fn check_segment(seg: &str) -> Result<(), ProxyError> {
             _ if b.is_ascii_control() || !b.is_ascii() => {
                 return Err(bad("the path has a control or non-ASCII byte"));
             }
-            _ => {
-                decoded.push(b);
-                i += 1;
-            }
+            _ => i += 1,
         }
     }
-    if std::str::from_utf8(&decoded).is_err() {
+    if percent_encoding::percent_decode_str(seg)
+        .decode_utf8()
+        .is_err()
+    {
         return Err(bad("the path decodes to invalid UTF-8"));
     }
     Ok(())
