@@ -60,7 +60,8 @@ pub fn main() -> ExitCode {
     };
     match result {
         Ok(out) => {
-            print!("{out}");
+            // A closed pipe (`bcgate routes | head`) is not an error worth a panic.
+            let _ = std::io::Write::write_all(&mut std::io::stdout(), out.as_bytes());
             ExitCode::SUCCESS
         }
         Err(e) => {
@@ -87,6 +88,7 @@ fn init_logging() {
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_target(true)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
         .init();
 }
 

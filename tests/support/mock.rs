@@ -1,0 +1,569 @@
+//! A mock of `api.bigcommerce.com`: real HTTPS (test CA, ALPN h2 + http/1.1),
+//! `/stores/{hash}/v2|v3/...` and `/stores/{hash}/graphql`, BigCommerce's
+//! error shapes and rate-limit headers, and a record of every request.
+//!
+//! It runs on its own thread with its own tokio runtime, so it keeps serving
+//! while a test blocks (a child process, a raw socket, `std::thread::sleep`).
+//!
+//! Behaviours chosen by query parameters, on any routable path:
+//! - `mock_delay_ms=N`   sleep N ms before answering
+//! - `mock_status=N`     answer N with a BigCommerce-style error body (429 adds `X-Retry-After`)
+//! - `mock_redirect=URL` 302 with `Location: URL`
+//! - `mock_echo=1`       stream the request body back byte-exact, with the request's content-type
+//! - `mock_bytes=N`      stream a deterministic N-byte body ([`pattern`])
+//! - `mock_hop=1`        add hop-by-hop response headers: `Connection: X-Mock-Hop`,
+//!   `X-Mock-Hop`, `Keep-Alive`, `Proxy-Authenticate`, plus an end-to-end
+//!   `X-Mock-Kept` (only visible over HTTP/1.1, see [`MockBigCommerce::start_h1`])
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http::{HeaderValue, Request, Response, StatusCode, Version};
+use http_body_util::{BodyExt, Full, StreamBody, combinators::BoxBody};
+use hyper::body::{Frame, Incoming};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+
+use super::ca::TestCa;
+
+/// BigCommerce's error `type` link.
+pub const BC_ERROR_TYPE: &str =
+    "https://developer.bigcommerce.com/api-docs/getting-started/api-status-codes";
+/// The per-store quota the mock advertises.
+pub const QUOTA: u32 = 150;
+/// The rate-limit window the mock advertises.
+pub const WINDOW_MS: u64 = 30_000;
+/// `X-Retry-After` sent with a `mock_status=429`.
+pub const RETRY_AFTER: &str = "2";
+
+/// Largest request body the mock keeps (bigger ones are recorded as incomplete).
+const MAX_RECORDED_BODY: usize = 64 * 1024 * 1024;
+/// Chunk size of streamed response bodies.
+const CHUNK: usize = 64 * 1024;
+/// Longest `mock_delay_ms` honoured.
+const MAX_DELAY_MS: u64 = 120_000;
+
+type MockBody = BoxBody<Bytes, std::io::Error>;
+
+/// One request as the mock received it.
+#[derive(Debug, Clone)]
+pub struct Recorded {
+    pub method: String,
+    /// Path and query, as received.
+    pub uri: String,
+    pub path: String,
+    pub query: Option<String>,
+    /// `:authority` (HTTP/2) or absolute-form authority, if any.
+    pub authority: Option<String>,
+    pub version: Version,
+    /// Every header in arrival order, duplicates kept, lower-case names, raw value bytes.
+    pub headers: Vec<(String, Vec<u8>)>,
+    pub body: Vec<u8>,
+    /// False when the body stream ended in an error (e.g. the proxy aborted
+    /// it) or was too large to keep.
+    pub body_complete: bool,
+}
+
+impl Recorded {
+    /// All values of header `name` (case-insensitive), lossily as strings.
+    pub fn header_all(&self, name: &str) -> Vec<String> {
+        self.headers
+            .iter()
+            .filter(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| String::from_utf8_lossy(v).into_owned())
+            .collect()
+    }
+
+    /// The first value of header `name`, if any.
+    pub fn header(&self, name: &str) -> Option<String> {
+        self.header_all(name).into_iter().next()
+    }
+
+    pub fn has_header(&self, name: &str) -> bool {
+        self.headers
+            .iter()
+            .any(|(n, _)| n.eq_ignore_ascii_case(name))
+    }
+
+    /// The host the request was addressed to: `Host` (HTTP/1.1) or `:authority` (HTTP/2).
+    pub fn host(&self) -> Option<String> {
+        self.header("host").or_else(|| self.authority.clone())
+    }
+
+    /// The store hash of a `/stores/{hash}/...` path.
+    pub fn store(&self) -> Option<&str> {
+        store_of(&self.path)
+    }
+
+    /// The `X-Auth-Token` values received (should be exactly one).
+    pub fn tokens(&self) -> Vec<String> {
+        self.header_all("x-auth-token")
+    }
+}
+
+struct State {
+    stores: HashMap<String, String>,
+    requests: Mutex<Vec<Recorded>>,
+    left: Mutex<HashMap<String, u32>>,
+    started: Instant,
+}
+
+/// See the module docs.
+pub struct MockBigCommerce {
+    pub addr: SocketAddr,
+    state: Arc<State>,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for MockBigCommerce {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MockBigCommerce")
+            .field("addr", &self.addr)
+            .finish_non_exhaustive()
+    }
+}
+
+impl MockBigCommerce {
+    /// Start on `127.0.0.1:0` with a certificate for `127.0.0.1` and `localhost`
+    /// signed by `ca`. `stores` are `(hash, token)` pairs.
+    pub fn start(ca: &TestCa, stores: &[(&str, &str)]) -> MockBigCommerce {
+        let tls = ca.server_config(&["127.0.0.1", "localhost"], &[b"h2", b"http/1.1"]);
+        Self::start_with_tls(tls, stores)
+    }
+
+    /// Like [`start`](Self::start) but offering only `http/1.1` in ALPN, so the
+    /// proxy talks HTTP/1.1 to it (needed to see hop-by-hop response headers,
+    /// which HTTP/2 cannot carry).
+    pub fn start_h1(ca: &TestCa, stores: &[(&str, &str)]) -> MockBigCommerce {
+        let tls = ca.server_config(&["127.0.0.1", "localhost"], &[b"http/1.1"]);
+        Self::start_with_tls(tls, stores)
+    }
+
+    /// Start with a given rustls server config (e.g. a certificate from another CA).
+    pub fn start_with_tls(
+        tls: Arc<rustls::ServerConfig>,
+        stores: &[(&str, &str)],
+    ) -> MockBigCommerce {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind mock listener");
+        listener
+            .set_nonblocking(true)
+            .expect("set mock listener non-blocking");
+        let addr = listener.local_addr().expect("mock listener address");
+        let state = Arc::new(State {
+            stores: stores
+                .iter()
+                .map(|(h, t)| ((*h).to_owned(), (*t).to_owned()))
+                .collect(),
+            requests: Mutex::new(Vec::new()),
+            left: Mutex::new(HashMap::new()),
+            started: Instant::now(),
+        });
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let thread_state = state.clone();
+        let thread = std::thread::Builder::new()
+            .name(format!("mock-bigcommerce-{}", addr.port()))
+            .spawn(move || serve(listener, tls, thread_state, rx))
+            .expect("spawn mock thread");
+        MockBigCommerce {
+            addr,
+            state,
+            shutdown: Some(tx),
+            thread: Some(thread),
+        }
+    }
+
+    /// `https://127.0.0.1:PORT`
+    pub fn base_url(&self) -> String {
+        format!("https://{}", self.addr)
+    }
+
+    /// `https://127.0.0.1:PORT{path}`
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base_url(), path)
+    }
+
+    /// Every request received so far, in arrival order (of completed bodies).
+    pub fn requests(&self) -> Vec<Recorded> {
+        self.state
+            .requests
+            .lock()
+            .expect("mock request log poisoned")
+            .clone()
+    }
+
+    /// Forget the recorded requests.
+    pub fn clear(&self) {
+        self.state
+            .requests
+            .lock()
+            .expect("mock request log poisoned")
+            .clear();
+    }
+
+    /// The single recorded request, panicking if there is not exactly one.
+    pub fn only_request(&self) -> Recorded {
+        let all = self.requests();
+        assert_eq!(
+            all.len(),
+            1,
+            "expected exactly one upstream request, got {}: {:#?}",
+            all.len(),
+            all.iter().map(|r| (&r.method, &r.uri)).collect::<Vec<_>>()
+        );
+        all.into_iter().next().expect("one request")
+    }
+
+    /// Wait (bounded) until at least `n` requests were recorded.
+    pub fn wait_for_requests(&self, n: usize, timeout: Duration) -> Vec<Recorded> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let all = self.requests();
+            if all.len() >= n || Instant::now() >= deadline {
+                return all;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for MockBigCommerce {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// An address on 127.0.0.1 where nothing listens (bound to port 0, then released).
+pub fn unused_addr() -> SocketAddr {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind throwaway port");
+    listener.local_addr().expect("throwaway address")
+}
+
+/// Byte `i` of every `mock_bytes` body.
+pub fn pattern_byte(i: usize) -> u8 {
+    // 251 is prime, so the pattern does not line up with power-of-two chunk sizes.
+    (i % 251) as u8
+}
+
+/// The first `n` bytes of the `mock_bytes` pattern.
+pub fn pattern(n: usize) -> Vec<u8> {
+    (0..n).map(pattern_byte).collect()
+}
+
+/// The store hash of a `/stores/{hash}/...` path.
+pub fn store_of(path: &str) -> Option<&str> {
+    let rest = path.strip_prefix("/stores/")?;
+    let hash = rest.split('/').next()?;
+    if hash.is_empty() { None } else { Some(hash) }
+}
+
+fn serve(
+    listener: std::net::TcpListener,
+    tls: Arc<rustls::ServerConfig>,
+    state: Arc<State>,
+    shutdown: tokio::sync::oneshot::Receiver<()>,
+) {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("mock-bigcommerce-rt")
+        .enable_all()
+        .build()
+        .expect("build mock runtime");
+    rt.block_on(async move {
+        let listener =
+            tokio::net::TcpListener::from_std(listener).expect("register mock listener");
+        let acceptor = tokio_rustls::TlsAcceptor::from(tls);
+        let mut shutdown = shutdown;
+        loop {
+            tokio::select! {
+                _ = &mut shutdown => break,
+                accepted = listener.accept() => {
+                    let Ok((tcp, _peer)) = accepted else { continue };
+                    let acceptor = acceptor.clone();
+                    let state = state.clone();
+                    tokio::spawn(async move {
+                        let Ok(Ok(tls)) =
+                            tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp)).await
+                        else {
+                            return;
+                        };
+                        let service = hyper::service::service_fn(move |req| {
+                            let state = state.clone();
+                            async move { Ok::<_, Infallible>(handle(state, req).await) }
+                        });
+                        let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
+                            .serve_connection(TokioIo::new(tls), service)
+                            .await;
+                    });
+                }
+            }
+        }
+    });
+    rt.shutdown_background();
+}
+
+async fn handle(state: Arc<State>, req: Request<Incoming>) -> Response<MockBody> {
+    let (parts, mut body) = req.into_parts();
+    let mut buf = Vec::new();
+    let mut complete = true;
+    while let Some(frame) = body.frame().await {
+        match frame {
+            Ok(frame) => {
+                if let Some(data) = frame.data_ref() {
+                    if buf.len() + data.len() > MAX_RECORDED_BODY {
+                        complete = false;
+                        break;
+                    }
+                    buf.extend_from_slice(data);
+                }
+            }
+            Err(_) => {
+                complete = false;
+                break;
+            }
+        }
+    }
+    let path = parts.uri.path().to_owned();
+    let query = parts.uri.query().map(str::to_owned);
+    let uri = match &query {
+        Some(q) => format!("{path}?{q}"),
+        None => path.clone(),
+    };
+    let recorded = Recorded {
+        method: parts.method.as_str().to_owned(),
+        uri: uri.clone(),
+        path: path.clone(),
+        query: query.clone(),
+        authority: parts.uri.authority().map(|a| a.as_str().to_owned()),
+        version: parts.version,
+        headers: parts
+            .headers
+            .iter()
+            .map(|(n, v)| (n.as_str().to_owned(), v.as_bytes().to_vec()))
+            .collect(),
+        body: buf.clone(),
+        body_complete: complete,
+    };
+    state
+        .requests
+        .lock()
+        .expect("mock request log poisoned")
+        .push(recorded);
+
+    let params = query_params(&uri);
+    let store = store_of(&path).map(str::to_owned);
+    let counter_key = store
+        .clone()
+        .filter(|s| state.stores.contains_key(s))
+        .unwrap_or_else(|| "_".to_owned());
+    let left = {
+        let mut left = state.left.lock().expect("mock rate limits poisoned");
+        let entry = left.entry(counter_key).or_insert(QUOTA);
+        *entry = entry.saturating_sub(1);
+        *entry
+    };
+    let rate = RateInfo {
+        left,
+        reset_ms: WINDOW_MS - (state.started.elapsed().as_millis() as u64 % WINDOW_MS),
+    };
+
+    // Shape: /stores/{hash}/v2/..., /stores/{hash}/v3/..., /stores/{hash}/graphql
+    let routable = store.as_deref().is_some_and(|hash| {
+        let rest = &path["/stores/".len() + hash.len()..];
+        rest == "/graphql"
+            || (rest.starts_with("/v2/") && rest.len() > 4)
+            || (rest.starts_with("/v3/") && rest.len() > 4)
+    });
+    let Some(hash) = store.filter(|_| routable) else {
+        return error(
+            StatusCode::NOT_FOUND,
+            "The requested resource was not found.",
+            &rate,
+        );
+    };
+    let Some(expected) = state.stores.get(&hash) else {
+        return error(StatusCode::NOT_FOUND, "Store not found.", &rate);
+    };
+    let tokens: Vec<&HeaderValue> = parts.headers.get_all("x-auth-token").iter().collect();
+    if tokens.len() != 1 || tokens[0].as_bytes() != expected.as_bytes() {
+        return error(
+            StatusCode::UNAUTHORIZED,
+            "You are not authorized to access this resource.",
+            &rate,
+        );
+    }
+
+    if let Some(ms) = param(&params, "mock_delay_ms").and_then(|v| v.parse::<u64>().ok()) {
+        tokio::time::sleep(Duration::from_millis(ms.min(MAX_DELAY_MS))).await;
+    }
+    if let Some(status) = param(&params, "mock_status")
+        .and_then(|v| v.parse::<u16>().ok())
+        .and_then(|s| StatusCode::from_u16(s).ok())
+    {
+        let mut resp = error(
+            status,
+            status.canonical_reason().unwrap_or("Mock status"),
+            &rate,
+        );
+        if status == StatusCode::TOO_MANY_REQUESTS {
+            resp.headers_mut()
+                .insert("x-retry-after", HeaderValue::from_static(RETRY_AFTER));
+        }
+        return resp;
+    }
+    if let Some(location) = param(&params, "mock_redirect") {
+        let mut resp = Response::new(empty());
+        *resp.status_mut() = StatusCode::FOUND;
+        resp.headers_mut().insert(
+            "location",
+            HeaderValue::from_str(location).expect("mock_redirect value is a valid header"),
+        );
+        rate.apply(&mut resp);
+        return resp;
+    }
+    if param(&params, "mock_echo").is_some_and(|v| v == "1") {
+        let content_type = parts
+            .headers
+            .get("content-type")
+            .cloned()
+            .unwrap_or_else(|| HeaderValue::from_static("application/octet-stream"));
+        let mut resp = Response::new(chunked(Bytes::from(buf)));
+        resp.headers_mut().insert("content-type", content_type);
+        rate.apply(&mut resp);
+        return resp;
+    }
+    if let Some(n) = param(&params, "mock_bytes").and_then(|v| v.parse::<usize>().ok()) {
+        let mut resp = Response::new(pattern_body(n));
+        resp.headers_mut().insert(
+            "content-type",
+            HeaderValue::from_static("application/octet-stream"),
+        );
+        rate.apply(&mut resp);
+        return resp;
+    }
+
+    let hop = param(&params, "mock_hop").is_some_and(|v| v == "1");
+    let json = serde_json::json!({
+        "data": {
+            "method": parts.method.as_str(),
+            "path": path,
+            "query": query,
+            "store_hash": hash,
+        },
+        "meta": {},
+    });
+    let mut resp = Response::new(full(json.to_string()));
+    resp.headers_mut()
+        .insert("content-type", HeaderValue::from_static("application/json"));
+    rate.apply(&mut resp);
+    if hop {
+        let h = resp.headers_mut();
+        h.insert("connection", HeaderValue::from_static("X-Mock-Hop"));
+        h.insert("x-mock-hop", HeaderValue::from_static("hop-value"));
+        h.insert("keep-alive", HeaderValue::from_static("timeout=5"));
+        h.insert(
+            "proxy-authenticate",
+            HeaderValue::from_static("Basic realm=\"mock\""),
+        );
+        h.insert("x-mock-kept", HeaderValue::from_static("kept-value"));
+    }
+    resp
+}
+
+struct RateInfo {
+    left: u32,
+    reset_ms: u64,
+}
+
+impl RateInfo {
+    fn apply(&self, resp: &mut Response<MockBody>) {
+        let h = resp.headers_mut();
+        h.insert("x-rate-limit-requests-left", HeaderValue::from(self.left));
+        h.insert("x-rate-limit-requests-quota", HeaderValue::from(QUOTA));
+        h.insert("x-rate-limit-time-window-ms", HeaderValue::from(WINDOW_MS));
+        h.insert(
+            "x-rate-limit-time-reset-ms",
+            HeaderValue::from(self.reset_ms),
+        );
+    }
+}
+
+fn error(status: StatusCode, title: &str, rate: &RateInfo) -> Response<MockBody> {
+    let no_body = status.is_informational()
+        || status == StatusCode::NO_CONTENT
+        || status == StatusCode::NOT_MODIFIED;
+    let mut resp = if no_body {
+        Response::new(empty())
+    } else {
+        let json = serde_json::json!({
+            "status": status.as_u16(),
+            "title": title,
+            "type": BC_ERROR_TYPE,
+            "errors": {},
+        });
+        let mut resp = Response::new(full(json.to_string()));
+        resp.headers_mut()
+            .insert("content-type", HeaderValue::from_static("application/json"));
+        resp
+    };
+    *resp.status_mut() = status;
+    rate.apply(&mut resp);
+    resp
+}
+
+fn full(data: impl Into<Bytes>) -> MockBody {
+    Full::new(data.into())
+        .map_err(|never: Infallible| match never {})
+        .boxed()
+}
+
+fn empty() -> MockBody {
+    full(Bytes::new())
+}
+
+fn chunked(data: Bytes) -> MockBody {
+    let chunks: Vec<Result<Frame<Bytes>, std::io::Error>> = (0..data.len())
+        .step_by(CHUNK)
+        .map(|start| {
+            Ok(Frame::data(
+                data.slice(start..(start + CHUNK).min(data.len())),
+            ))
+        })
+        .collect();
+    BodyExt::boxed(StreamBody::new(futures_util::stream::iter(chunks)))
+}
+
+fn pattern_body(n: usize) -> MockBody {
+    let frames = (0..n).step_by(CHUNK).map(move |start| {
+        let end = (start + CHUNK).min(n);
+        let chunk: Vec<u8> = (start..end).map(pattern_byte).collect();
+        Ok::<_, std::io::Error>(Frame::data(Bytes::from(chunk)))
+    });
+    BodyExt::boxed(StreamBody::new(futures_util::stream::iter(frames)))
+}
+
+fn query_params(uri: &str) -> Vec<(String, String)> {
+    match reqwest::Url::parse(&format!("http://mock.invalid{uri}")) {
+        Ok(url) => url
+            .query_pairs()
+            .map(|(k, v)| (k.into_owned(), v.into_owned()))
+            .collect(),
+        Err(_) => Vec::new(),
+    }
+}
+
+fn param<'a>(params: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    params
+        .iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.as_str())
+}

@@ -1,0 +1,184 @@
+//! Test infrastructure shared by the integration tests: a test CA, a mock
+//! BigCommerce API over real TLS, a process helper for the `bcgate` binary,
+//! HTTP clients and a raw HTTP/1.1 socket helper.
+//!
+//! Each integration test crate uses only part of this, hence the allow.
+#![allow(dead_code, unused_imports)]
+
+pub mod ca;
+pub mod mock;
+pub mod process;
+pub mod raw;
+
+use std::time::Duration;
+
+pub use ca::TestCa;
+pub use mock::{MockBigCommerce, Recorded, unused_addr};
+pub use process::Bcgate;
+pub use raw::{RawResponse, raw_exchange, raw_request};
+
+use sha2::{Digest, Sha256};
+
+/// Per-request limit for every test client.
+pub const CLIENT_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Lower-case hex SHA-256 of a client key, as written in `key_sha256`.
+pub fn key_sha256(key: &str) -> String {
+    hex::encode(Sha256::digest(key.as_bytes()))
+}
+
+/// An HTTPS client that trusts only `ca`, offers h2 and http/1.1, follows no
+/// redirects and ignores proxy settings.
+pub fn client(ca: &TestCa) -> reqwest::Client {
+    tls_client(ca, &[b"h2", b"http/1.1"])
+}
+
+/// An HTTPS client that trusts only `ca` and speaks HTTP/1.1 only (the
+/// python SDK's shape).
+pub fn client_h1(ca: &TestCa) -> reqwest::Client {
+    tls_client(ca, &[b"http/1.1"])
+}
+
+fn tls_client(ca: &TestCa, alpn: &[&[u8]]) -> reqwest::Client {
+    let mut builder = reqwest::Client::builder()
+        .use_preconfigured_tls(ca.client_config(alpn))
+        .tls_built_in_root_certs(false)
+        .redirect(reqwest::redirect::Policy::none())
+        .no_proxy()
+        .timeout(CLIENT_TIMEOUT);
+    if alpn == [b"http/1.1"] {
+        builder = builder.http1_only();
+    }
+    builder.build().expect("build TLS test client")
+}
+
+/// A plain-HTTP/1.1 client, no redirects, no proxy.
+pub fn plain_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .http1_only()
+        .redirect(reqwest::redirect::Policy::none())
+        .no_proxy()
+        .timeout(CLIENT_TIMEOUT)
+        .build()
+        .expect("build plain test client")
+}
+
+/// A cleartext HTTP/2 (prior knowledge, "h2c") client, no redirects, no proxy.
+pub fn h2c_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .http2_prior_knowledge()
+        .redirect(reqwest::redirect::Policy::none())
+        .no_proxy()
+        .timeout(CLIENT_TIMEOUT)
+        .build()
+        .expect("build h2c test client")
+}
+
+/// A fully read response.
+#[derive(Debug, Clone)]
+pub struct Resp {
+    pub status: u16,
+    pub version: http::Version,
+    pub headers: http::HeaderMap,
+    pub body: bytes::Bytes,
+}
+
+impl Resp {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body).unwrap_or_else(|e| {
+            panic!(
+                "body of the {} response is not JSON ({e}): {}",
+                self.status,
+                self.text()
+            )
+        })
+    }
+}
+
+/// Send and read the whole response, panicking on transport errors.
+pub async fn send(req: reqwest::RequestBuilder) -> Resp {
+    match try_send(req).await {
+        Ok(resp) => resp,
+        Err(e) => panic!("request failed: {e}"),
+    }
+}
+
+/// Send and read the whole response.
+pub async fn try_send(req: reqwest::RequestBuilder) -> Result<Resp, String> {
+    let resp = req.send().await.map_err(|e| format!("{e:?}"))?;
+    let status = resp.status().as_u16();
+    let version = resp.version();
+    let headers = resp.headers().clone();
+    let body = resp.bytes().await.map_err(|e| format!("{e:?}"))?;
+    Ok(Resp {
+        status,
+        version,
+        headers,
+        body,
+    })
+}
+
+/// Check that `resp` is one of bcgate's own errors (DESIGN §2): the status,
+/// a JSON body with `status`, `title`, `type`, `detail`, `code`, `request_id`,
+/// and an `X-Request-Id` header equal to `request_id`. Returns the body.
+pub fn assert_problem(resp: &Resp, status: u16, code: &str) -> serde_json::Value {
+    assert_eq!(
+        resp.status,
+        status,
+        "expected {status} {code}, got {}: {}",
+        resp.status,
+        resp.text()
+    );
+    let ct = resp.header("content-type").unwrap_or_default();
+    assert!(
+        ct.contains("json"),
+        "{status} {code}: content-type should be JSON, got {ct:?}"
+    );
+    let body = resp.json();
+    check_problem_body(&body, status, code);
+    let request_id = body["request_id"].as_str().unwrap_or_default();
+    assert_eq!(
+        resp.header("x-request-id"),
+        Some(request_id),
+        "X-Request-Id header should equal the body's request_id"
+    );
+    body
+}
+
+/// The body checks of [`assert_problem`], for responses read another way.
+pub fn check_problem_body(body: &serde_json::Value, status: u16, code: &str) {
+    assert_eq!(
+        body["status"],
+        serde_json::json!(status),
+        "status field: {body}"
+    );
+    assert_eq!(body["code"], serde_json::json!(code), "code field: {body}");
+    for field in ["title", "type", "detail", "request_id"] {
+        assert!(
+            body[field].as_str().is_some_and(|s| !s.is_empty()),
+            "`{field}` should be a non-empty string: {body}"
+        );
+    }
+}
+
+/// Deterministic pseudo-random bytes (xorshift), for large bodies that do not compress.
+pub fn noise(n: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed | 1;
+    let mut out = Vec::with_capacity(n + 8);
+    while out.len() < n {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        out.extend_from_slice(&x.to_le_bytes());
+    }
+    out.truncate(n);
+    out
+}

@@ -1,0 +1,364 @@
+//! Run the real `bcgate` binary: as a server (`Bcgate::start`) or a one-shot CLI command.
+
+use std::io::{BufRead, BufReader, Read};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// How long `Bcgate::start` waits for the listening line.
+pub const START_TIMEOUT: Duration = Duration::from_secs(20);
+/// How long a one-shot CLI command may run.
+pub const CLI_TIMEOUT: Duration = Duration::from_secs(30);
+
+const PROXY_LINE: &str = "bcgate: proxy listening on ";
+const ADMIN_LINE: &str = "bcgate: admin listening on ";
+
+/// The path of the binary under test.
+pub fn bcgate_exe() -> &'static str {
+    env!("CARGO_BIN_EXE_bcgate")
+}
+
+/// A running `bcgate run --config <dir>/bcgate.toml`; killed on drop.
+pub struct Bcgate {
+    child: Child,
+    dir: tempfile::TempDir,
+    config_path: PathBuf,
+    /// `http` or `https`
+    pub scheme: String,
+    pub addr: SocketAddr,
+    logs: Arc<Mutex<String>>,
+}
+
+impl std::fmt::Debug for Bcgate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Bcgate")
+            .field("scheme", &self.scheme)
+            .field("addr", &self.addr)
+            .field("config", &self.config_path)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A fresh temp dir for a config and the files next to it.
+pub fn temp_dir() -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix("bcgate-test-")
+        .tempdir()
+        .expect("create temp dir")
+}
+
+impl Bcgate {
+    /// Write `config_toml` as `bcgate.toml` in a fresh temp dir and start the binary.
+    pub fn start(config_toml: &str, env: &[(&str, &str)]) -> Bcgate {
+        Self::start_in(temp_dir(), config_toml, env)
+    }
+
+    /// Like [`start`](Self::start), first writing `files` (name, contents) into the
+    /// same dir, for `ca.pem`, certificates, token files and the like.
+    pub fn start_with_files(
+        config_toml: &str,
+        files: &[(&str, &[u8])],
+        env: &[(&str, &str)],
+    ) -> Bcgate {
+        let dir = temp_dir();
+        for (name, contents) in files {
+            std::fs::write(dir.path().join(name), contents).expect("write file next to config");
+        }
+        Self::start_in(dir, config_toml, env)
+    }
+
+    /// Start with `config_toml` written as `bcgate.toml` inside `dir` (which
+    /// the test may have filled with certificates and the like already).
+    pub fn start_in(dir: tempfile::TempDir, config_toml: &str, env: &[(&str, &str)]) -> Bcgate {
+        match Self::try_start_in(dir, config_toml, env) {
+            Ok(gate) => gate,
+            Err(msg) => panic!("{msg}"),
+        }
+    }
+
+    /// Like [`start_in`](Self::start_in), but returns the failure (with the
+    /// process's output) instead of panicking.
+    pub fn try_start_in(
+        dir: tempfile::TempDir,
+        config_toml: &str,
+        env: &[(&str, &str)],
+    ) -> Result<Bcgate, String> {
+        let config_path = dir.path().join("bcgate.toml");
+        std::fs::write(&config_path, config_toml).expect("write bcgate.toml");
+        let mut cmd = Command::new(bcgate_exe());
+        cmd.arg("run")
+            .arg("--config")
+            .arg(&config_path)
+            .current_dir(dir.path())
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        scrub_env(&mut cmd);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().expect("spawn bcgate");
+
+        let logs = Arc::new(Mutex::new(String::new()));
+        let (tx, rx) = mpsc::channel::<String>();
+        let stdout = child.stdout.take().expect("piped stdout");
+        let stderr = child.stderr.take().expect("piped stderr");
+        spawn_drain(stdout, logs.clone(), Some(tx), "stdout");
+        spawn_drain(stderr, logs.clone(), None, "stderr");
+
+        let deadline = Instant::now() + START_TIMEOUT;
+        let found = loop {
+            let now = Instant::now();
+            if now >= deadline {
+                break None;
+            }
+            match rx.recv_timeout(deadline - now) {
+                Ok(line) => {
+                    if let Some(rest) = line.trim().strip_prefix(PROXY_LINE) {
+                        break Some(rest.to_owned());
+                    }
+                }
+                Err(_) => break None, // timeout, or stdout closed (process gone)
+            }
+        };
+        let Some(url) = found else {
+            let status = wait_briefly(&mut child);
+            let _ = child.kill();
+            let _ = child.wait();
+            let text = logs.lock().map(|l| l.clone()).unwrap_or_default();
+            let hint = if text.contains(PROXY_LINE) {
+                " (the listening line was printed, but not on stdout)"
+            } else {
+                ""
+            };
+            let what = match status {
+                Some(status) => format!("bcgate exited ({status}) before printing"),
+                None => format!("bcgate did not print within {START_TIMEOUT:?}"),
+            };
+            return Err(format!(
+                "{what} `{PROXY_LINE}http(s)://ADDR` on stdout{hint}\n\
+                 --- config ---\n{config_toml}\n--- output ---\n{text}"
+            ));
+        };
+        let (scheme, addr) = url
+            .split_once("://")
+            .unwrap_or_else(|| panic!("listening line without scheme: {url:?}"));
+        let addr: SocketAddr = addr
+            .trim_end_matches('/')
+            .parse()
+            .unwrap_or_else(|e| panic!("listening line address {addr:?}: {e}"));
+        Ok(Bcgate {
+            child,
+            dir,
+            config_path,
+            scheme: scheme.to_owned(),
+            addr,
+            logs,
+        })
+    }
+
+    /// `{scheme}://{addr}{path}`
+    pub fn url(&self, path: &str) -> String {
+        format!("{}://{}{}", self.scheme, self.addr, path)
+    }
+
+    /// The directory holding `bcgate.toml`.
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn config_path(&self) -> &Path {
+        &self.config_path
+    }
+
+    /// The admin address, if the binary printed one.
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        let logs = self.logs();
+        logs.lines()
+            .find_map(|l| l.trim().strip_prefix(ADMIN_LINE))
+            .and_then(|rest| rest.split_once("://"))
+            .and_then(|(_, addr)| addr.trim_end_matches('/').parse().ok())
+    }
+
+    /// Everything the process printed so far, stdout and stderr interleaved.
+    pub fn logs(&self) -> String {
+        self.logs.lock().map(|l| l.clone()).unwrap_or_default()
+    }
+
+    /// Wait (bounded) until the logs contain `needle`.
+    pub fn wait_for_log(&self, needle: &str, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if self.logs().contains(needle) {
+                return true;
+            }
+            if Instant::now() >= deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(25));
+        }
+    }
+
+    /// Give the log threads a moment to catch up with the process.
+    pub fn settle_logs(&self) {
+        std::thread::sleep(Duration::from_millis(300));
+    }
+
+    /// Panic if any of `secrets` appears in the logs.
+    pub fn assert_logs_free_of(&self, secrets: &[&str]) {
+        self.settle_logs();
+        let logs = self.logs();
+        for secret in secrets {
+            assert!(
+                !logs.contains(secret),
+                "a secret ({}…) appears in bcgate's output:\n{logs}",
+                &secret[..secret.len().min(6)]
+            );
+        }
+    }
+
+    /// Whether the process is still running.
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// Run `bcgate ARGS` to completion (30 s limit) in a fresh temp dir, with
+    /// inherited `BCGATE_*` variables removed and `env` added.
+    pub fn run_cli(args: &[&str], env: &[(&str, &str)]) -> Output {
+        let dir = temp_dir();
+        Self::run_cli_in(dir.path(), args, env)
+    }
+
+    /// Like [`run_cli`](Self::run_cli) with `cwd` as the working directory.
+    pub fn run_cli_in(cwd: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
+        let mut cmd = Command::new(bcgate_exe());
+        cmd.args(args)
+            .current_dir(cwd)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        scrub_env(&mut cmd);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        run_with_timeout(cmd, CLI_TIMEOUT)
+    }
+}
+
+impl Drop for Bcgate {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Remove inherited `BCGATE_*` configuration and proxy settings.
+pub fn scrub_env(cmd: &mut Command) {
+    for (key, _) in std::env::vars_os() {
+        let Some(key) = key.to_str() else { continue };
+        let upper = key.to_ascii_uppercase();
+        if upper.starts_with("BCGATE_")
+            || upper == "BCGATE"
+            || upper == "HTTP_PROXY"
+            || upper == "HTTPS_PROXY"
+            || upper == "ALL_PROXY"
+            || upper == "NO_PROXY"
+        {
+            cmd.env_remove(key);
+        }
+    }
+}
+
+/// Spawn `cmd`, collect stdout and stderr, and kill it if it runs past `timeout`.
+pub fn run_with_timeout(cmd: Command, timeout: Duration) -> Output {
+    try_run_with_timeout(cmd, timeout).unwrap_or_else(|e| panic!("spawn command: {e}"))
+}
+
+/// [`run_with_timeout`], returning an error if the command cannot be started.
+pub fn try_run_with_timeout(mut cmd: Command, timeout: Duration) -> std::io::Result<Output> {
+    cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+    let mut child = cmd.spawn()?;
+    let out = child.stdout.take().expect("piped stdout");
+    let err = child.stderr.take().expect("piped stderr");
+    let out_t = std::thread::spawn(move || read_all(out));
+    let err_t = std::thread::spawn(move || read_all(err));
+    let deadline = Instant::now() + timeout;
+    let status: ExitStatus = loop {
+        match child.try_wait() {
+            Ok(Some(status)) => break status,
+            Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(20)),
+            Ok(None) => {
+                let _ = child.kill();
+                let status = child.wait().expect("wait for killed command");
+                let stdout = out_t.join().unwrap_or_default();
+                let stderr = err_t.join().unwrap_or_default();
+                panic!(
+                    "command {cmd:?} ran longer than {timeout:?} ({status:?})\n--- stdout ---\n{}\n--- stderr ---\n{}",
+                    String::from_utf8_lossy(&stdout),
+                    String::from_utf8_lossy(&stderr)
+                );
+            }
+            Err(e) => panic!("waiting for {cmd:?}: {e}"),
+        }
+    };
+    Ok(Output {
+        status,
+        stdout: out_t.join().unwrap_or_default(),
+        stderr: err_t.join().unwrap_or_default(),
+    })
+}
+
+fn read_all(mut r: impl Read) -> Vec<u8> {
+    let mut buf = Vec::new();
+    let _ = r.read_to_end(&mut buf);
+    buf
+}
+
+fn spawn_drain(
+    stream: impl Read + Send + 'static,
+    logs: Arc<Mutex<String>>,
+    lines: Option<mpsc::Sender<String>>,
+    name: &'static str,
+) {
+    std::thread::Builder::new()
+        .name(format!("bcgate-{name}"))
+        .spawn(move || {
+            let mut reader = BufReader::new(stream);
+            let mut raw = Vec::new();
+            loop {
+                raw.clear();
+                match reader.read_until(b'\n', &mut raw) {
+                    Ok(0) | Err(_) => break,
+                    Ok(_) => {
+                        let line = String::from_utf8_lossy(&raw).into_owned();
+                        if let Ok(mut logs) = logs.lock() {
+                            logs.push_str(&line);
+                            if !line.ends_with('\n') {
+                                logs.push('\n');
+                            }
+                        }
+                        if let Some(tx) = &lines {
+                            let _ = tx.send(line);
+                        }
+                    }
+                }
+            }
+        })
+        .expect("spawn log drain thread");
+}
+
+fn wait_briefly(child: &mut Child) -> Option<ExitStatus> {
+    let deadline = Instant::now() + Duration::from_millis(500);
+    loop {
+        if let Ok(Some(status)) = child.try_wait() {
+            return Some(status);
+        }
+        if Instant::now() >= deadline {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
