@@ -651,8 +651,8 @@ async fn hop_by_hop_headers_and_connection_tokens_cannot_touch_the_injected_toke
     assert_eq!(rec.header("x-keep-me").as_deref(), Some("kept"));
     assert_eq!(rec.host(), Some(fx.mock_host()));
 
-    // Key in X-Auth-Token and Connection naming it: bcgate may refuse (401)
-    // or serve, but if it forwards, the upstream gets exactly the store token.
+    // Key in X-Auth-Token and Connection naming it: the key identifies the
+    // caller before any stripping, and the upstream gets exactly the store token.
     let req = format!(
         "GET /stores/abc123/v3/catalog/products HTTP/1.1\r\n\
          Host: api.bigcommerce.com\r\n\
@@ -662,12 +662,8 @@ async fn hop_by_hop_headers_and_connection_tokens_cannot_touch_the_injected_toke
         key = ADMIN.key
     );
     let resp = raw_request(fx.gate.addr, req.as_bytes());
-    assert!(
-        resp.status == 200 || resp.status == 401,
-        "got {}: {}",
-        resp.status,
-        resp.body_text()
-    );
+    assert_eq!(resp.status, 200, "{}", resp.body_text());
+    assert_eq!(fx.mock.requests().len(), 1);
     for rec in fx.mock.requests() {
         assert_eq!(rec.tokens(), vec![T_ABC.to_owned()]);
     }
@@ -938,11 +934,12 @@ async fn storefront_and_customer_apis_are_never_forwarded() {
         assert_problem(&resp, 403, "not_proxied");
         assert_no_secret_in(&resp, path);
     }
-    // With a store prefix too: refused one way or another, never forwarded.
-    for path in [
-        "/stores/abc123/api/storefront/carts",
-        "/stores/abc123/login/token/x",
-        "/stores/abc123/payments",
+    // With a store prefix too: refused, never forwarded. The customer-login
+    // API exists only as GET, so a POST there is not a route at all.
+    for (path, code) in [
+        ("/stores/abc123/api/storefront/carts", "not_proxied"),
+        ("/stores/abc123/payments", "not_proxied"),
+        ("/stores/abc123/login/token/x", "route_unknown"),
     ] {
         let resp = send(
             fx.req(Method::POST, path, &ADMIN)
@@ -950,13 +947,10 @@ async fn storefront_and_customer_apis_are_never_forwarded() {
                 .body("{}"),
         )
         .await;
-        assert_eq!(resp.status, 403, "{path}: {}", resp.text());
-        let code = resp.json()["code"].as_str().unwrap_or_default().to_owned();
-        assert!(
-            code == "not_proxied" || code == "route_unknown",
-            "{path}: code {code}"
-        );
+        assert_problem(&resp, 403, code);
     }
+    let resp = send(fx.req(Method::GET, "/stores/abc123/login/token/x", &ADMIN)).await;
+    assert_problem(&resp, 403, "not_proxied");
     fx.assert_not_forwarded("storefront");
 }
 
@@ -1159,12 +1153,7 @@ async fn graphql_queries_mutations_and_garbage() {
             r#"{"query":"subscription { orderCreated { id } }"}"#,
         )
         .await;
-    assert!(
-        resp.status == 400 || resp.status == 403,
-        "subscriptions are refused: {} {}",
-        resp.status,
-        resp.text()
-    );
+    assert_problem(&resp, 400, "bad_request");
     fx.assert_not_forwarded("graphql refused");
 }
 
