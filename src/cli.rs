@@ -169,7 +169,7 @@ fn check(path: &std::path::Path) -> Result<String, String> {
 
 fn keygen() -> Result<String, String> {
     let mut bytes = [0u8; 32];
-    getrandom::fill(&mut bytes).map_err(|e| format!("no randomness: {e}"))?;
+    getrandom::getrandom(&mut bytes).map_err(|e| format!("no randomness: {e}"))?;
     let key = format!("bcg_{}", hex::encode(bytes));
     Ok(format!(
         "key:        {key}\nkey_sha256: {}\n\nGive the key to the service (as its X-Auth-Token); put key_sha256 in its [[clients]] entry.\n",

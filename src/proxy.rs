@@ -341,7 +341,7 @@ impl RequestIds {
     fn new() -> Self {
         let mut seed = [0u8; 8];
         // A fixed prefix only makes ids less unique across restarts; never fatal.
-        let _ = getrandom::fill(&mut seed);
+        let _ = getrandom::getrandom(&mut seed);
         Self {
             prefix: u64::from_le_bytes(seed),
             counter: AtomicU64::new(0),

@@ -10,13 +10,22 @@ use http::HeaderValue;
 pub struct StoreToken(HeaderValue);
 
 /// Why a string cannot be a token; says nothing about the string itself.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TokenError {
-    #[error("the token is empty")]
     Empty,
-    #[error("the token contains characters not allowed in an HTTP header")]
     NotAHeaderValue,
 }
+
+impl fmt::Display for TokenError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Empty => "the token is empty",
+            Self::NotAHeaderValue => "the token contains characters not allowed in an HTTP header",
+        })
+    }
+}
+
+impl std::error::Error for TokenError {}
 
 impl StoreToken {
     /// Trims surrounding whitespace (files usually end in a newline).
