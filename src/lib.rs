@@ -5,6 +5,7 @@
 //!
 //! ```text
 //! server     listener: TCP/h2c, TLS/mTLS or unix socket (hyper-util auto)
+//!   h1guard  every HTTP/1 head checked before hyper reads it (smuggling, limits)
 //!   proxy    the per-request pipeline, in this order:
 //!     route::check_canonical   reject path tricks before any decision
 //!     identify                 X-Auth-Token / Bearer key → client
@@ -25,6 +26,7 @@ pub mod cli;
 pub mod config;
 pub mod error;
 pub mod forward;
+pub mod h1guard;
 pub mod headers;
 pub mod identify;
 pub mod metrics;

@@ -1,6 +1,7 @@
 //! One request through bcgate, in order:
 //!
-//! 1. **screen**    — CONNECT/TRACE and foreign absolute-form targets are 400;
+//! 1. **screen**    — a head the [`h1guard`](crate::h1guard) refused, CONNECT/TRACE
+//!    and foreign absolute-form targets are 400;
 //!    the path must be canonical ([`route::check_canonical`]).
 //! 2. **identify**  — the caller's key → client ([`identify`]).
 //! 3. **route**     — the store the path names (or the client's default) and
@@ -25,6 +26,7 @@ use crate::body::{self, ProxyBody};
 use crate::config::Config;
 use crate::error::ProxyError;
 use crate::forward::Upstream;
+use crate::h1guard::GuardState;
 use crate::headers::X_REQUEST_ID;
 use crate::identify::identify;
 use crate::policy::{self, BodyFacts, Holder, Lookup};
@@ -50,9 +52,11 @@ impl Gateway {
 }
 
 /// Facts about the connection a request came in on.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct ConnInfo {
     pub local: Option<SocketAddr>,
+    /// What the head guard refused on this connection.
+    pub guard: Arc<GuardState>,
 }
 
 /// What the access log line says about a request.
@@ -108,6 +112,9 @@ async fn run(
     let (mut parts, body) = req.into_parts();
 
     // 1. screen
+    if let Some(refused) = conn.guard.next_request() {
+        return Err(refused);
+    }
     if parts.method == Method::CONNECT || parts.method == Method::TRACE {
         return Err(ProxyError::BadRequest(format!(
             "{} is not supported",
@@ -115,8 +122,7 @@ async fn run(
         )));
     }
     if parts.version < Version::HTTP_2 {
-        check_absolute_form(&parts.uri, cfg, conn)?;
-        check_framing(&parts.headers)?;
+        check_absolute_form(&parts.uri, cfg, &conn)?;
     }
     let path = parts.uri.path();
     route::check_canonical(path)?;
@@ -269,36 +275,10 @@ fn content_length(headers: &http::HeaderMap) -> Option<u64> {
         .ok()
 }
 
-/// HTTP/1 framing that two parsers could read differently (request
-/// smuggling): Content-Length with Transfer-Encoding, or any coding but a
-/// single `chunked`. hyper already refuses conflicting Content-Lengths.
-fn check_framing(headers: &http::HeaderMap) -> Result<(), ProxyError> {
-    let mut te = headers.get_all(header::TRANSFER_ENCODING).iter();
-    let Some(first) = te.next() else {
-        return Ok(());
-    };
-    if headers.contains_key(header::CONTENT_LENGTH) {
-        return Err(ProxyError::BadRequest(
-            "Content-Length and Transfer-Encoding together are refused".into(),
-        ));
-    }
-    if te.next().is_some()
-        || !first
-            .as_bytes()
-            .trim_ascii()
-            .eq_ignore_ascii_case(b"chunked")
-    {
-        return Err(ProxyError::BadRequest(
-            "the only Transfer-Encoding accepted is a single 'chunked'".into(),
-        ));
-    }
-    Ok(())
-}
-
 /// An absolute-form target (`GET http://host:port/path`) may only name the
 /// upstream or bcgate itself (the address and port the request came in on,
 /// by IP or as `localhost`): the destination is never the caller's choice.
-fn check_absolute_form(uri: &http::Uri, cfg: &Config, conn: ConnInfo) -> Result<(), ProxyError> {
+fn check_absolute_form(uri: &http::Uri, cfg: &Config, conn: &ConnInfo) -> Result<(), ProxyError> {
     let Some(authority) = uri.authority() else {
         return Ok(());
     };

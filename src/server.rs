@@ -1,6 +1,7 @@
 //! Listeners: TCP (HTTP/1.1 and h2c), TLS (optionally mTLS, ALPN h2 and
-//! http/1.1) or a unix socket, each connection served by hyper-util's auto
-//! builder; the admin listener; graceful drain on SIGTERM/SIGINT.
+//! http/1.1) or a unix socket, each connection behind the HTTP/1 head guard
+//! and served by hyper-util's auto builder; the admin listener; graceful
+//! drain on SIGTERM/SIGINT.
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -22,11 +23,11 @@ use tokio_rustls::TlsAcceptor;
 
 use crate::body::{self, ProxyBody};
 use crate::config::{Config, Listen, TlsPaths};
+use crate::h1guard::{GuardState, Guarded, MAX_HEAD_BYTES, MAX_HEADERS};
 use crate::proxy::{self, ConnInfo, Gateway};
 
-/// The most header bytes a request may carry (HTTP/1 buffer and HTTP/2 list).
-const MAX_HEADER_BYTES: usize = 64 * 1024;
-const MAX_HEADERS: usize = 100;
+/// hyper's own limits sit just above the head guard's, which answers first.
+const MAX_HEADER_BYTES: usize = MAX_HEAD_BYTES + 1024;
 const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long in-flight requests may take to finish after a shutdown signal.
 const DRAIN_DEADLINE: Duration = Duration::from_secs(30);
@@ -62,7 +63,7 @@ pub async fn run(config: Config) -> Result<(), String> {
         .timer(TokioTimer::new())
         .header_read_timeout(config.server.header_read_timeout)
         .max_buf_size(MAX_HEADER_BYTES)
-        .max_headers(MAX_HEADERS);
+        .max_headers(MAX_HEADERS + 1);
     builder
         .http2()
         .timer(TokioTimer::new())
@@ -86,7 +87,8 @@ pub async fn run(config: Config) -> Result<(), String> {
                         continue;
                     }
                 };
-                let conn = ConnInfo { local };
+                let guard = Arc::new(GuardState::default());
+                let conn = ConnInfo { local, guard: guard.clone() };
                 let gw = gateway.clone();
                 let builder = builder.clone();
                 let watcher = graceful.watcher();
@@ -94,18 +96,19 @@ pub async fn run(config: Config) -> Result<(), String> {
                 tokio::spawn(async move {
                     let svc = service_fn(move |req: Request<Incoming>| {
                         let gw = gw.clone();
+                        let conn = conn.clone();
                         async move { Ok::<_, Infallible>(proxy::handle(gw, conn, req).await) }
                     });
                     match (io, tls) {
                         (Io::Tcp(s), Some(acceptor)) => {
                             match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(s)).await {
-                                Ok(Ok(s)) => serve(&builder, s, svc, watcher).await,
+                                Ok(Ok(s)) => serve(&builder, Guarded::new(s, guard), svc, watcher).await,
                                 Ok(Err(e)) => tracing::debug!(error = %e, "TLS handshake failed"),
                                 Err(_) => tracing::debug!("TLS handshake timed out"),
                             }
                         }
-                        (Io::Tcp(s), None) => serve(&builder, s, svc, watcher).await,
-                        (Io::Unix(s), _) => serve(&builder, s, svc, watcher).await,
+                        (Io::Tcp(s), None) => serve(&builder, Guarded::new(s, guard), svc, watcher).await,
+                        (Io::Unix(s), _) => serve(&builder, Guarded::new(s, guard), svc, watcher).await,
                     }
                 });
             }

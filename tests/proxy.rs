@@ -1623,6 +1623,18 @@ async fn smuggling_shapes_are_rejected() {
     let mut failures = Vec::new();
     for (what, req) in [
         (
+            "CL+TE",
+            head("Content-Length: 5\r\nTransfer-Encoding: chunked\r\n") + "2\r\n{}\r\n0\r\n\r\n",
+        ),
+        (
+            "TE+CL",
+            head("Transfer-Encoding: chunked\r\nContent-Length: 5\r\n") + "2\r\n{}\r\n0\r\n\r\n",
+        ),
+        (
+            "equal Content-Lengths",
+            head("Content-Length: 2\r\nContent-Length: 2\r\n") + "{}",
+        ),
+        (
             "conflicting Content-Length",
             head("Content-Length: 2\r\nContent-Length: 3\r\n") + "{} ",
         ),
@@ -1637,7 +1649,7 @@ async fn smuggling_shapes_are_rejected() {
     ] {
         // Check every shape before failing, so one report lists them all.
         match raw_exchange(fx.gate.addr, req.as_bytes(), false) {
-            Ok(resp) if resp.status == 400 => {}
+            Ok(resp) if resp.status == 400 && resp.json()["code"] == "bad_request" => {}
             Ok(resp) => failures.push(format!("{what}: {} {}", resp.status, resp.body_text())),
             Err(e) => failures.push(format!("{what}: no response ({e})")),
         }
@@ -1674,14 +1686,27 @@ async fn oversized_headers_are_431() {
         ADMIN.key,
         "a".repeat(1024 * 1024)
     );
-    let many: String = (0..1000).map(|i| format!("X-H{i}: v\r\n")).collect();
-    let many = format!(
-        "GET /stores/abc123/v3/catalog/products HTTP/1.1\r\nHost: x\r\nX-Auth-Token: {}\r\n{many}Connection: close\r\n\r\n",
-        ADMIN.key
-    );
-    for (what, req) in [("one huge header", huge), ("too many headers", many)] {
+    // Host, X-Auth-Token and Connection plus `extra` fields; the limit is 100.
+    let with_fields = |extra: usize| {
+        let fields: String = (0..extra).map(|i| format!("X-H{i}: v\r\n")).collect();
+        format!(
+            "GET /stores/abc123/v3/catalog/products HTTP/1.1\r\nHost: x\r\nX-Auth-Token: {}\r\n{fields}Connection: close\r\n\r\n",
+            ADMIN.key
+        )
+    };
+    let at_limit = raw_exchange(fx.gate.addr, with_fields(97).as_bytes(), false).expect("response");
+    assert_eq!(at_limit.status, 200, "100 fields: {}", at_limit.body_text());
+    fx.mock.clear();
+    for (what, req) in [
+        ("one huge header", huge),
+        ("101 fields", with_fields(98)),
+        ("1000 fields", with_fields(997)),
+    ] {
         match raw_exchange(fx.gate.addr, req.as_bytes(), false) {
-            Ok(resp) => assert_eq!(resp.status, 431, "{what}: {}", resp.body_text()),
+            Ok(resp) => {
+                assert_eq!(resp.status, 431, "{what}: {}", resp.body_text());
+                check_problem_body(&resp.json(), 431, "headers_too_large");
+            }
             Err(e) => panic!("{what}: no response ({e})"),
         }
     }
