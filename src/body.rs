@@ -2,12 +2,14 @@
 //! response, and the bounded read used when policy must look inside a body.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Empty, Full, Limited, combinators::UnsyncBoxBody};
 
 use crate::error::ProxyError;
+use tower_http::timeout::TimeoutBody;
 
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -24,61 +26,104 @@ pub fn empty() -> ProxyBody {
     Empty::new().map_err(|never| match never {}).boxed_unsync()
 }
 
-/// Set when a streamed request body went over the limit. The upstream client
-/// may report that only as a generic stream error (HTTP/2 resets), so the
-/// forward stage asks this flag rather than the error chain.
+/// What went wrong with a streamed request body, seen by the forward stage:
+/// the upstream client may report it only as a generic stream error (HTTP/2
+/// resets), so it asks this watch rather than the error chain.
 #[derive(Debug, Clone, Default)]
-pub struct OverLimit(Arc<AtomicBool>);
+pub struct BodyWatch(Arc<AtomicU8>);
 
-impl OverLimit {
-    pub fn tripped(&self) -> bool {
-        self.0.load(Ordering::Relaxed)
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BodyFault {
+    /// More than the limit arrived.
+    TooLarge,
+    /// The client sent nothing for the idle timeout.
+    Stalled,
+}
+
+impl BodyWatch {
+    pub fn fault(&self) -> Option<BodyFault> {
+        match self.0.load(Ordering::Relaxed) {
+            1 => Some(BodyFault::TooLarge),
+            2 => Some(BodyFault::Stalled),
+            _ => None,
+        }
+    }
+
+    fn record(&self, err: &(dyn std::error::Error + 'static)) {
+        let code = if is_length_limit(err) {
+            1
+        } else if is_stalled(err) {
+            2
+        } else {
+            return;
+        };
+        self.0.store(code, Ordering::Relaxed);
     }
 }
 
-/// Streams a request body through, failing it once it passes `limit` bytes.
-pub fn limited<B>(body: B, limit: u64) -> (ProxyBody, OverLimit)
-where
-    B: http_body::Body<Data = Bytes> + Send + 'static,
-    B::Error: Into<BoxError>,
-{
-    let flag = OverLimit::default();
-    let seen = flag.clone();
-    let body = Limited::new(body, usize::try_from(limit).unwrap_or(usize::MAX))
-        .map_err(move |e| {
-            if is_length_limit(e.as_ref()) {
-                seen.0.store(true, Ordering::Relaxed);
-            }
-            e
-        })
-        .boxed_unsync();
-    (body, flag)
-}
-
-/// Reads a whole body of at most `limit` bytes (scripts rule, GraphQL).
-pub async fn read_bounded<B>(body: B, limit: u64) -> Result<Bytes, ProxyError>
+/// A request body under the size limit and an idle timeout between frames.
+fn bounded<B>(body: B, limit: u64, idle: Duration) -> TimeoutBody<Limited<B>>
 where
     B: http_body::Body<Data = Bytes>,
     B::Error: Into<BoxError>,
 {
-    let limit_usize = usize::try_from(limit).unwrap_or(usize::MAX);
-    match Limited::new(body, limit_usize).collect().await {
+    TimeoutBody::new(
+        idle,
+        Limited::new(body, usize::try_from(limit).unwrap_or(usize::MAX)),
+    )
+}
+
+/// Streams a request body through, failing it once it passes `limit` bytes
+/// or stalls for `idle`; the watch says which.
+pub fn streamed<B>(body: B, limit: u64, idle: Duration) -> (ProxyBody, BodyWatch)
+where
+    B: http_body::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<BoxError>,
+{
+    let watch = BodyWatch::default();
+    let seen = watch.clone();
+    let body = bounded(body, limit, idle)
+        .map_err(move |e| {
+            seen.record(e.as_ref());
+            e
+        })
+        .boxed_unsync();
+    (body, watch)
+}
+
+/// Reads a whole body of at most `limit` bytes (scripts rule, GraphQL).
+pub async fn read_bounded<B>(body: B, limit: u64, idle: Duration) -> Result<Bytes, ProxyError>
+where
+    B: http_body::Body<Data = Bytes>,
+    B::Error: Into<BoxError>,
+{
+    match bounded(body, limit, idle).collect().await {
         Ok(collected) => Ok(collected.to_bytes()),
         Err(e) if is_length_limit(e.as_ref()) => Err(ProxyError::BodyTooLarge { limit }),
+        Err(e) if is_stalled(e.as_ref()) => Err(ProxyError::BodyTimeout {
+            after_ms: millis(idle),
+        }),
         Err(_) => Err(ProxyError::BadRequest(
             "the request body could not be read".into(),
         )),
     }
 }
 
+pub fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+fn is_stalled(err: &(dyn std::error::Error + 'static)) -> bool {
+    source_chain(err).any(|e| e.is::<tower_http::timeout::TimeoutError>())
+}
+
+fn source_chain<'a>(
+    err: &'a (dyn std::error::Error + 'static),
+) -> impl Iterator<Item = &'a (dyn std::error::Error + 'static)> {
+    std::iter::successors(Some(err), |e| e.source())
+}
+
 /// True when `err`, or anything in its source chain, is a body over the limit.
 pub fn is_length_limit(err: &(dyn std::error::Error + 'static)) -> bool {
-    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(err);
-    while let Some(e) = cur {
-        if e.is::<http_body_util::LengthLimitError>() {
-            return true;
-        }
-        cur = e.source();
-    }
-    false
+    source_chain(err).any(|e| e.is::<http_body_util::LengthLimitError>())
 }

@@ -18,6 +18,7 @@ use serde::Deserialize;
 
 use crate::policy::{Grants, Level, Origin, Policy, Route, RouteFlags, StoreAllow, table};
 use crate::secret::StoreToken;
+use zeroize::Zeroizing;
 
 /// Where the config file is looked for when neither `--config` nor `BCGATE_CONFIG` is given.
 pub const DEFAULT_PATH: &str = "config/bcgate.toml";
@@ -48,6 +49,8 @@ pub struct ServerFile {
     pub max_body_bytes: u64,
     /// How long a client may take to send its request headers.
     pub header_read_timeout_ms: u64,
+    /// How long a client may pause while sending a request body.
+    pub body_read_timeout_ms: u64,
 }
 
 impl Default for ServerFile {
@@ -57,6 +60,7 @@ impl Default for ServerFile {
             tls: None,
             max_body_bytes: 20 * 1024 * 1024,
             header_read_timeout_ms: 30_000,
+            body_read_timeout_ms: 30_000,
         }
     }
 }
@@ -178,6 +182,7 @@ pub struct Server {
     pub tls: Option<TlsPaths>,
     pub max_body_bytes: u64,
     pub header_read_timeout: Duration,
+    pub body_read_timeout: Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -432,14 +437,20 @@ impl Validator<'_> {
         if s.max_body_bytes == 0 {
             return Err(self.err("server.max_body_bytes", "must be greater than 0"));
         }
-        if s.header_read_timeout_ms == 0 {
-            return Err(self.err("server.header_read_timeout_ms", "must be greater than 0"));
+        for (k, v) in [
+            ("server.header_read_timeout_ms", s.header_read_timeout_ms),
+            ("server.body_read_timeout_ms", s.body_read_timeout_ms),
+        ] {
+            if v == 0 {
+                return Err(self.err(k, "must be greater than 0"));
+            }
         }
         Ok(Server {
             listen,
             tls,
             max_body_bytes: s.max_body_bytes,
             header_read_timeout: Duration::from_millis(s.header_read_timeout_ms),
+            body_read_timeout: Duration::from_millis(s.body_read_timeout_ms),
         })
     }
 
@@ -573,7 +584,7 @@ impl Validator<'_> {
                             format!("environment variable {var} is not set"),
                         )
                     })?;
-                    (raw, format!("env {var}"))
+                    (Zeroizing::new(raw), format!("env {var}"))
                 }
                 (None, Some(p)) => {
                     let full = self.existing(&key("token_file"), p)?;
@@ -583,7 +594,7 @@ impl Validator<'_> {
                             format!("cannot read {}: {e}", full.display()),
                         )
                     })?;
-                    (raw, format!("file {}", full.display()))
+                    (Zeroizing::new(raw), format!("file {}", full.display()))
                 }
                 _ => {
                     return Err(self.err(
@@ -592,8 +603,13 @@ impl Validator<'_> {
                     ));
                 }
             };
+            let token_key = if s.token_env.is_some() {
+                "token_env"
+            } else {
+                "token_file"
+            };
             let token = StoreToken::new(&token)
-                .map_err(|e| self.err(key("token_env"), format!("{token_source}: {e}")))?;
+                .map_err(|e| self.err(key(token_key), format!("{token_source}: {e}")))?;
             let grants = s
                 .scopes
                 .as_ref()

@@ -35,6 +35,8 @@ pub enum ProxyError {
     ScopeDenied(Box<ScopeDenial>),
     /// The request body is larger than `server.max_body_bytes`.
     BodyTooLarge { limit: u64 },
+    /// The client stopped sending its body for `server.body_read_timeout_ms`.
+    BodyTimeout { after_ms: u64 },
     /// Header section too large or too many headers.
     HeadersTooLarge,
     /// Upstream refused, TLS failed, or answered with an off-host redirect.
@@ -78,6 +80,7 @@ impl ProxyError {
             | Self::RouteUnknown { .. }
             | Self::ScopeDenied(_) => StatusCode::FORBIDDEN,
             Self::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::BodyTimeout { .. } => StatusCode::REQUEST_TIMEOUT,
             Self::HeadersTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             Self::UpstreamUnavailable(_) => StatusCode::BAD_GATEWAY,
             Self::UpstreamTimeout { .. } => StatusCode::GATEWAY_TIMEOUT,
@@ -95,6 +98,7 @@ impl ProxyError {
             Self::RouteUnknown { .. } => "route_unknown",
             Self::ScopeDenied(_) => "scope_denied",
             Self::BodyTooLarge { .. } => "body_too_large",
+            Self::BodyTimeout { .. } => "body_timeout",
             Self::HeadersTooLarge => "headers_too_large",
             Self::UpstreamUnavailable(_) => "upstream_unavailable",
             Self::UpstreamTimeout { .. } => "upstream_timeout",
@@ -111,6 +115,7 @@ impl ProxyError {
             Self::RouteUnknown { .. } => "Route unknown",
             Self::ScopeDenied(_) => "Scope not allowed",
             Self::BodyTooLarge { .. } => "Body too large",
+            Self::BodyTimeout { .. } => "Body timeout",
             Self::HeadersTooLarge => "Headers too large",
             Self::UpstreamUnavailable(_) => "Upstream unavailable",
             Self::UpstreamTimeout { .. } => "Upstream timeout",
@@ -144,6 +149,9 @@ impl ProxyError {
             ),
             Self::BodyTooLarge { limit } => {
                 format!("the request body is larger than the limit of {limit} bytes")
+            }
+            Self::BodyTimeout { after_ms } => {
+                format!("the request body stalled for {after_ms} ms")
             }
             Self::HeadersTooLarge => "the request headers are too large or too many".into(),
             Self::UpstreamUnavailable(why) => {
@@ -241,6 +249,7 @@ mod tests {
                 path: "/x".into(),
             },
             ProxyError::BodyTooLarge { limit: 1 },
+            ProxyError::BodyTimeout { after_ms: 1 },
             ProxyError::HeadersTooLarge,
             ProxyError::UpstreamUnavailable("x".into()),
             ProxyError::UpstreamTimeout { after_ms: 1 },

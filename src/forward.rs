@@ -14,7 +14,7 @@ use rustls::RootCertStore;
 use rustls_pki_types::CertificateDer;
 use rustls_pki_types::pem::PemObject;
 
-use crate::body::{OverLimit, ProxyBody};
+use crate::body::{BodyFault, BodyWatch, ProxyBody, millis};
 use crate::config::Upstream as UpstreamConfig;
 use crate::error::ProxyError;
 
@@ -106,16 +106,25 @@ impl Upstream {
         &self,
         req: Request<ProxyBody>,
         body_limit: u64,
-        over_limit: &OverLimit,
+        body_idle: std::time::Duration,
+        watch: &BodyWatch,
     ) -> Result<Response<Incoming>, ProxyError> {
         let timeout = self.cfg.request_timeout;
         let result = tokio::time::timeout(timeout, self.client.request(req)).await;
-        if over_limit.tripped() {
-            return Err(ProxyError::BodyTooLarge { limit: body_limit });
+        match watch.fault() {
+            Some(BodyFault::TooLarge) => {
+                return Err(ProxyError::BodyTooLarge { limit: body_limit });
+            }
+            Some(BodyFault::Stalled) => {
+                return Err(ProxyError::BodyTimeout {
+                    after_ms: millis(body_idle),
+                });
+            }
+            None => {}
         }
         match result {
             Err(_) => Err(ProxyError::UpstreamTimeout {
-                after_ms: u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX),
+                after_ms: millis(timeout),
             }),
             Ok(Ok(resp)) => Ok(resp),
             Ok(Err(e)) => Err(ProxyError::UpstreamUnavailable(describe(&e))),

@@ -162,7 +162,8 @@ async fn run(
     if content_length(&parts.headers).is_some_and(|n| n > limit) {
         return Err(ProxyError::BodyTooLarge { limit });
     }
-    let (facts, body, over_limit) = body_facts(&parts, route, body, limit).await?;
+    let idle = cfg.server.body_read_timeout;
+    let (facts, body, watch) = body_facts(&parts, route, body, limit, idle).await?;
     let request = policy::Request {
         method: &parts.method,
         route,
@@ -196,7 +197,7 @@ async fn run(
     let sent = Instant::now();
     let resp = gw
         .upstream
-        .send(Request::from_parts(parts, body), limit, &over_limit)
+        .send(Request::from_parts(parts, body), limit, idle, &watch)
         .await?;
     out.upstream_ms = Some(sent.elapsed().as_secs_f64() * 1e3);
     let (mut rparts, rbody) = resp.into_parts();
@@ -211,13 +212,14 @@ async fn run(
 }
 
 /// Reads the body when the route's policy depends on it; otherwise streams
-/// it through under the size limit (the flag tells whether it went over).
+/// it through under the size limit and idle timeout (the watch says which tripped).
 async fn body_facts(
     parts: &http::request::Parts,
     route: &policy::Route,
     body: Incoming,
     limit: u64,
-) -> Result<(BodyFacts, ProxyBody, body::OverLimit), ProxyError> {
+    idle: std::time::Duration,
+) -> Result<(BodyFacts, ProxyBody, body::BodyWatch), ProxyError> {
     let inspect_body = (route.flags.graphql && parts.method != Method::GET)
         || (route.flags.scripts_visibility
             && (parts.method == Method::POST || parts.method == Method::PUT));
@@ -227,12 +229,12 @@ async fn body_facts(
         return Ok((
             BodyFacts::Graphql(kind),
             body::empty(),
-            body::OverLimit::default(),
+            body::BodyWatch::default(),
         ));
     }
     if !inspect_body {
-        let (streamed, over_limit) = body::limited(body, limit);
-        return Ok((BodyFacts::None, streamed, over_limit));
+        let (streamed, watch) = body::streamed(body, limit, idle);
+        return Ok((BodyFacts::None, streamed, watch));
     }
     if parts
         .headers
@@ -243,7 +245,7 @@ async fn body_facts(
             "bcgate must read this body and does not accept it compressed".into(),
         ));
     }
-    let bytes = body::read_bounded(body, limit).await?;
+    let bytes = body::read_bounded(body, limit, idle).await?;
     let facts = if route.flags.graphql {
         let media = parts
             .headers
@@ -263,7 +265,7 @@ async fn body_facts(
             needs_checkout_content: needs,
         }
     };
-    Ok((facts, body::full(bytes), body::OverLimit::default()))
+    Ok((facts, body::full(bytes), body::BodyWatch::default()))
 }
 
 fn content_length(headers: &http::HeaderMap) -> Option<u64> {

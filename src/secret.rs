@@ -1,9 +1,15 @@
-//! A store token that cannot be printed: its `Debug` and `Display` say
-//! `[REDACTED]` and its header value is marked sensitive (never HPACK-indexed).
+//! A store token that cannot be printed and does not outlive its use: its
+//! `Debug` and `Display` say `[REDACTED]`, its header value is marked
+//! sensitive (never HPACK-indexed, shown as `Sensitive` by `Debug`), and the
+//! one buffer holding it is zeroed when the last copy is dropped (on reload
+//! or exit). Copies the HTTP stack makes while writing a request are outside
+//! its reach; see SECURITY.md.
 
 use std::fmt;
 
+use bytes::Bytes;
 use http::HeaderValue;
+use zeroize::Zeroizing;
 
 /// A store's `X-Auth-Token`, ready to insert into an upstream request.
 #[derive(Clone, PartialEq, Eq)]
@@ -34,7 +40,11 @@ impl StoreToken {
         if trimmed.is_empty() {
             return Err(TokenError::Empty);
         }
-        let mut value = HeaderValue::from_str(trimmed).map_err(|_| TokenError::NotAHeaderValue)?;
+        // The header value shares this buffer (no copy), so zeroing it on
+        // drop wipes the only long-lived copy bcgate keeps.
+        let owner = Wiped(Zeroizing::new(trimmed.as_bytes().to_vec()));
+        let mut value = HeaderValue::from_maybe_shared(Bytes::from_owner(owner))
+            .map_err(|_| TokenError::NotAHeaderValue)?;
         value.set_sensitive(true);
         Ok(Self(value))
     }
@@ -42,6 +52,15 @@ impl StoreToken {
     /// The header value to send upstream; the only way to reach the token.
     pub fn header_value(&self) -> HeaderValue {
         self.0.clone()
+    }
+}
+
+/// Bytes that are zeroed when dropped.
+struct Wiped(Zeroizing<Vec<u8>>);
+
+impl AsRef<[u8]> for Wiped {
+    fn as_ref(&self) -> &[u8] {
+        &self.0
     }
 }
 

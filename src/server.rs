@@ -28,6 +28,11 @@ use crate::proxy::{self, ConnInfo, Gateway};
 
 /// hyper's own limits sit just above the head guard's, which answers first.
 const MAX_HEADER_BYTES: usize = MAX_HEAD_BYTES + 1024;
+/// HTTP/2 streams a caller may have open on one connection.
+const MAX_CONCURRENT_STREAMS: u32 = 100;
+/// Streams a caller may open and reset before the connection is closed
+/// (the "rapid reset" attack, CVE-2023-44487).
+const MAX_PENDING_RESETS: usize = 20;
 const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long in-flight requests may take to finish after a shutdown signal.
 const DRAIN_DEADLINE: Duration = Duration::from_secs(30);
@@ -67,7 +72,11 @@ pub async fn run(config: Config) -> Result<(), String> {
     builder
         .http2()
         .timer(TokioTimer::new())
-        .max_header_list_size(u32::try_from(MAX_HEADER_BYTES).unwrap_or(u32::MAX));
+        .max_header_list_size(u32::try_from(MAX_HEADER_BYTES).unwrap_or(u32::MAX))
+        .max_concurrent_streams(MAX_CONCURRENT_STREAMS)
+        .max_pending_accept_reset_streams(MAX_PENDING_RESETS)
+        .keep_alive_interval(Some(Duration::from_secs(30)))
+        .keep_alive_timeout(Duration::from_secs(10));
     let builder = Arc::new(builder);
     let graceful = GracefulShutdown::new();
     let mut shutdown = std::pin::pin!(shutdown_signal());

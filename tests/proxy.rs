@@ -1898,3 +1898,35 @@ async fn body_limit_holds_over_h2c() {
         );
     }
 }
+
+#[tokio::test]
+async fn a_stalled_body_is_408_for_streamed_and_inspected_bodies() {
+    let fx = fixture_with(Opts {
+        env: vec![("BCGATE__SERVER__BODY_READ_TIMEOUT_MS", "500".into())],
+        ..Opts::default()
+    });
+    for path in [
+        // Streamed straight through to the upstream.
+        "/stores/abc123/v3/catalog/products",
+        // Read whole first, for the GraphQL policy.
+        "/stores/abc123/graphql",
+    ] {
+        let req = format!(
+            "POST {path} HTTP/1.1\r\nHost: api.bigcommerce.com\r\nX-Auth-Token: {}\r\n\
+             Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{{\"a\"",
+            ADMIN.key
+        );
+        let started = Instant::now();
+        let resp = raw_exchange(fx.gate.addr, req.as_bytes(), false).expect("a response");
+        assert_eq!(resp.status, 408, "{path}: {}", resp.body_text());
+        check_problem_body(&resp.json(), 408, "body_timeout");
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "{path}: answered after {:?}",
+            started.elapsed()
+        );
+    }
+    // bcgate keeps serving.
+    let resp = fx.get("/stores/abc123/v3/catalog/products", &READER).await;
+    assert_eq!(resp.status, 200, "{}", resp.text());
+}
