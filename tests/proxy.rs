@@ -110,6 +110,24 @@ fn all_secrets() -> Vec<&'static str> {
     s
 }
 
+/// A secret as it could leak: raw, base64 (standard and URL-safe, padded or
+/// not) and percent-encoded.
+fn secret_forms(secret: &str) -> Vec<String> {
+    use base64::Engine;
+    use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD};
+    let mut forms = vec![secret.to_owned()];
+    for engine in [STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD] {
+        forms.push(engine.encode(secret));
+    }
+    forms.push(
+        percent_encoding::utf8_percent_encode(secret, percent_encoding::NON_ALPHANUMERIC)
+            .to_string(),
+    );
+    forms.sort();
+    forms.dedup();
+    forms
+}
+
 // ---------------------------------------------------------------------------
 // Fixture
 
@@ -149,6 +167,19 @@ struct Fx {
     mock: MockBigCommerce,
     gate: Bcgate,
     http: reqwest::Client,
+}
+
+/// Whatever a test did, no token or key may appear in bcgate's (debug) logs,
+/// in any encoding.
+impl Drop for Fx {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            return;
+        }
+        let forms: Vec<String> = all_secrets().into_iter().flat_map(secret_forms).collect();
+        let forms: Vec<&str> = forms.iter().map(String::as_str).collect();
+        self.gate.assert_logs_free_of(&forms);
+    }
 }
 
 fn config_toml(base_url: &str, o: &Opts) -> String {
@@ -228,7 +259,12 @@ fn fixture_with(o: Opts) -> Fx {
         ca.write_leaf(dir.path(), "server", &["localhost", "127.0.0.1"]);
     }
     let base = o.upstream.clone().unwrap_or_else(|| mock.base_url());
-    let mut env = vec![("BC_TOKEN_ABC123", T_ABC), ("BC_TOKEN_GHI789", T_GHI)];
+    // Every fixture runs with debug logging; dropping it checks the logs.
+    let mut env = vec![
+        ("BC_TOKEN_ABC123", T_ABC),
+        ("BC_TOKEN_GHI789", T_GHI),
+        ("BCGATE_LOG", "debug"),
+    ];
     env.extend(o.env.iter().map(|(k, v)| (*k, v.as_str())));
     let gate = Bcgate::start_in(dir, &config_toml(&base, &o), &env);
     let http = if o.tls { client(&ca) } else { plain_client() };
