@@ -133,7 +133,7 @@ async fn run(
 
     // 3. route
     let target = route::target(path, &cfg.stores, client.default_store.as_deref())?;
-    let store = target.store;
+    let store = Arc::clone(target.store);
     out.store = Some(store.clone());
     if !client.stores.allows(&store.hash) {
         return Err(ProxyError::StoreNotAllowed {
@@ -201,7 +201,7 @@ async fn run(
         .await?;
     out.upstream_ms = Some(sent.elapsed().as_secs_f64() * 1e3);
     let (mut rparts, rbody) = resp.into_parts();
-    rewrite::downstream_response(&mut rparts.headers);
+    rewrite::downstream_response(&mut rparts.headers, &store.token);
     gw.upstream
         .rewrite_location(rparts.status, &mut rparts.headers)?;
     rparts.version = Version::HTTP_11;

@@ -51,11 +51,23 @@ pub fn upstream_request(
     headers.insert(X_REQUEST_ID, request_id.clone());
 }
 
-/// Cleans the upstream response's headers for the caller. Rate-limit headers
+/// Cleans the upstream response's headers for the caller: hop-by-hop out,
+/// and any header that carries the store's token (BigCommerce does not echo
+/// it, but the caller must never see it if it ever did). Rate-limit headers
 /// (`X-Rate-Limit-*`, `X-Retry-After`) are end-to-end and pass untouched.
-pub fn downstream_response(headers: &mut HeaderMap) {
+pub fn downstream_response(headers: &mut HeaderMap, token: &StoreToken) {
     strip_hop_by_hop(headers);
     headers.remove(X_AUTH_TOKEN);
+    let secret = token.header_value();
+    let secret = secret.as_bytes();
+    let leaking: Vec<HeaderName> = headers
+        .iter()
+        .filter(|(_, v)| v.as_bytes().windows(secret.len()).any(|w| w == secret))
+        .map(|(k, _)| k.clone())
+        .collect();
+    for name in leaking {
+        headers.remove(name);
+    }
 }
 
 #[cfg(test)]
@@ -112,7 +124,16 @@ mod tests {
         h.insert(header::CONNECTION, hv("x-secret"));
         h.insert("x-secret", hv("s"));
         h.insert(header::TRANSFER_ENCODING, hv("chunked"));
-        downstream_response(&mut h);
+        h.insert(X_AUTH_TOKEN, hv("store-token"));
+        h.insert("x-debug", hv("sent with token=store-token"));
+        h.insert(header::CONTENT_TYPE, hv("application/json"));
+        downstream_response(&mut h, &StoreToken::new("store-token").expect("token"));
+        assert!(h.get(X_AUTH_TOKEN).is_none());
+        assert!(
+            h.get("x-debug").is_none(),
+            "a header echoing the token is dropped"
+        );
+        assert_eq!(h[header::CONTENT_TYPE], "application/json");
         assert_eq!(h["x-rate-limit-requests-left"], "10");
         assert_eq!(h["x-retry-after"], "5");
         assert!(h.get("x-secret").is_none());
