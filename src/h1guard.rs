@@ -36,14 +36,27 @@ const SUBSTITUTE: &[u8] =
     b"GET / HTTP/1.1\r\nhost: bcgate\r\nconnection: close\r\ncontent-length: 0\r\n\r\n";
 
 /// Shared between a connection's guard and the requests served on it.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct GuardState {
     /// Heads released to hyper so far (the index of the next one).
     released: AtomicU64,
     /// Requests handed to the service so far.
     served: AtomicU64,
-    /// The request index whose head was refused, and why.
-    refused: Mutex<Option<(u64, ProxyError)>>,
+    /// The index of the request standing for a refused head (`u64::MAX`:
+    /// none), so the common case never takes the lock.
+    refused_at: AtomicU64,
+    refused: Mutex<Option<ProxyError>>,
+}
+
+impl Default for GuardState {
+    fn default() -> Self {
+        Self {
+            released: AtomicU64::new(0),
+            served: AtomicU64::new(0),
+            refused_at: AtomicU64::new(u64::MAX),
+            refused: Mutex::new(None),
+        }
+    }
 }
 
 impl GuardState {
@@ -52,11 +65,19 @@ impl GuardState {
     /// requests one at a time, so the count matches the guard's.
     pub fn next_request(&self) -> Option<ProxyError> {
         let index = self.served.fetch_add(1, Ordering::Relaxed);
-        let mut refused = self.refused.lock().unwrap_or_else(|p| p.into_inner());
-        match refused.as_ref() {
-            Some((i, _)) if *i == index => refused.take().map(|(_, e)| e),
-            _ => None,
+        if self.refused_at.load(Ordering::Acquire) != index {
+            return None;
         }
+        self.refused
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+    }
+
+    fn refuse(&self, err: ProxyError) {
+        let index = self.released.fetch_add(1, Ordering::Relaxed);
+        *self.refused.lock().unwrap_or_else(|p| p.into_inner()) = Some(err);
+        self.refused_at.store(index, Ordering::Release);
     }
 }
 
@@ -113,8 +134,7 @@ impl<T> Guarded<T> {
     }
 
     fn refuse(&mut self, err: ProxyError) {
-        let index = self.state.released.fetch_add(1, Ordering::Relaxed);
-        *self.state.refused.lock().unwrap_or_else(|p| p.into_inner()) = Some((index, err));
+        self.state.refuse(err);
         self.ready.extend_from_slice(SUBSTITUTE);
         self.raw.clear();
         self.mode = Mode::Refused;
