@@ -39,6 +39,8 @@ pub enum ProxyError {
     BodyTimeout { after_ms: u64 },
     /// Header section too large or too many headers.
     HeadersTooLarge,
+    /// No complete request head within `server.header_read_timeout_ms`.
+    HeaderTimeout { after_ms: u64 },
     /// Upstream refused, TLS failed, or answered with an off-host redirect.
     UpstreamUnavailable(String),
     /// Upstream did not answer within `upstream.request_timeout_ms`.
@@ -82,6 +84,7 @@ impl ProxyError {
             Self::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::BodyTimeout { .. } => StatusCode::REQUEST_TIMEOUT,
             Self::HeadersTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            Self::HeaderTimeout { .. } => StatusCode::REQUEST_TIMEOUT,
             Self::UpstreamUnavailable(_) => StatusCode::BAD_GATEWAY,
             Self::UpstreamTimeout { .. } => StatusCode::GATEWAY_TIMEOUT,
         }
@@ -100,6 +103,7 @@ impl ProxyError {
             Self::BodyTooLarge { .. } => "body_too_large",
             Self::BodyTimeout { .. } => "body_timeout",
             Self::HeadersTooLarge => "headers_too_large",
+            Self::HeaderTimeout { .. } => "header_timeout",
             Self::UpstreamUnavailable(_) => "upstream_unavailable",
             Self::UpstreamTimeout { .. } => "upstream_timeout",
         }
@@ -117,6 +121,7 @@ impl ProxyError {
             Self::BodyTooLarge { .. } => "Body too large",
             Self::BodyTimeout { .. } => "Body timeout",
             Self::HeadersTooLarge => "Headers too large",
+            Self::HeaderTimeout { .. } => "Header timeout",
             Self::UpstreamUnavailable(_) => "Upstream unavailable",
             Self::UpstreamTimeout { .. } => "Upstream timeout",
         }
@@ -154,6 +159,9 @@ impl ProxyError {
                 format!("the request body stalled for {after_ms} ms")
             }
             Self::HeadersTooLarge => "the request headers are too large or too many".into(),
+            Self::HeaderTimeout { after_ms } => {
+                format!("no complete request head arrived within {after_ms} ms")
+            }
             Self::UpstreamUnavailable(why) => {
                 format!("the BigCommerce API could not be used: {why}")
             }
@@ -251,6 +259,7 @@ mod tests {
             ProxyError::BodyTooLarge { limit: 1 },
             ProxyError::BodyTimeout { after_ms: 1 },
             ProxyError::HeadersTooLarge,
+            ProxyError::HeaderTimeout { after_ms: 1 },
             ProxyError::UpstreamUnavailable("x".into()),
             ProxyError::UpstreamTimeout { after_ms: 1 },
         ];

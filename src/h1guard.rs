@@ -12,12 +12,14 @@
 //! error is parked in [`GuardState`] for the request of that index, which
 //! the proxy answers first. HTTP/2 (the connection preface) passes through.
 
+use std::future::Future;
 use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use bytes::BytesMut;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
@@ -118,10 +120,16 @@ pub struct Guarded<T> {
     eof: bool,
     /// How much of `raw` was already searched for the end of a head.
     scanned: usize,
+    /// Until the first head is whole. hyper times later heads itself, but
+    /// not the first: its protocol sniffing and this guard's holding back
+    /// come before its timer starts.
+    first_head_deadline: Option<(Pin<Box<tokio::time::Sleep>>, Duration)>,
 }
 
 impl<T> Guarded<T> {
-    pub fn new(inner: T, state: Arc<GuardState>) -> Self {
+    /// Guards `inner`; the first request head must be whole within
+    /// `first_head_timeout` (later ones are hyper's to time).
+    pub fn new(inner: T, state: Arc<GuardState>, first_head_timeout: Duration) -> Self {
         Self {
             inner,
             state,
@@ -130,6 +138,10 @@ impl<T> Guarded<T> {
             mode: Mode::Head,
             eof: false,
             scanned: 0,
+            first_head_deadline: Some((
+                Box::pin(tokio::time::sleep(first_head_timeout)),
+                first_head_timeout,
+            )),
         }
     }
 
@@ -234,6 +246,7 @@ impl<T> Guarded<T> {
                 return false;
             }
             self.mode = Mode::Passthrough;
+            self.first_head_deadline = None;
             return true;
         }
         let found = head_end(&self.raw, self.scanned.saturating_sub(2));
@@ -253,6 +266,7 @@ impl<T> Guarded<T> {
         self.scanned = 0;
         match check_head(&head) {
             Ok(mode) => {
+                self.first_head_deadline = None;
                 self.state.released.fetch_add(1, Ordering::Relaxed);
                 self.ready.extend_from_slice(&head);
                 self.mode = mode;
@@ -362,6 +376,14 @@ impl<T: AsyncRead + Unpin> AsyncRead for Guarded<T> {
                 let rest = this.raw.split();
                 this.ready.extend_from_slice(&rest);
                 this.mode = Mode::Done;
+                continue;
+            }
+            if let Some((deadline, after)) = &mut this.first_head_deadline
+                && deadline.as_mut().poll(cx).is_ready()
+            {
+                let after_ms = u64::try_from(after.as_millis()).unwrap_or(u64::MAX);
+                this.first_head_deadline = None;
+                this.refuse(ProxyError::HeaderTimeout { after_ms });
                 continue;
             }
             let mut chunk = [0u8; 16 * 1024];

@@ -19,6 +19,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 use http::{HeaderValue, Method, Request, Response, Version, header};
+use http_body::Body as _;
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
 
@@ -205,10 +206,9 @@ async fn run(
     gw.upstream
         .rewrite_location(rparts.status, &mut rparts.headers)?;
     rparts.version = Version::HTTP_11;
-    Ok(Response::from_parts(
-        rparts,
-        rbody.map_err(body::BoxError::from).boxed_unsync(),
-    ))
+    // A stalled upstream body is cut after the request timeout of silence.
+    let rbody = tower_http::timeout::TimeoutBody::new(gw.config.upstream.request_timeout, rbody);
+    Ok(Response::from_parts(rparts, rbody.boxed_unsync()))
 }
 
 /// Reads the body when the route's policy depends on it; otherwise streams
@@ -231,6 +231,10 @@ async fn body_facts(
             body::empty(),
             body::BodyWatch::default(),
         ));
+    }
+    if !inspect_body && body.is_end_stream() {
+        // No body: say so, so an HTTP/2 upstream gets no empty DATA frame.
+        return Ok((BodyFacts::None, body::empty(), body::BodyWatch::default()));
     }
     if !inspect_body {
         let (streamed, watch) = body::streamed(body, limit, idle);

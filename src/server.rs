@@ -102,6 +102,7 @@ pub async fn run(config: Config) -> Result<(), String> {
                 let builder = builder.clone();
                 let watcher = graceful.watcher();
                 let tls = tls.clone();
+                let header_timeout = config.server.header_read_timeout;
                 tokio::spawn(async move {
                     let svc = service_fn(move |req: Request<Incoming>| {
                         let gw = gw.clone();
@@ -111,13 +112,13 @@ pub async fn run(config: Config) -> Result<(), String> {
                     match (io, tls) {
                         (Io::Tcp(s), Some(acceptor)) => {
                             match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(s)).await {
-                                Ok(Ok(s)) => serve(&builder, Guarded::new(s, guard), svc, watcher).await,
+                                Ok(Ok(s)) => serve(&builder, Guarded::new(s, guard, header_timeout), svc, watcher).await,
                                 Ok(Err(e)) => tracing::debug!(error = %e, "TLS handshake failed"),
                                 Err(_) => tracing::debug!("TLS handshake timed out"),
                             }
                         }
-                        (Io::Tcp(s), None) => serve(&builder, Guarded::new(s, guard), svc, watcher).await,
-                        (Io::Unix(s), _) => serve(&builder, Guarded::new(s, guard), svc, watcher).await,
+                        (Io::Tcp(s), None) => serve(&builder, Guarded::new(s, guard, header_timeout), svc, watcher).await,
+                        (Io::Unix(s), _) => serve(&builder, Guarded::new(s, guard, header_timeout), svc, watcher).await,
                     }
                 });
             }

@@ -26,9 +26,37 @@ impl AsyncRead for Trickle {
     }
 }
 
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .expect("runtime")
+}
+
+/// Sends a few bytes, then nothing, forever.
+struct Stall(&'static [u8]);
+
+impl AsyncRead for Stall {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        _: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        if this.0.is_empty() {
+            return Poll::Pending;
+        }
+        buf.put_slice(this.0);
+        this.0 = b"";
+        Poll::Ready(Ok(()))
+    }
+}
+
 /// What hyper would read through the guard, for each feed size: everything
 /// until end of stream, or until the guard stops answering (after a refusal).
 fn through(input: &[u8]) -> Vec<(Vec<u8>, Arc<GuardState>)> {
+    let rt = runtime();
+    let _in_runtime = rt.enter();
     [1, 3, 7, 64, 100_000]
         .into_iter()
         .map(|step| {
@@ -38,7 +66,7 @@ fn through(input: &[u8]) -> Vec<(Vec<u8>, Arc<GuardState>)> {
                 pos: 0,
                 step,
             };
-            let mut g = Guarded::new(trickle, state.clone());
+            let mut g = Guarded::new(trickle, state.clone(), Duration::from_secs(60));
             let mut out = Vec::new();
             let mut cx = Context::from_waker(std::task::Waker::noop());
             loop {
@@ -207,4 +235,55 @@ fn http2_prior_knowledge_passes_through() {
     let mut input = H2_PREFACE.to_vec();
     input.extend_from_slice(b"\x00\x00\x00\x04\x00\x00\x00\x00\x00 anything at all\r\n\r\n");
     passes(&input);
+}
+
+#[test]
+fn the_first_head_must_arrive_within_the_header_timeout() {
+    let rt = runtime();
+    let _in_runtime = rt.enter();
+    for sent in [&b""[..], b"GET / HT", b"PRI * HTTP/2.0\r\n"] {
+        let state = Arc::new(GuardState::default());
+        let mut g = Guarded::new(Stall(sent), state.clone(), Duration::from_millis(50));
+        let mut buf = vec![0u8; 1024];
+        let started = std::time::Instant::now();
+        let n = rt
+            .block_on(async {
+                tokio::time::timeout(
+                    Duration::from_secs(5),
+                    tokio::io::AsyncReadExt::read(&mut g, &mut buf),
+                )
+                .await
+            })
+            .expect("answered before 5 s")
+            .expect("read");
+        assert_eq!(&buf[..n], SUBSTITUTE, "sent {sent:?}");
+        assert!(started.elapsed() >= Duration::from_millis(50));
+        assert_eq!(
+            state.next_request().map(|e| e.code()),
+            Some("header_timeout")
+        );
+    }
+}
+
+#[test]
+fn a_whole_first_head_stops_the_clock() {
+    let rt = runtime();
+    let _in_runtime = rt.enter();
+    let state = Arc::new(GuardState::default());
+    let mut g = Guarded::new(Stall(GET), state.clone(), Duration::from_millis(50));
+    let mut buf = vec![0u8; 1024];
+    let n = rt
+        .block_on(tokio::io::AsyncReadExt::read(&mut g, &mut buf))
+        .expect("read");
+    assert_eq!(&buf[..n], GET);
+    // Long after the deadline the guard still just waits for the next head.
+    let waited = rt.block_on(async {
+        tokio::time::timeout(
+            Duration::from_millis(200),
+            tokio::io::AsyncReadExt::read(&mut g, &mut buf),
+        )
+        .await
+    });
+    assert!(waited.is_err(), "no refusal once a head arrived");
+    assert!(state.next_request().is_none());
 }
