@@ -14,18 +14,34 @@
 //! - `mock_hop=1`        add hop-by-hop response headers: `Connection: X-Mock-Hop`,
 //!   `X-Mock-Hop`, `Keep-Alive`, `Proxy-Authenticate`, plus an end-to-end
 //!   `X-Mock-Kept` (only visible over HTTP/1.1, see [`MockBigCommerce::start_h1`])
+//! - `mock_reset_after=N` answer 200 with `Content-Length: N + 1024`, send N
+//!   [`pattern`] bytes, pause [`RESET_PAUSE`], then fail the body: hyper
+//!   resets the stream (HTTP/2, `RST_STREAM`) or drops the connection (HTTP/1.1)
+//! - `mock_trickle_ms=N` answer 200 at once, then send the [`pattern`] body
+//!   (`mock_bytes`, default [`TRICKLE_BYTES`]) in `mock_chunk`-byte pieces
+//!   (default 1), sleeping N ms before each
+//! - `mock_no_ratelimit=1` send no `X-Rate-Limit-*` and no `X-Retry-After`
+//! - `mock_retry_after=V` (with `mock_status`) send `X-Retry-After: V`
+//!
+//! Instrumentation ([`MockBigCommerce::stats`]): connections (and those that
+//! did not start with a TLS handshake), failed handshakes, request handlers
+//! started / completed / cancelled (the handler's future dropped before it
+//! produced a response, e.g. the proxy gave up on the request), the peak
+//! number in flight, and streamed bodies finished or cut.
 
 use std::collections::HashMap;
 use std::convert::Infallible;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http::{HeaderValue, Request, Response, StatusCode, Version};
 use http_body_util::{BodyExt, Full, StreamBody, combinators::BoxBody};
-use hyper::body::{Frame, Incoming};
+use hyper::body::{Body as _, Frame, Incoming};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 
 use super::ca::TestCa;
@@ -39,6 +55,13 @@ pub const QUOTA: u32 = 150;
 pub const WINDOW_MS: u64 = 30_000;
 /// `X-Retry-After` sent with a `mock_status=429`.
 pub const RETRY_AFTER: &str = "2";
+/// How long a `mock_reset_after` body waits (so what was sent is flushed) before failing.
+pub const RESET_PAUSE: Duration = Duration::from_millis(150);
+/// Default body length of a `mock_trickle_ms` response.
+pub const TRICKLE_BYTES: usize = 8;
+/// HTTP/2 concurrent streams the mock allows (high, so it never caps a
+/// measurement of the proxy's own limit).
+pub const MOCK_MAX_STREAMS: u32 = 10_000;
 
 /// Largest request body the mock keeps (bigger ones are recorded as incomplete).
 const MAX_RECORDED_BODY: usize = 64 * 1024 * 1024;
@@ -108,8 +131,97 @@ impl Recorded {
 struct State {
     stores: HashMap<String, String>,
     requests: Mutex<Vec<Recorded>>,
+    /// Whether requests are kept in `requests` (off for load tests).
+    record: AtomicBool,
     left: Mutex<HashMap<String, u32>>,
     started: Instant,
+    counters: Counters,
+}
+
+#[derive(Default)]
+struct Counters {
+    connections: AtomicU64,
+    non_tls: AtomicU64,
+    tls_failures: AtomicU64,
+    started: AtomicU64,
+    completed: AtomicU64,
+    cancelled: AtomicU64,
+    in_flight: AtomicU64,
+    peak_in_flight: AtomicU64,
+    bodies_completed: AtomicU64,
+    bodies_cut: AtomicU64,
+}
+
+/// A snapshot of the mock's counters (see the module docs).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct MockStats {
+    /// TCP connections accepted.
+    pub connections: u64,
+    /// Connections whose first byte was not a TLS handshake record (a
+    /// plaintext request, or a connection closed before sending anything).
+    pub non_tls_connections: u64,
+    /// TLS handshakes that failed or timed out.
+    pub tls_failures: u64,
+    /// Request handlers started (one per request that reached the mock's service).
+    pub handlers_started: u64,
+    /// Handlers that produced a response.
+    pub handlers_completed: u64,
+    /// Handlers dropped before producing a response (request cancelled by the peer).
+    pub handlers_cancelled: u64,
+    /// Handlers running now.
+    pub in_flight: u64,
+    /// The most handlers ever running at once.
+    pub peak_in_flight: u64,
+    /// Streamed (`mock_trickle_ms`, `mock_reset_after`, `mock_bytes`) bodies sent to the end.
+    pub bodies_completed: u64,
+    /// Streamed bodies dropped before their end (the peer went away).
+    pub bodies_cut: u64,
+}
+
+impl Counters {
+    fn snapshot(&self) -> MockStats {
+        let get = |a: &AtomicU64| a.load(Ordering::SeqCst);
+        MockStats {
+            connections: get(&self.connections),
+            non_tls_connections: get(&self.non_tls),
+            tls_failures: get(&self.tls_failures),
+            handlers_started: get(&self.started),
+            handlers_completed: get(&self.completed),
+            handlers_cancelled: get(&self.cancelled),
+            in_flight: get(&self.in_flight),
+            peak_in_flight: get(&self.peak_in_flight),
+            bodies_completed: get(&self.bodies_completed),
+            bodies_cut: get(&self.bodies_cut),
+        }
+    }
+}
+
+/// Counts a handler as started; on drop, as completed or cancelled.
+struct HandlerGuard {
+    state: Arc<State>,
+    done: bool,
+}
+
+impl HandlerGuard {
+    fn new(state: Arc<State>) -> Self {
+        let c = &state.counters;
+        c.started.fetch_add(1, Ordering::SeqCst);
+        let now = c.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+        c.peak_in_flight.fetch_max(now, Ordering::SeqCst);
+        HandlerGuard { state, done: false }
+    }
+}
+
+impl Drop for HandlerGuard {
+    fn drop(&mut self) {
+        let c = &self.state.counters;
+        c.in_flight.fetch_sub(1, Ordering::SeqCst);
+        if self.done {
+            c.completed.fetch_add(1, Ordering::SeqCst);
+        } else {
+            c.cancelled.fetch_add(1, Ordering::SeqCst);
+        }
+    }
 }
 
 /// See the module docs.
@@ -150,6 +262,35 @@ impl MockBigCommerce {
         stores: &[(&str, &str)],
     ) -> MockBigCommerce {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind mock listener");
+        Self::start_on(listener, tls, stores)
+    }
+
+    /// Like [`start`](Self::start) but on a given address (e.g. one that was
+    /// refusing connections a moment ago). Fails if the address is taken.
+    pub fn start_at(
+        ca: &TestCa,
+        stores: &[(&str, &str)],
+        addr: SocketAddr,
+    ) -> std::io::Result<MockBigCommerce> {
+        let tls = ca.server_config(&["127.0.0.1", "localhost"], &[b"h2", b"http/1.1"]);
+        Self::start_with_tls_at(tls, stores, addr)
+    }
+
+    /// [`start_with_tls`](Self::start_with_tls) on a given address.
+    pub fn start_with_tls_at(
+        tls: Arc<rustls::ServerConfig>,
+        stores: &[(&str, &str)],
+        addr: SocketAddr,
+    ) -> std::io::Result<MockBigCommerce> {
+        let listener = std::net::TcpListener::bind(addr)?;
+        Ok(Self::start_on(listener, tls, stores))
+    }
+
+    fn start_on(
+        listener: std::net::TcpListener,
+        tls: Arc<rustls::ServerConfig>,
+        stores: &[(&str, &str)],
+    ) -> MockBigCommerce {
         listener
             .set_nonblocking(true)
             .expect("set mock listener non-blocking");
@@ -160,8 +301,10 @@ impl MockBigCommerce {
                 .map(|(h, t)| ((*h).to_owned(), (*t).to_owned()))
                 .collect(),
             requests: Mutex::new(Vec::new()),
+            record: AtomicBool::new(true),
             left: Mutex::new(HashMap::new()),
             started: Instant::now(),
+            counters: Counters::default(),
         });
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let thread_state = state.clone();
@@ -216,6 +359,33 @@ impl MockBigCommerce {
             all.iter().map(|r| (&r.method, &r.uri)).collect::<Vec<_>>()
         );
         all.into_iter().next().expect("one request")
+    }
+
+    /// Keep (the default) or stop keeping a record of every request; a load
+    /// test turns it off so memory stays flat.
+    pub fn set_recording(&self, on: bool) {
+        self.state.record.store(on, Ordering::SeqCst);
+    }
+
+    /// The mock's counters now.
+    pub fn stats(&self) -> MockStats {
+        self.state.counters.snapshot()
+    }
+
+    /// Wait (bounded) until `done(stats)` holds; returns the last stats seen.
+    pub fn wait_for_stats(
+        &self,
+        timeout: Duration,
+        done: impl Fn(&MockStats) -> bool,
+    ) -> MockStats {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let stats = self.stats();
+            if done(&stats) || Instant::now() >= deadline {
+                return stats;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
     }
 
     /// Wait (bounded) until at least `n` requests were recorded.
@@ -288,21 +458,36 @@ fn serve(
                 _ = &mut shutdown => break,
                 accepted = listener.accept() => {
                     let Ok((tcp, _peer)) = accepted else { continue };
+                    state.counters.connections.fetch_add(1, Ordering::SeqCst);
                     let acceptor = acceptor.clone();
                     let state = state.clone();
                     tokio::spawn(async move {
+                        let mut first = [0u8; 1];
+                        let peeked =
+                            tokio::time::timeout(Duration::from_secs(10), tcp.peek(&mut first)).await;
+                        // 0x16: a TLS handshake record (the ClientHello).
+                        if !matches!(peeked, Ok(Ok(1))) || first[0] != 0x16 {
+                            state.counters.non_tls.fetch_add(1, Ordering::SeqCst);
+                        }
                         let Ok(Ok(tls)) =
                             tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp)).await
                         else {
+                            state.counters.tls_failures.fetch_add(1, Ordering::SeqCst);
                             return;
                         };
                         let service = hyper::service::service_fn(move |req| {
                             let state = state.clone();
-                            async move { Ok::<_, Infallible>(handle(state, req).await) }
+                            async move {
+                                let mut guard = HandlerGuard::new(state.clone());
+                                let resp = handle(state, req).await;
+                                guard.done = true;
+                                Ok::<_, Infallible>(resp)
+                            }
                         });
-                        let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
-                            .serve_connection(TokioIo::new(tls), service)
-                            .await;
+                        let mut builder =
+                            hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+                        builder.http2().max_concurrent_streams(MOCK_MAX_STREAMS);
+                        let _ = builder.serve_connection(TokioIo::new(tls), service).await;
                     });
                 }
             }
@@ -353,11 +538,13 @@ async fn handle(state: Arc<State>, req: Request<Incoming>) -> Response<MockBody>
         body: buf.clone(),
         body_complete: complete,
     };
-    state
-        .requests
-        .lock()
-        .expect("mock request log poisoned")
-        .push(recorded);
+    if state.record.load(Ordering::SeqCst) {
+        state
+            .requests
+            .lock()
+            .expect("mock request log poisoned")
+            .push(recorded);
+    }
 
     let params = query_params(&uri);
     let store = store_of(&path).map(str::to_owned);
@@ -374,6 +561,7 @@ async fn handle(state: Arc<State>, req: Request<Incoming>) -> Response<MockBody>
     let rate = RateInfo {
         left,
         reset_ms: WINDOW_MS - (state.started.elapsed().as_millis() as u64 % WINDOW_MS),
+        enabled: param(&params, "mock_no_ratelimit").is_none_or(|v| v != "1"),
     };
 
     // Shape: /stores/{hash}/v2/..., /stores/{hash}/v3/..., /stores/{hash}/graphql
@@ -414,9 +602,15 @@ async fn handle(state: Arc<State>, req: Request<Incoming>) -> Response<MockBody>
             status.canonical_reason().unwrap_or("Mock status"),
             &rate,
         );
-        if status == StatusCode::TOO_MANY_REQUESTS {
+        if status == StatusCode::TOO_MANY_REQUESTS && rate.enabled {
             resp.headers_mut()
                 .insert("x-retry-after", HeaderValue::from_static(RETRY_AFTER));
+        }
+        if let Some(v) = param(&params, "mock_retry_after") {
+            resp.headers_mut().insert(
+                "x-retry-after",
+                HeaderValue::from_str(v).expect("mock_retry_after value is a valid header"),
+            );
         }
         return resp;
     }
@@ -441,8 +635,36 @@ async fn handle(state: Arc<State>, req: Request<Incoming>) -> Response<MockBody>
         rate.apply(&mut resp);
         return resp;
     }
+    if let Some(n) = param(&params, "mock_reset_after").and_then(|v| v.parse::<usize>().ok()) {
+        let mut resp = Response::new(tracked(&state, reset_body(n)));
+        resp.headers_mut().insert(
+            "content-type",
+            HeaderValue::from_static("application/octet-stream"),
+        );
+        resp.headers_mut()
+            .insert("content-length", HeaderValue::from(n + 1024));
+        rate.apply(&mut resp);
+        return resp;
+    }
+    if let Some(every) = param(&params, "mock_trickle_ms").and_then(|v| v.parse::<u64>().ok()) {
+        let n = param(&params, "mock_bytes")
+            .and_then(|v| v.parse::<usize>().ok())
+            .unwrap_or(TRICKLE_BYTES);
+        let chunk = param(&params, "mock_chunk")
+            .and_then(|v| v.parse::<usize>().ok())
+            .unwrap_or(1)
+            .max(1);
+        let every = Duration::from_millis(every.min(MAX_DELAY_MS));
+        let mut resp = Response::new(tracked(&state, trickle_body(n, chunk, every)));
+        resp.headers_mut().insert(
+            "content-type",
+            HeaderValue::from_static("application/octet-stream"),
+        );
+        rate.apply(&mut resp);
+        return resp;
+    }
     if let Some(n) = param(&params, "mock_bytes").and_then(|v| v.parse::<usize>().ok()) {
-        let mut resp = Response::new(pattern_body(n));
+        let mut resp = Response::new(tracked(&state, pattern_body(n)));
         resp.headers_mut().insert(
             "content-type",
             HeaderValue::from_static("application/octet-stream"),
@@ -482,10 +704,15 @@ async fn handle(state: Arc<State>, req: Request<Incoming>) -> Response<MockBody>
 struct RateInfo {
     left: u32,
     reset_ms: u64,
+    /// False with `mock_no_ratelimit=1`.
+    enabled: bool,
 }
 
 impl RateInfo {
     fn apply(&self, resp: &mut Response<MockBody>) {
+        if !self.enabled {
+            return;
+        }
         let h = resp.headers_mut();
         h.insert("x-rate-limit-requests-left", HeaderValue::from(self.left));
         h.insert("x-rate-limit-requests-quota", HeaderValue::from(QUOTA));
@@ -549,6 +776,103 @@ fn pattern_body(n: usize) -> MockBody {
         Ok::<_, std::io::Error>(Frame::data(Bytes::from(chunk)))
     });
     BodyExt::boxed(StreamBody::new(futures_util::stream::iter(frames)))
+}
+
+/// `n` pattern bytes, a pause (so they are flushed), then a body error.
+fn reset_body(n: usize) -> MockBody {
+    enum Step {
+        Data(usize),
+        Fail,
+        Done,
+    }
+    let stream = futures_util::stream::unfold(Step::Data(0), move |step| async move {
+        match step {
+            Step::Data(start) if start < n => {
+                let end = (start + CHUNK).min(n);
+                let chunk: Vec<u8> = (start..end).map(pattern_byte).collect();
+                let next = if end < n { Step::Data(end) } else { Step::Fail };
+                Some((Ok(Frame::data(Bytes::from(chunk))), next))
+            }
+            Step::Data(_) | Step::Fail => {
+                tokio::time::sleep(RESET_PAUSE).await;
+                Some((
+                    Err(std::io::Error::new(
+                        std::io::ErrorKind::ConnectionReset,
+                        "mock_reset_after: the mock cuts this response",
+                    )),
+                    Step::Done,
+                ))
+            }
+            Step::Done => None,
+        }
+    });
+    BodyExt::boxed(StreamBody::new(stream))
+}
+
+/// The `n`-byte pattern in `chunk`-byte pieces, sleeping `every` before each.
+fn trickle_body(n: usize, chunk: usize, every: Duration) -> MockBody {
+    let stream = futures_util::stream::unfold(0usize, move |sent| async move {
+        if sent >= n {
+            return None;
+        }
+        tokio::time::sleep(every).await;
+        let end = (sent + chunk).min(n);
+        let data: Vec<u8> = (sent..end).map(pattern_byte).collect();
+        Some((Ok::<_, std::io::Error>(Frame::data(Bytes::from(data))), end))
+    });
+    BodyExt::boxed(StreamBody::new(stream))
+}
+
+/// Wraps a streamed body so the counters say whether it was sent to the end.
+fn tracked(state: &Arc<State>, inner: MockBody) -> MockBody {
+    BodyExt::boxed(Tracked {
+        inner,
+        state: state.clone(),
+        finished: false,
+    })
+}
+
+struct Tracked {
+    inner: MockBody,
+    state: Arc<State>,
+    finished: bool,
+}
+
+impl http_body::Body for Tracked {
+    type Data = Bytes;
+    type Error = std::io::Error;
+
+    fn poll_frame(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, std::io::Error>>> {
+        let this = self.get_mut();
+        let polled = std::pin::Pin::new(&mut this.inner).poll_frame(cx);
+        // The end of the stream, or the error a `mock_reset_after` body means to send.
+        if matches!(polled, Poll::Ready(None) | Poll::Ready(Some(Err(_)))) {
+            this.finished = true;
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+impl Drop for Tracked {
+    fn drop(&mut self) {
+        let c = &self.state.counters;
+        if self.finished || self.inner.is_end_stream() {
+            c.bodies_completed.fetch_add(1, Ordering::SeqCst);
+        } else {
+            c.bodies_cut.fetch_add(1, Ordering::SeqCst);
+        }
+    }
 }
 
 fn query_params(uri: &str) -> Vec<(String, String)> {

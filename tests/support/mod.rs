@@ -15,7 +15,7 @@ use std::time::Duration;
 pub use ca::TestCa;
 pub use mock::{MockBigCommerce, Recorded, unused_addr};
 pub use process::Bcgate;
-pub use raw::{RawResponse, raw_exchange, raw_request};
+pub use raw::{RawResponse, exchange_on, raw_exchange, raw_request};
 
 use sha2::{Digest, Sha256};
 

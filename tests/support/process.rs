@@ -160,6 +160,26 @@ impl Bcgate {
         })
     }
 
+    /// The process id of the running binary (for `/proc/<pid>/…` figures).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// A `kB` field of `/proc/<pid>/status` (`VmRSS`, `VmHWM`, …), in KiB.
+    pub fn status_kib(&self, field: &str) -> Option<u64> {
+        proc_status_kib(self.pid(), field)
+    }
+
+    /// How many file descriptors the process holds (`/proc/<pid>/fd`).
+    pub fn open_fds(&self) -> usize {
+        proc_open_fds(self.pid())
+    }
+
+    /// How many threads the process runs (`/proc/<pid>/task`).
+    pub fn threads(&self) -> usize {
+        proc_threads(self.pid())
+    }
+
     /// `{scheme}://{addr}{path}`
     pub fn url(&self, path: &str) -> String {
         format!("{}://{}{}", self.scheme, self.addr, path)
@@ -253,6 +273,41 @@ impl Drop for Bcgate {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// A `kB` field of `/proc/<pid>/status`, in KiB (Linux only).
+pub fn proc_status_kib(pid: u32, field: &str) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status.lines().find_map(|line| {
+        let rest = line.strip_prefix(field)?.strip_prefix(':')?;
+        rest.split_whitespace().next()?.parse().ok()
+    })
+}
+
+/// The entries of `/proc/<pid>/fd` (Linux only; panics if unreadable).
+pub fn proc_open_fds(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap_or_else(|e| panic!("read /proc/{pid}/fd: {e}"))
+        .count()
+}
+
+/// The entries of `/proc/<pid>/task`, i.e. threads (Linux only; panics if unreadable).
+pub fn proc_threads(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/task"))
+        .unwrap_or_else(|e| panic!("read /proc/{pid}/task: {e}"))
+        .count()
+}
+
+/// The soft `RLIMIT_NOFILE` of this process (children inherit it), from
+/// `/proc/self/limits`; `None` if unlimited or unreadable.
+pub fn open_files_limit() -> Option<u64> {
+    let limits = std::fs::read_to_string("/proc/self/limits").ok()?;
+    let line = limits.lines().find(|l| l.starts_with("Max open files"))?;
+    line["Max open files".len()..]
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
 }
 
 /// Remove inherited `BCGATE_*` configuration and proxy settings.

@@ -139,6 +139,23 @@ fn read_response(
     }
 }
 
+/// Send `request` on an open connection and read one response (skipping
+/// 1xx), leaving the connection open: for keep-alive sequences.
+pub fn exchange_on(
+    stream: &mut TcpStream,
+    request: &[u8],
+    head: bool,
+) -> Result<RawResponse, String> {
+    let deadline = Instant::now() + RAW_TIMEOUT;
+    stream
+        .set_read_timeout(Some(Duration::from_secs(15)))
+        .map_err(|e| e.to_string())?;
+    stream
+        .write_all(request)
+        .map_err(|e| format!("write request: {e}"))?;
+    read_response(stream, head, deadline)
+}
+
 /// [`raw_exchange`] for a non-HEAD request, panicking on failure.
 pub fn raw_request(addr: SocketAddr, request: &[u8]) -> RawResponse {
     raw_exchange(addr, request, false).unwrap_or_else(|e| panic!("raw request failed: {e}"))
