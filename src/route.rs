@@ -80,13 +80,14 @@ fn check_segment(seg: &str) -> Result<(), ProxyError> {
             _ => i += 1,
         }
     }
-    if percent_encoding::percent_decode_str(seg)
-        .decode_utf8()
-        .is_err()
-    {
-        return Err(bad("the path decodes to invalid UTF-8"));
+    match percent_encoding::percent_decode_str(seg).decode_utf8() {
+        Err(_) => Err(bad("the path decodes to invalid UTF-8")),
+        // C1 controls (U+0080–U+009F, e.g. NEL) are line breaks to some parsers.
+        Ok(decoded) if decoded.chars().any(char::is_control) => {
+            Err(bad("the path has an encoded control character"))
+        }
+        Ok(_) => Ok(()),
     }
-    Ok(())
 }
 
 /// Finds the store: `/stores/{hash|alias}/…`, or the caller's default store
@@ -171,6 +172,9 @@ mod tests {
             "/stores/abc/v3/x%00",
             "/stores/abc/v3/x%0a",
             "/stores/abc/v3/x%7f",
+            "/stores/abc/v3/x%c2%85",
+            "/stores/abc/v3/s%c2%8e",
+            "/stores/abc/v3/x%c2%9f",
             "/stores/abc/v3/%c0%ae%c0%ae/x",
             "/stores/abc/v3/%ff",
             "/stores/abc/%76%33/x",
