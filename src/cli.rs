@@ -1,4 +1,5 @@
-//! The command line (DESIGN §4): `run`, `check`, `keygen`, `explain`, `routes`.
+//! The command line (DESIGN §4): `run`, `check`, `keygen`, `explain`,
+//! `routes`, and `healthcheck` for container health probes.
 
 use std::fmt::Write as _;
 use std::path::PathBuf;
@@ -23,6 +24,15 @@ pub struct Cli {
     /// Config file (default: $BCGATE_CONFIG, else config/bcgate.toml).
     #[arg(long, global = true)]
     config: Option<PathBuf>,
+    /// Log format: `text` (human-readable) or `json` (one object a line).
+    #[arg(long, global = true, env = "BCGATE_LOG_FORMAT", default_value = "text")]
+    log_format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
 }
 
 #[derive(Debug, Subcommand)]
@@ -42,13 +52,18 @@ enum Command {
     },
     /// Print the built-in route → scope table.
     Routes,
+    /// Exit 0 if URL answers 200 (for container health checks; no curl needed).
+    Healthcheck {
+        #[arg(default_value = "http://127.0.0.1:9090/healthz")]
+        url: String,
+    },
 }
 
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let path = config::resolve_path(cli.config.clone());
     let result = match cli.command.unwrap_or(Command::Run) {
-        Command::Run => run(&path),
+        Command::Run => run(&path, cli.log_format),
         Command::Check => check(&path),
         Command::Keygen => keygen(),
         Command::Explain {
@@ -57,6 +72,7 @@ pub fn main() -> ExitCode {
             client,
         } => explain(&path, &method, &req_path, client.as_deref()),
         Command::Routes => routes(),
+        Command::Healthcheck { url } => healthcheck(&url),
     };
     match result {
         Ok(out) => {
@@ -71,8 +87,8 @@ pub fn main() -> ExitCode {
     }
 }
 
-fn run(path: &std::path::Path) -> Result<String, String> {
-    init_logging();
+fn run(path: &std::path::Path, format: LogFormat) -> Result<String, String> {
+    init_logging(format);
     let config = Config::load(path).map_err(|e| e.to_string())?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -82,14 +98,59 @@ fn run(path: &std::path::Path) -> Result<String, String> {
     Ok(String::new())
 }
 
-fn init_logging() {
+fn init_logging(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("BCGATE_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt()
+    let logs = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_target(true)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
-        .init();
+        .with_target(true);
+    match format {
+        LogFormat::Text => logs
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
+            .init(),
+        LogFormat::Json => logs.json().flatten_event(true).init(),
+    }
+}
+
+/// A bare HTTP/1.1 GET on loopback-style URLs: enough for a health probe,
+/// and it keeps the runtime image free of curl.
+fn healthcheck(url: &str) -> Result<String, String> {
+    use std::io::{Read, Write};
+    let uri: http::Uri = url.parse().map_err(|_| format!("bad URL {url:?}"))?;
+    if uri.scheme_str() != Some("http") {
+        return Err("healthcheck speaks plain http:// only".into());
+    }
+    let authority = uri.authority().ok_or("the URL names no host")?;
+    let port = authority.port_u16().unwrap_or(80);
+    let host = authority
+        .host()
+        .trim_start_matches('[')
+        .trim_end_matches(']');
+    let timeout = std::time::Duration::from_secs(3);
+    let addr = std::net::ToSocketAddrs::to_socket_addrs(&(host, port))
+        .map_err(|e| format!("{authority}: {e}"))?
+        .next()
+        .ok_or_else(|| format!("{authority}: no address"))?;
+    let mut stream = std::net::TcpStream::connect_timeout(&addr, timeout)
+        .map_err(|e| format!("{authority}: {e}"))?;
+    let _ = stream.set_read_timeout(Some(timeout));
+    let path = uri.path_and_query().map_or("/", |p| p.as_str());
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {authority}\r\nConnection: close\r\n\r\n"
+    )
+    .map_err(|e| format!("{authority}: {e}"))?;
+    let mut head = [0u8; 12];
+    stream
+        .read_exact(&mut head)
+        .map_err(|e| format!("{authority}: {e}"))?;
+    match &head[9..12] {
+        b"200" => Ok(String::new()),
+        status => Err(format!(
+            "{url} answered {}",
+            String::from_utf8_lossy(status)
+        )),
+    }
 }
 
 fn check(path: &std::path::Path) -> Result<String, String> {
@@ -138,9 +199,10 @@ fn check(path: &std::path::Path) -> Result<String, String> {
             .unwrap_or_default();
         let _ = writeln!(
             out,
-            "  {}: stores {stores}{default}; scopes {}",
+            "  {}: stores {stores}{default}; scopes {}{}",
             c.name,
-            c.scopes.join(", ")
+            c.scopes.join(", "),
+            c.identity
         );
     }
     let operator: Vec<&Route> = cfg

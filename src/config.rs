@@ -51,6 +51,8 @@ pub struct ServerFile {
     pub header_read_timeout_ms: u64,
     /// How long a client may pause while sending a request body.
     pub body_read_timeout_ms: u64,
+    /// How long in-flight requests may take to finish after SIGTERM/SIGINT.
+    pub drain_timeout_ms: u64,
 }
 
 impl Default for ServerFile {
@@ -61,6 +63,7 @@ impl Default for ServerFile {
             max_body_bytes: 20 * 1024 * 1024,
             header_read_timeout_ms: 30_000,
             body_read_timeout_ms: 30_000,
+            drain_timeout_ms: 30_000,
         }
     }
 }
@@ -113,7 +116,11 @@ pub struct StoreFile {
 #[serde(deny_unknown_fields)]
 pub struct ClientFile {
     pub name: String,
-    pub key_sha256: String,
+    pub key_sha256: Option<String>,
+    /// Identity from a unix-socket peer's uid, instead of (or beside) a key.
+    pub unix_uid: Option<u32>,
+    /// Identity from an mTLS client certificate's subject.
+    pub tls_subject: Option<String>,
     #[serde(default)]
     pub stores: Vec<String>,
     pub default_store: Option<String>,
@@ -183,9 +190,10 @@ pub struct Server {
     pub max_body_bytes: u64,
     pub header_read_timeout: Duration,
     pub body_read_timeout: Duration,
+    pub drain_timeout: Duration,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Upstream {
     /// As configured, for display.
     pub base_url: String,
@@ -207,6 +215,8 @@ pub struct Store {
     pub token: StoreToken,
     /// Where the token came from (`env BC_TOKEN_X`, `file /run/…`), never the token.
     pub token_source: String,
+    /// The token file, re-read on reload and checked by `/readyz`.
+    pub token_file: Option<PathBuf>,
     /// The scopes the store's token was granted, when the operator states them.
     pub scopes: Option<Vec<String>>,
     pub grants: Option<Grants>,
@@ -224,6 +234,8 @@ pub struct Client {
     pub default_store: Option<String>,
     pub scopes: Vec<String>,
     pub grants: Grants,
+    /// How the client is identified besides a key (`; unix uid 1000`), for `bcgate check`.
+    pub identity: String,
 }
 
 /// Stores by hash and by alias.
@@ -249,16 +261,28 @@ impl Stores {
     }
 }
 
-/// Clients by the SHA-256 of their key.
+/// Clients by the SHA-256 of their key, by unix uid and by certificate subject.
 #[derive(Debug, Default)]
 pub struct Clients {
     by_digest: HashMap<[u8; 32], Arc<Client>>,
+    by_uid: HashMap<u32, Arc<Client>>,
+    /// Keyed by [`tls::normalize_subject`](crate::tls::normalize_subject).
+    by_subject: HashMap<String, Arc<Client>>,
     list: Vec<Arc<Client>>,
 }
 
 impl Clients {
     pub fn by_digest(&self, digest: &[u8; 32]) -> Option<&Arc<Client>> {
         self.by_digest.get(digest)
+    }
+
+    pub fn by_uid(&self, uid: u32) -> Option<&Arc<Client>> {
+        self.by_uid.get(&uid)
+    }
+
+    /// `subject` in normalized form, as [`tls::peer_subject`](crate::tls::peer_subject) gives it.
+    pub fn by_subject(&self, subject: &str) -> Option<&Arc<Client>> {
+        self.by_subject.get(subject)
     }
 
     pub fn by_name(&self, name: &str) -> Option<&Arc<Client>> {
@@ -397,6 +421,21 @@ impl Validator<'_> {
         }
         let stores = self.stores(&policy, &f.stores)?;
         let clients = self.clients(&policy, &stores, &f.clients)?;
+        for (i, c) in f.clients.iter().enumerate() {
+            if c.unix_uid.is_some() && !matches!(server.listen, Listen::Unix(_)) {
+                return Err(self.err(
+                    format!("clients[{i}].unix_uid"),
+                    "needs server.listen = \"unix:/path\" (a TCP peer has no uid)",
+                ));
+            }
+            let has_client_ca = server.tls.as_ref().is_some_and(|t| t.client_ca.is_some());
+            if c.tls_subject.is_some() && !has_client_ca {
+                return Err(self.err(
+                    format!("clients[{i}].tls_subject"),
+                    "needs server.tls.client_ca (only a verified certificate names a client)",
+                ));
+            }
+        }
         Ok(Config {
             path: self.file.to_path_buf(),
             server,
@@ -440,6 +479,7 @@ impl Validator<'_> {
         for (k, v) in [
             ("server.header_read_timeout_ms", s.header_read_timeout_ms),
             ("server.body_read_timeout_ms", s.body_read_timeout_ms),
+            ("server.drain_timeout_ms", s.drain_timeout_ms),
         ] {
             if v == 0 {
                 return Err(self.err(k, "must be greater than 0"));
@@ -451,6 +491,7 @@ impl Validator<'_> {
             max_body_bytes: s.max_body_bytes,
             header_read_timeout: Duration::from_millis(s.header_read_timeout_ms),
             body_read_timeout: Duration::from_millis(s.body_read_timeout_ms),
+            drain_timeout: Duration::from_millis(s.drain_timeout_ms),
         })
     }
 
@@ -576,6 +617,7 @@ impl Validator<'_> {
                     "an alias is lowercase letters, digits, '-' and '_'",
                 ));
             }
+            let mut token_file = None;
             let (token, token_source) = match (&s.token_env, &s.token_file) {
                 (Some(var), None) => {
                     let raw = std::env::var(var).map_err(|_| {
@@ -594,7 +636,9 @@ impl Validator<'_> {
                             format!("cannot read {}: {e}", full.display()),
                         )
                     })?;
-                    (Zeroizing::new(raw), format!("file {}", full.display()))
+                    let source = format!("file {}", full.display());
+                    token_file = Some(full);
+                    (Zeroizing::new(raw), source)
                 }
                 _ => {
                     return Err(self.err(
@@ -620,6 +664,7 @@ impl Validator<'_> {
                 alias: s.alias.clone(),
                 token,
                 token_source,
+                token_file,
                 scopes: s.scopes.clone(),
                 grants,
                 label: format!("the token of store '{}'", s.hash),
@@ -654,13 +699,34 @@ impl Validator<'_> {
             if !names.insert(c.name.clone()) {
                 return Err(self.err(key("name"), format!("client {:?} is defined twice", c.name)));
             }
-            let mut digest = [0u8; 32];
-            hex::decode_to_slice(&c.key_sha256, &mut digest).map_err(|_| {
-                self.err(
+            let digest = c
+                .key_sha256
+                .as_ref()
+                .map(|hexed| {
+                    let mut digest = [0u8; 32];
+                    hex::decode_to_slice(hexed, &mut digest)
+                        .map(|()| digest)
+                        .map_err(|_| {
+                            self.err(
+                            key("key_sha256"),
+                            "must be 64 hex digits (the SHA-256 of the key; see `bcgate keygen`)",
+                        )
+                        })
+                })
+                .transpose()?;
+            let subject = c
+                .tls_subject
+                .as_deref()
+                .map(|t| {
+                    crate::tls::normalize_subject(t).map_err(|e| self.err(key("tls_subject"), e))
+                })
+                .transpose()?;
+            if digest.is_none() && c.unix_uid.is_none() && subject.is_none() {
+                return Err(self.err(
                     key("key_sha256"),
-                    "must be 64 hex digits (the SHA-256 of the key; see `bcgate keygen`)",
-                )
-            })?;
+                    "a client needs key_sha256, unix_uid or tls_subject to be identified by",
+                ));
+            }
             let allow = if c.stores.iter().any(|s| s == "*") {
                 if c.stores.len() != 1 {
                     return Err(self.err(key("stores"), "\"*\" must stand alone"));
@@ -698,6 +764,13 @@ impl Validator<'_> {
                 }
             };
             let grants = self.scopes(policy, &key("scopes"), &c.scopes)?;
+            let mut identity = String::new();
+            if let Some(uid) = c.unix_uid {
+                identity.push_str(&format!("; unix uid {uid}"));
+            }
+            if let Some(subject) = &c.tls_subject {
+                identity.push_str(&format!("; tls subject {subject}"));
+            }
             let client = Arc::new(Client {
                 name: c.name.clone(),
                 label: format!("client '{}'", c.name),
@@ -705,9 +778,25 @@ impl Validator<'_> {
                 default_store,
                 scopes: c.scopes.clone(),
                 grants,
+                identity,
             });
-            if clients.by_digest.insert(digest, client.clone()).is_some() {
+            if let Some(digest) = digest
+                && clients.by_digest.insert(digest, client.clone()).is_some()
+            {
                 return Err(self.err(key("key_sha256"), "another client has the same key"));
+            }
+            if let Some(uid) = c.unix_uid
+                && clients.by_uid.insert(uid, client.clone()).is_some()
+            {
+                return Err(self.err(key("unix_uid"), "another client has the same unix_uid"));
+            }
+            if let Some(subject) = subject
+                && clients.by_subject.insert(subject, client.clone()).is_some()
+            {
+                return Err(self.err(
+                    key("tls_subject"),
+                    "another client has the same tls_subject",
+                ));
             }
             clients.list.push(client);
         }

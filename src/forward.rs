@@ -123,11 +123,17 @@ impl Upstream {
             None => {}
         }
         match result {
-            Err(_) => Err(ProxyError::UpstreamTimeout {
-                after_ms: millis(timeout),
-            }),
+            Err(_) => {
+                crate::metrics::upstream_error("timeout");
+                Err(ProxyError::UpstreamTimeout {
+                    after_ms: millis(timeout),
+                })
+            }
             Ok(Ok(resp)) => Ok(resp),
-            Ok(Err(e)) => Err(ProxyError::UpstreamUnavailable(describe(&e))),
+            Ok(Err(e)) => {
+                crate::metrics::upstream_error(error_kind(&e));
+                Err(ProxyError::UpstreamUnavailable(describe(&e)))
+            }
         }
     }
 
@@ -152,10 +158,13 @@ impl Upstream {
                 };
                 Ok(())
             }
-            _ if status.is_redirection() => Err(ProxyError::UpstreamUnavailable(
-                "the upstream redirected to another host; bcgate does not send callers there"
-                    .into(),
-            )),
+            _ if status.is_redirection() => {
+                crate::metrics::upstream_error("redirect");
+                Err(ProxyError::UpstreamUnavailable(
+                    "the upstream redirected to another host; bcgate does not send callers there"
+                        .into(),
+                ))
+            }
             _ => {
                 headers.remove(header::LOCATION);
                 Ok(())
@@ -191,6 +200,31 @@ enum LocationKind {
     Relative,
     Upstream(String),
     Elsewhere,
+}
+
+/// The `kind` label of an upstream failure: `tls` when rustls refused
+/// (wrong certificate, handshake), `connect` for the rest of connecting,
+/// `protocol` once a connection was up (reset, malformed answer).
+fn error_kind(e: &hyper_util::client::legacy::Error) -> &'static str {
+    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = cur {
+        if err.is::<rustls::Error>() {
+            return "tls";
+        }
+        if let Some(io) = err.downcast_ref::<std::io::Error>()
+            && io
+                .get_ref()
+                .is_some_and(|inner| inner.is::<rustls::Error>())
+        {
+            return "tls";
+        }
+        cur = err.source();
+    }
+    if e.is_connect() {
+        "connect"
+    } else {
+        "protocol"
+    }
 }
 
 /// A short, secret-free account of a client error (its innermost cause).

@@ -42,6 +42,10 @@ pub const CALLER_OVERRIDES: [HeaderName; 4] = [
 /// Prefix of the `X-Forwarded-*` family, all dropped.
 pub const X_FORWARDED_PREFIX: &str = "x-forwarded-";
 
+/// How many requests the store has left in its current window (BigCommerce).
+pub const X_RATE_LIMIT_REQUESTS_LEFT: HeaderName =
+    HeaderName::from_static("x-rate-limit-requests-left");
+
 /// BigCommerce's rate-limit headers; passed through untouched (SDKs read them).
 pub const RATE_LIMIT_HEADERS: [&str; 5] = [
     "x-rate-limit-requests-left",

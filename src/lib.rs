@@ -4,16 +4,19 @@
 //! stores' real tokens. A request flows through these stages, each a module:
 //!
 //! ```text
-//! server     listener: TCP/h2c, TLS/mTLS or unix socket (hyper-util auto)
+//! server     listener: TCP/h2c, TLS/mTLS (tls) or unix socket (hyper-util auto)
 //!   h1guard  every HTTP/1 head checked before hyper reads it (smuggling, limits)
+//!   gateway  the live config generation each request takes a snapshot of
 //!   proxy    the per-request pipeline, in this order:
 //!     route::check_canonical   reject path tricks before any decision
-//!     identify                 X-Auth-Token / Bearer key → client
+//!     identify                 key, unix uid or mTLS subject → client
 //!     route::target            /stores/{hash|alias}/… or the default store
 //!     policy                   route table lookup, then authorize (pure)
 //!     rewrite                  strip caller credentials + hop-by-hop, inject token
 //!     forward                  pooled rustls client, timeouts, Location rule
 //!   error    every rejection as one enum → JSON problem details
+//! reload     SIGHUP and file watch → a new generation, or the old one kept
+//! admin      /metrics (metrics), /healthz, /readyz (ready)
 //! ```
 //!
 //! Policy (the route and scope tables in `data/`, and the decision) is plain
@@ -26,13 +29,17 @@ pub mod cli;
 pub mod config;
 pub mod error;
 pub mod forward;
+pub mod gateway;
 pub mod h1guard;
 pub mod headers;
 pub mod identify;
 pub mod metrics;
 pub mod policy;
 pub mod proxy;
+pub mod ready;
+pub mod reload;
 pub mod rewrite;
 pub mod route;
 pub mod secret;
 pub mod server;
+pub mod tls;

@@ -1,16 +1,161 @@
-//! Metric names, each declared once with what it counts. Labels are bounded
-//! by config and code (never a raw path or a key).
+//! Metric names, each declared once with what it counts, and the functions
+//! the request path calls to record them. Labels are bounded by config and
+//! code: client and store names from the config, route templates from the
+//! route table, error codes from [`ProxyError`](crate::error::ProxyError) —
+//! never a raw path, a query or a key. The Prometheus exposition is served
+//! on the admin listener's `/metrics`.
 
-/// Requests answered, by `code` (`forwarded` or an error code) and `status`.
+use std::time::Duration;
+
+use metrics::{counter, gauge, histogram};
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+
+/// Requests answered, by `client`, `store`, `route` (template), `decision` and `status`.
 pub const REQUESTS_TOTAL: &str = "bcgate_requests_total";
+/// Requests bcgate answered itself, by error `code`.
+pub const DENIALS_TOTAL: &str = "bcgate_denials_total";
+/// Seconds from the request head to the response head, by `decision`.
+pub const REQUEST_SECONDS: &str = "bcgate_request_duration_seconds";
+/// Seconds the upstream took to send its response head, by `store`.
+pub const UPSTREAM_SECONDS: &str = "bcgate_upstream_duration_seconds";
+/// Upstream failures, by `kind` (`connect`, `tls`, `timeout`, `protocol`, `redirect`).
+pub const UPSTREAM_ERRORS_TOTAL: &str = "bcgate_upstream_errors_total";
+/// The latest `X-Rate-Limit-Requests-Left` BigCommerce reported, by `store`.
+pub const RATE_LIMIT_LEFT: &str = "bcgate_store_rate_limit_requests_left";
+/// Config reloads, by `result` (`ok`, `error`).
+pub const CONFIG_RELOADS_TOTAL: &str = "bcgate_config_reloads_total";
+/// Connections open now, by `listener` (`proxy`, `admin`).
+pub const OPEN_CONNECTIONS: &str = "bcgate_open_connections";
 
-pub fn describe() {
-    metrics::describe_counter!(
-        REQUESTS_TOTAL,
-        "Requests answered, by outcome code and HTTP status."
-    );
+/// Histogram buckets (seconds) for both latency histograms: 0.5 ms to 60 s.
+const LATENCY_BUCKETS: [f64; 16] = [
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+    60.0,
+];
+
+/// Installs the process-wide Prometheus recorder and describes every metric.
+pub fn install() -> Result<PrometheusHandle, String> {
+    let handle = PrometheusBuilder::new()
+        .set_buckets(&LATENCY_BUCKETS)
+        .map_err(|e| format!("metrics: {e}"))?
+        .install_recorder()
+        .map_err(|e| format!("metrics: {e}"))?;
+    describe();
+    Ok(handle)
 }
 
-pub fn request_done(code: &'static str, status: u16) {
-    metrics::counter!(REQUESTS_TOTAL, "code" => code, "status" => status.to_string()).increment(1);
+fn describe() {
+    metrics::describe_counter!(
+        REQUESTS_TOTAL,
+        "Requests answered, by client, store, route template, decision and HTTP status."
+    );
+    metrics::describe_counter!(
+        DENIALS_TOTAL,
+        "Requests bcgate answered itself instead of forwarding, by error code."
+    );
+    metrics::describe_histogram!(
+        REQUEST_SECONDS,
+        metrics::Unit::Seconds,
+        "Time from request head to response head, by decision."
+    );
+    metrics::describe_histogram!(
+        UPSTREAM_SECONDS,
+        metrics::Unit::Seconds,
+        "Time the upstream took to send its response head, by store."
+    );
+    metrics::describe_counter!(
+        UPSTREAM_ERRORS_TOTAL,
+        "Upstream failures, by kind (connect, tls, timeout, protocol, redirect)."
+    );
+    metrics::describe_gauge!(
+        RATE_LIMIT_LEFT,
+        "The latest X-Rate-Limit-Requests-Left BigCommerce reported, by store."
+    );
+    metrics::describe_counter!(
+        CONFIG_RELOADS_TOTAL,
+        "Config reloads, by result (ok, error)."
+    );
+    metrics::describe_gauge!(OPEN_CONNECTIONS, "Connections open now, by listener.");
+}
+
+/// What became of a request, for the `decision` label.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Decision {
+    /// Authorized and sent upstream (whatever the upstream answered).
+    Forwarded,
+    /// Refused by identity or policy (401, 403, 404).
+    Denied,
+    /// Malformed or over a limit (400, 408, 413, 431).
+    Rejected,
+    /// Authorized, but the upstream failed (502, 504).
+    UpstreamFailed,
+}
+
+impl Decision {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Forwarded => "forwarded",
+            Self::Denied => "denied",
+            Self::Rejected => "rejected",
+            Self::UpstreamFailed => "upstream_failed",
+        }
+    }
+}
+
+/// One finished request. `error_code` is set when bcgate answered itself.
+#[derive(Debug)]
+pub struct Done<'a> {
+    pub client: &'a str,
+    pub store: &'a str,
+    pub route: &'a str,
+    pub decision: Decision,
+    pub status: u16,
+    pub error_code: Option<&'static str>,
+    pub elapsed: Duration,
+}
+
+pub fn request_done(d: &Done<'_>) {
+    counter!(
+        REQUESTS_TOTAL,
+        "client" => d.client.to_owned(),
+        "store" => d.store.to_owned(),
+        "route" => d.route.to_owned(),
+        "decision" => d.decision.as_str(),
+        "status" => d.status.to_string(),
+    )
+    .increment(1);
+    if let Some(code) = d.error_code {
+        counter!(DENIALS_TOTAL, "code" => code).increment(1);
+    }
+    histogram!(REQUEST_SECONDS, "decision" => d.decision.as_str()).record(d.elapsed.as_secs_f64());
+}
+
+pub fn upstream_done(store: &str, elapsed: Duration, requests_left: Option<f64>) {
+    histogram!(UPSTREAM_SECONDS, "store" => store.to_owned()).record(elapsed.as_secs_f64());
+    if let Some(left) = requests_left {
+        gauge!(RATE_LIMIT_LEFT, "store" => store.to_owned()).set(left);
+    }
+}
+
+pub fn upstream_error(kind: &'static str) {
+    counter!(UPSTREAM_ERRORS_TOTAL, "kind" => kind).increment(1);
+}
+
+pub fn config_reload(ok: bool) {
+    counter!(CONFIG_RELOADS_TOTAL, "result" => if ok { "ok" } else { "error" }).increment(1);
+}
+
+/// Counts a connection as open until the returned guard drops.
+pub fn connection_opened(listener: &'static str) -> ConnectionGuard {
+    gauge!(OPEN_CONNECTIONS, "listener" => listener).increment(1.0);
+    ConnectionGuard(listener)
+}
+
+#[derive(Debug)]
+pub struct ConnectionGuard(&'static str);
+
+impl Drop for ConnectionGuard {
+    fn drop(&mut self) {
+        gauge!(OPEN_CONNECTIONS, "listener" => self.0).decrement(1.0);
+    }
 }

@@ -26,31 +26,13 @@ use hyper::body::Incoming;
 use crate::body::{self, ProxyBody};
 use crate::config::Config;
 use crate::error::ProxyError;
-use crate::forward::Upstream;
+use crate::gateway::{Gateway, State};
 use crate::h1guard::GuardState;
-use crate::headers::X_REQUEST_ID;
-use crate::identify::identify;
+use crate::headers::{X_RATE_LIMIT_REQUESTS_LEFT, X_REQUEST_ID};
+use crate::identify::{Peer, identify};
+use crate::metrics::Decision;
 use crate::policy::{self, BodyFacts, Holder, Lookup};
 use crate::{metrics, rewrite, route};
-
-/// What every request needs: the validated config and the upstream client.
-#[derive(Debug)]
-pub struct Gateway {
-    pub config: Arc<Config>,
-    pub upstream: Upstream,
-    request_ids: RequestIds,
-}
-
-impl Gateway {
-    pub fn new(config: Arc<Config>) -> Result<Self, String> {
-        let upstream = Upstream::new(&config.upstream)?;
-        Ok(Self {
-            config,
-            upstream,
-            request_ids: RequestIds::new(),
-        })
-    }
-}
 
 /// Facts about the connection a request came in on.
 #[derive(Debug, Clone)]
@@ -58,6 +40,8 @@ pub struct ConnInfo {
     pub local: Option<SocketAddr>,
     /// What the head guard refused on this connection.
     pub guard: Arc<GuardState>,
+    /// The connection's own identity (unix uid, mTLS subject), if any.
+    pub peer: Arc<Peer>,
 }
 
 /// What the access log line says about a request.
@@ -76,40 +60,67 @@ pub async fn handle(
     req: Request<Incoming>,
 ) -> Response<ProxyBody> {
     let started = Instant::now();
+    // One config generation for the whole request, even if a reload lands meanwhile.
+    let state = gw.state();
     let method = req.method().clone();
     let request_id = gw.request_ids.for_request(req.headers());
     let mut outcome = Outcome::default();
-    let result = run(&gw, conn, req, &request_id, &mut outcome).await;
-    let (mut resp, code) = match result {
-        Ok(resp) => (resp, "forwarded"),
-        Err(e) => (e.to_response(request_id.to_str().unwrap_or("")), e.code()),
+    let result = run(&state, conn, req, &request_id, &mut outcome).await;
+    let (mut resp, code, decision) = match result {
+        Ok(resp) => (resp, None, Decision::Forwarded),
+        Err(e) => (
+            e.to_response(request_id.to_str().unwrap_or("")),
+            Some(e.code()),
+            decision_of(&e),
+        ),
     };
     resp.headers_mut().insert(X_REQUEST_ID, request_id.clone());
     let status = resp.status().as_u16();
-    metrics::request_done(code, status);
+    let elapsed = started.elapsed();
+    let client = outcome.client.as_ref().map_or("-", |c| c.name.as_str());
+    let store = outcome.store.as_ref().map_or("-", |s| s.hash.as_str());
+    let route = outcome.route.as_deref().unwrap_or("-");
+    metrics::request_done(&metrics::Done {
+        client,
+        store,
+        route,
+        decision,
+        status,
+        error_code: code,
+        elapsed,
+    });
     tracing::info!(
         target: "bcgate::access",
         request_id = request_id.to_str().unwrap_or(""),
-        client = outcome.client.as_ref().map_or("-", |c| c.name.as_str()),
-        store = outcome.store.as_ref().map_or("-", |s| s.hash.as_str()),
+        client,
+        store,
         method = %method,
-        route = outcome.route.as_deref().unwrap_or("-"),
+        route,
         status,
-        code,
-        latency_ms = started.elapsed().as_secs_f64() * 1e3,
+        decision = decision.as_str(),
+        code = code.unwrap_or("forwarded"),
+        latency_ms = elapsed.as_secs_f64() * 1e3,
         upstream_ms = outcome.upstream_ms.unwrap_or(0.0),
     );
     resp
 }
 
+fn decision_of(e: &ProxyError) -> Decision {
+    match e.status().as_u16() {
+        401 | 403 | 404 => Decision::Denied,
+        502 | 504 => Decision::UpstreamFailed,
+        _ => Decision::Rejected,
+    }
+}
+
 async fn run(
-    gw: &Gateway,
+    state: &State,
     conn: ConnInfo,
     req: Request<Incoming>,
     request_id: &HeaderValue,
     out: &mut Outcome,
 ) -> Result<Response<ProxyBody>, ProxyError> {
-    let cfg = &gw.config;
+    let cfg = &state.config;
     let (mut parts, body) = req.into_parts();
 
     // 1. screen
@@ -129,7 +140,7 @@ async fn run(
     route::check_canonical(path)?;
 
     // 2. identify
-    let client = identify(&parts.headers, &cfg.clients)?;
+    let client = identify(&parts.headers, &conn.peer, &cfg.clients)?;
     out.client = Some(client.clone());
 
     // 3. route
@@ -182,13 +193,13 @@ async fn run(
         .authorize(client_holder, store_holder, &request)?;
 
     // 5. rewrite
-    let uri = gw
+    let uri = state
         .upstream
         .uri(&store.hash, target.api_path, parts.uri.query())?;
     rewrite::upstream_request(
         &mut parts.headers,
         &store.token,
-        gw.upstream.host(),
+        state.upstream.host(),
         request_id,
     );
     parts.uri = uri;
@@ -196,18 +207,26 @@ async fn run(
 
     // 6. forward
     let sent = Instant::now();
-    let resp = gw
+    let resp = state
         .upstream
         .send(Request::from_parts(parts, body), limit, idle, &watch)
         .await?;
-    out.upstream_ms = Some(sent.elapsed().as_secs_f64() * 1e3);
+    let upstream_elapsed = sent.elapsed();
+    out.upstream_ms = Some(upstream_elapsed.as_secs_f64() * 1e3);
     let (mut rparts, rbody) = resp.into_parts();
+    let requests_left = rparts
+        .headers
+        .get(X_RATE_LIMIT_REQUESTS_LEFT)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<f64>().ok());
+    metrics::upstream_done(&store.hash, upstream_elapsed, requests_left);
     rewrite::downstream_response(&mut rparts.headers, &store.token);
-    gw.upstream
+    state
+        .upstream
         .rewrite_location(rparts.status, &mut rparts.headers)?;
     rparts.version = Version::HTTP_11;
     // A stalled upstream body is cut after the request timeout of silence.
-    let rbody = tower_http::timeout::TimeoutBody::new(gw.config.upstream.request_timeout, rbody);
+    let rbody = tower_http::timeout::TimeoutBody::new(cfg.upstream.request_timeout, rbody);
     Ok(Response::from_parts(rparts, rbody.boxed_unsync()))
 }
 
@@ -318,13 +337,13 @@ fn check_absolute_form(uri: &http::Uri, cfg: &Config, conn: &ConnInfo) -> Result
 
 /// Request ids: the caller's when it is a sane token, else a fresh one.
 #[derive(Debug)]
-struct RequestIds {
+pub(crate) struct RequestIds {
     prefix: u64,
     counter: AtomicU64,
 }
 
 impl RequestIds {
-    fn new() -> Self {
+    pub(crate) fn new() -> Self {
         let mut seed = [0u8; 8];
         // A fixed prefix only makes ids less unique across restarts; never fatal.
         let _ = getrandom::getrandom(&mut seed);

@@ -1,7 +1,8 @@
 //! Listeners: TCP (HTTP/1.1 and h2c), TLS (optionally mTLS, ALPN h2 and
 //! http/1.1) or a unix socket, each connection behind the HTTP/1 head guard
-//! and served by hyper-util's auto builder; the admin listener; graceful
-//! drain on SIGTERM/SIGINT.
+//! and served by hyper-util's auto builder; the admin listener (`/metrics`,
+//! `/healthz`, `/readyz`); reload on SIGHUP or file change; graceful drain
+//! on SIGTERM/SIGINT.
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -13,18 +14,16 @@ use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
-use rustls::ServerConfig;
-use rustls::server::WebPkiClientVerifier;
-use rustls_pki_types::pem::PemObject;
-use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+use metrics_exporter_prometheus::PrometheusHandle;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, UnixListener};
-use tokio_rustls::TlsAcceptor;
 
 use crate::body::{self, ProxyBody};
-use crate::config::{Config, Listen, TlsPaths};
+use crate::config::{Config, Listen};
+use crate::gateway::Gateway;
 use crate::h1guard::{GuardState, Guarded, MAX_HEAD_BYTES, MAX_HEADERS};
-use crate::proxy::{self, ConnInfo, Gateway};
+use crate::identify::Peer;
+use crate::proxy::{self, ConnInfo};
 
 /// hyper's own limits sit just above the head guard's, which answers first.
 const MAX_HEADER_BYTES: usize = MAX_HEAD_BYTES + 1024;
@@ -34,20 +33,19 @@ const MAX_CONCURRENT_STREAMS: u32 = 100;
 /// (the "rapid reset" attack, CVE-2023-44487).
 const MAX_PENDING_RESETS: usize = 20;
 const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-/// How long in-flight requests may take to finish after a shutdown signal.
-const DRAIN_DEADLINE: Duration = Duration::from_secs(30);
 
 /// Runs bcgate until SIGTERM or SIGINT, then drains.
 pub async fn run(config: Config) -> Result<(), String> {
-    let config = Arc::new(config);
-    let gateway = Arc::new(Gateway::new(config.clone())?);
-    let tls = config.server.tls.as_ref().map(tls_acceptor).transpose()?;
-    let scheme = if tls.is_some() { "https" } else { "http" };
+    let metrics = crate::metrics::install()?;
+    let path = config.path.clone();
+    let gateway = Arc::new(Gateway::new(config)?);
+    let config = gateway.state().config.clone();
+    let scheme = if config.server.tls.is_some() {
+        "https"
+    } else {
+        "http"
+    };
     let listener = Listener::bind(&config.server.listen).await?;
-    println!(
-        "bcgate: proxy listening on {scheme}://{}",
-        listener.describe()
-    );
     let admin = match &config.admin {
         Some(Listen::Tcp(addr)) => {
             let l = TcpListener::bind(addr)
@@ -60,7 +58,12 @@ pub async fn run(config: Config) -> Result<(), String> {
         Some(Listen::Unix(_)) => return Err("admin.listen: only ip:port is supported".into()),
         None => None,
     };
-    crate::metrics::describe();
+    crate::reload::spawn(gateway.clone(), path);
+    // Printed last: once it is out, every listener is bound and the config watched.
+    println!(
+        "bcgate: proxy listening on {scheme}://{}",
+        listener.describe()
+    );
 
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
@@ -82,7 +85,12 @@ pub async fn run(config: Config) -> Result<(), String> {
     let mut shutdown = std::pin::pin!(shutdown_signal());
 
     if let Some(admin) = admin {
-        tokio::spawn(serve_admin(admin, builder.clone()));
+        tokio::spawn(serve_admin(
+            admin,
+            builder.clone(),
+            gateway.clone(),
+            metrics,
+        ));
     }
     loop {
         tokio::select! {
@@ -96,37 +104,65 @@ pub async fn run(config: Config) -> Result<(), String> {
                         continue;
                     }
                 };
-                let guard = Arc::new(GuardState::default());
-                let conn = ConnInfo { local, guard: guard.clone() };
+                let open = crate::metrics::connection_opened("proxy");
                 let gw = gateway.clone();
                 let builder = builder.clone();
                 let watcher = graceful.watcher();
-                let tls = tls.clone();
-                let header_timeout = config.server.header_read_timeout;
+                // TLS material and timeouts as of now: a reload may have rotated them.
+                let state = gateway.state();
+                let tls = state.tls.clone();
+                let header_timeout = state.config.server.header_read_timeout;
+                drop(state);
                 tokio::spawn(async move {
-                    let svc = service_fn(move |req: Request<Incoming>| {
-                        let gw = gw.clone();
-                        let conn = conn.clone();
-                        async move { Ok::<_, Infallible>(proxy::handle(gw, conn, req).await) }
-                    });
+                    let _open = open;
+                    let guard = Arc::new(GuardState::default());
+                    let service = |peer: Peer| {
+                        let conn = ConnInfo { local, guard: guard.clone(), peer: Arc::new(peer) };
+                        service_fn(move |req: Request<Incoming>| {
+                            let gw = gw.clone();
+                            let conn = conn.clone();
+                            async move { Ok::<_, Infallible>(proxy::handle(gw, conn, req).await) }
+                        })
+                    };
                     match (io, tls) {
                         (Io::Tcp(s), Some(acceptor)) => {
                             match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(s)).await {
-                                Ok(Ok(s)) => serve(&builder, Guarded::new(s, guard, header_timeout), svc, watcher).await,
+                                Ok(Ok(s)) => {
+                                    let peer = Peer {
+                                        uid: None,
+                                        tls_subject: crate::tls::peer_subject(s.get_ref().1),
+                                    };
+                                    let svc = service(peer);
+                                    serve(&builder, Guarded::new(s, guard, header_timeout), svc, watcher).await;
+                                }
                                 Ok(Err(e)) => tracing::debug!(error = %e, "TLS handshake failed"),
                                 Err(_) => tracing::debug!("TLS handshake timed out"),
                             }
                         }
-                        (Io::Tcp(s), None) => serve(&builder, Guarded::new(s, guard, header_timeout), svc, watcher).await,
-                        (Io::Unix(s), _) => serve(&builder, Guarded::new(s, guard, header_timeout), svc, watcher).await,
+                        (Io::Tcp(s), None) => {
+                            let svc = service(Peer::default());
+                            serve(&builder, Guarded::new(s, guard, header_timeout), svc, watcher).await;
+                        }
+                        (Io::Unix(s), _) => {
+                            let peer = Peer {
+                                uid: s.peer_cred().ok().map(|c| c.uid()),
+                                tls_subject: None,
+                            };
+                            let svc = service(peer);
+                            serve(&builder, Guarded::new(s, guard, header_timeout), svc, watcher).await;
+                        }
                     }
                 });
             }
         }
     }
-    tracing::info!("shutting down: draining in-flight requests");
+    let deadline = gateway.state().config.server.drain_timeout;
+    tracing::info!(
+        deadline_ms = deadline.as_millis() as u64,
+        "shutting down: draining in-flight requests"
+    );
     drop(listener);
-    if tokio::time::timeout(DRAIN_DEADLINE, graceful.shutdown())
+    if tokio::time::timeout(deadline, graceful.shutdown())
         .await
         .is_err()
     {
@@ -210,57 +246,58 @@ impl Listener {
     }
 }
 
-fn tls_acceptor(paths: &TlsPaths) -> Result<TlsAcceptor, String> {
-    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&paths.cert)
-        .and_then(|it| it.collect::<Result<_, _>>())
-        .map_err(|e| format!("server.tls.cert {}: {e}", paths.cert.display()))?;
-    let key = PrivateKeyDer::from_pem_file(&paths.key)
-        .map_err(|e| format!("server.tls.key {}: {e}", paths.key.display()))?;
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let builder = ServerConfig::builder_with_provider(provider.clone())
-        .with_safe_default_protocol_versions()
-        .map_err(|e| e.to_string())?;
-    let builder = match &paths.client_ca {
-        None => builder.with_no_client_auth(),
-        Some(ca) => {
-            let mut roots = rustls::RootCertStore::empty();
-            for cert in CertificateDer::pem_file_iter(ca)
-                .and_then(|it| it.collect::<Result<Vec<_>, _>>())
-                .map_err(|e| format!("server.tls.client_ca {}: {e}", ca.display()))?
-            {
-                roots
-                    .add(cert)
-                    .map_err(|e| format!("server.tls.client_ca: {e}"))?;
-            }
-            let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider)
-                .build()
-                .map_err(|e| format!("server.tls.client_ca: {e}"))?;
-            builder.with_client_cert_verifier(verifier)
-        }
-    };
-    let mut cfg = builder
-        .with_single_cert(certs, key)
-        .map_err(|e| format!("server.tls: {e}"))?;
-    cfg.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-    Ok(TlsAcceptor::from(Arc::new(cfg)))
-}
-
-/// `/healthz` (the process answers) and `/readyz` (config loaded and serving).
-async fn serve_admin(listener: TcpListener, builder: Arc<auto::Builder<TokioExecutor>>) {
+/// The admin listener: `/metrics` (Prometheus), `/healthz` (the process
+/// answers), `/readyz` (see [`crate::ready`]).
+async fn serve_admin(
+    listener: TcpListener,
+    builder: Arc<auto::Builder<TokioExecutor>>,
+    gateway: Arc<Gateway>,
+    metrics: PrometheusHandle,
+) {
     loop {
         let Ok((stream, _)) = listener.accept().await else {
             continue;
         };
+        let open = crate::metrics::connection_opened("admin");
         let builder = builder.clone();
+        let gateway = gateway.clone();
+        let metrics = metrics.clone();
         tokio::spawn(async move {
-            let svc = service_fn(|req: Request<Incoming>| async move {
-                let (status, text) = match req.uri().path() {
-                    "/healthz" | "/readyz" => (StatusCode::OK, "ok\n"),
-                    _ => (StatusCode::NOT_FOUND, "not found\n"),
-                };
-                let mut resp = Response::new(body::full(text));
-                *resp.status_mut() = status;
-                Ok::<_, Infallible>(resp)
+            let _open = open;
+            let svc = service_fn(move |req: Request<Incoming>| {
+                let gateway = gateway.clone();
+                let metrics = metrics.clone();
+                async move {
+                    let (status, content_type, text) = match req.uri().path() {
+                        "/healthz" => (StatusCode::OK, "text/plain", "ok\n".to_owned()),
+                        "/readyz" => {
+                            let report = crate::ready::check(&gateway).await;
+                            let status = if report.ready {
+                                StatusCode::OK
+                            } else {
+                                StatusCode::SERVICE_UNAVAILABLE
+                            };
+                            (status, "application/json", report.to_json())
+                        }
+                        "/metrics" => (
+                            StatusCode::OK,
+                            "text/plain; version=0.0.4",
+                            metrics.render(),
+                        ),
+                        _ => (
+                            StatusCode::NOT_FOUND,
+                            "text/plain",
+                            "not found\n".to_owned(),
+                        ),
+                    };
+                    let mut resp = Response::new(body::full(text));
+                    *resp.status_mut() = status;
+                    resp.headers_mut().insert(
+                        http::header::CONTENT_TYPE,
+                        http::HeaderValue::from_static(content_type),
+                    );
+                    Ok::<_, Infallible>(resp)
+                }
             });
             let _ = builder.serve_connection(TokioIo::new(stream), svc).await;
         });

@@ -28,7 +28,10 @@ pub struct Bcgate {
     config_path: PathBuf,
     /// `http` or `https`
     pub scheme: String,
+    /// The TCP address (unspecified, port 0, when bcgate listens on a unix socket).
     pub addr: SocketAddr,
+    /// The socket path, when bcgate listens on `unix:PATH`.
+    pub unix: Option<PathBuf>,
     logs: Arc<Mutex<String>>,
 }
 
@@ -146,16 +149,25 @@ impl Bcgate {
         let (scheme, addr) = url
             .split_once("://")
             .unwrap_or_else(|| panic!("listening line without scheme: {url:?}"));
-        let addr: SocketAddr = addr
-            .trim_end_matches('/')
-            .parse()
-            .unwrap_or_else(|e| panic!("listening line address {addr:?}: {e}"));
+        let (addr, unix) = match addr.strip_prefix("unix:") {
+            Some(path) => (
+                SocketAddr::from(([0, 0, 0, 0], 0)),
+                Some(PathBuf::from(path)),
+            ),
+            None => (
+                addr.trim_end_matches('/')
+                    .parse()
+                    .unwrap_or_else(|e| panic!("listening line address {addr:?}: {e}")),
+                None,
+            ),
+        };
         Ok(Bcgate {
             child,
             dir,
             config_path,
             scheme: scheme.to_owned(),
             addr,
+            unix,
             logs,
         })
     }
@@ -243,6 +255,38 @@ impl Bcgate {
     /// Whether the process is still running.
     pub fn is_running(&mut self) -> bool {
         matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// Send a signal by name (`HUP`, `TERM`, …) with the system's `kill`.
+    pub fn signal(&self, name: &str) {
+        let status = Command::new("kill")
+            .arg(format!("-{name}"))
+            .arg(self.child.id().to_string())
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill -{name} failed");
+    }
+
+    /// Wait (bounded) for the process to exit; `None` if it is still running.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status);
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Replace `bcgate.toml` atomically (write a sibling, rename over), as
+    /// an editor or a config-management tool would.
+    pub fn rewrite_config(&self, config_toml: &str) {
+        let tmp = self.dir.path().join(".bcgate.toml.new");
+        std::fs::write(&tmp, config_toml).expect("write new config");
+        std::fs::rename(&tmp, &self.config_path).expect("rename new config into place");
     }
 
     /// Run `bcgate ARGS` to completion (30 s limit) in a fresh temp dir, with

@@ -1,0 +1,88 @@
+//! Readiness (`/readyz`): the config is loaded, every store's token is still
+//! where it was resolved from, and the upstream accepts a TCP connection.
+//! The answer is JSON naming each check, so an operator sees which failed;
+//! it never contains a token.
+
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::gateway::Gateway;
+
+/// Longest the upstream connect check may take, whatever `connect_timeout_ms` says.
+const UPSTREAM_CHECK_TIMEOUT: Duration = Duration::from_secs(2);
+
+#[derive(Debug, Serialize)]
+pub struct Report {
+    pub ready: bool,
+    pub checks: Vec<Check>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Check {
+    pub name: String,
+    pub ok: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+}
+
+impl Report {
+    pub fn to_json(&self) -> String {
+        let mut text = serde_json::to_string(self).unwrap_or_else(|_| "{}".into());
+        text.push('\n');
+        text
+    }
+}
+
+pub async fn check(gateway: &Gateway) -> Report {
+    let state = gateway.state();
+    let config = &state.config;
+    let mut checks = vec![Check {
+        name: "config".into(),
+        ok: true,
+        detail: gateway
+            .last_reload_failed()
+            .then(|| "the last reload was refused; the previous config is serving".into()),
+    }];
+    for store in config.stores.iter() {
+        let problem = store
+            .token_file
+            .as_ref()
+            .and_then(|path| match std::fs::metadata(path) {
+                Ok(m) if m.is_file() && m.len() > 0 => None,
+                Ok(_) => Some(format!("token file {} is empty", path.display())),
+                Err(e) => Some(format!("token file {}: {e}", path.display())),
+            });
+        checks.push(Check {
+            name: format!("store {} token", store.hash),
+            ok: problem.is_none(),
+            detail: problem,
+        });
+    }
+    let up = &config.upstream;
+    let port = up.authority.port_u16().unwrap_or(443);
+    let timeout = up.connect_timeout.min(UPSTREAM_CHECK_TIMEOUT);
+    let host = up
+        .authority
+        .host()
+        .trim_start_matches('[')
+        .trim_end_matches(']');
+    let connect = tokio::net::TcpStream::connect((host, port));
+    let upstream = match tokio::time::timeout(timeout, connect).await {
+        Ok(Ok(_)) => None,
+        Ok(Err(e)) => Some(format!("{}: {e}", up.authority)),
+        Err(_) => Some(format!(
+            "{}: no connection within {timeout:?}",
+            up.authority
+        )),
+    };
+    checks.push(Check {
+        name: "upstream".into(),
+        ok: upstream.is_none(),
+        detail: upstream,
+    });
+    Report {
+        ready: checks.iter().all(|c| c.ok),
+        checks,
+    }
+}

@@ -1,0 +1,131 @@
+//! When to reload: on SIGHUP, and when the config file or a token file
+//! changes on disk. The directories holding them are watched (editors and
+//! Kubernetes replace files by rename, which a watch on the file itself
+//! would miss); events are debounced, and a watched change that leaves every
+//! file's bytes as they were is not a reload.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use notify::{RecommendedWatcher, RecursiveMode, Watcher};
+use sha2::{Digest, Sha256};
+use tokio::sync::mpsc;
+
+use crate::config::Config;
+use crate::gateway::Gateway;
+
+/// Quiet time after the last file event before reloading.
+const DEBOUNCE: Duration = Duration::from_millis(250);
+
+/// Starts watching now (so a change made right after bcgate says it is
+/// listening is not missed) and reloads `gateway` from `path` on SIGHUP or
+/// a file change, forever.
+pub fn spawn(gateway: Arc<Gateway>, path: PathBuf) {
+    let (tx, mut rx) = mpsc::unbounded_channel::<()>();
+    let mut watched = Watched::new(tx);
+    let config = gateway.state().config.clone();
+    watched.update(&config);
+    let mut seen = fingerprint(&config);
+    let mut hup = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+        Ok(s) => Some(s),
+        Err(e) => {
+            tracing::warn!(error = %e, "no SIGHUP handler; reload on file change only");
+            None
+        }
+    };
+    tokio::spawn(async move {
+        loop {
+            let forced = tokio::select! {
+                Some(()) = async { match &mut hup { Some(h) => h.recv().await, None => std::future::pending().await } } => true,
+                Some(()) = rx.recv() => {
+                    // Let a burst of events (write, rename, chmod) settle.
+                    while let Ok(Some(())) = tokio::time::timeout(DEBOUNCE, rx.recv()).await {}
+                    false
+                }
+            };
+            if !forced && fingerprint(&gateway.state().config) == seen {
+                continue;
+            }
+            let _ = gateway.reload(&path);
+            // A refused reload still moves the fingerprint: the same bad bytes
+            // are not retried on every event, and fixing them is a change.
+            let config = gateway.state().config.clone();
+            seen = fingerprint(&config);
+            watched.update(&config);
+        }
+    });
+}
+
+/// The files whose contents make up a config: the file itself and every token file.
+fn files(config: &Config) -> BTreeSet<PathBuf> {
+    let mut set = BTreeSet::from([config.path.clone()]);
+    set.extend(config.stores.iter().filter_map(|s| s.token_file.clone()));
+    set
+}
+
+/// SHA-256 over every file's path and bytes (a missing file counts as empty).
+fn fingerprint(config: &Config) -> [u8; 32] {
+    let mut h = Sha256::new();
+    for f in files(config) {
+        h.update(f.as_os_str().as_encoded_bytes());
+        h.update([0]);
+        h.update(std::fs::read(&f).unwrap_or_default());
+        h.update([0]);
+    }
+    h.finalize().into()
+}
+
+/// The directory watches, kept in step with the config's files.
+struct Watched {
+    watcher: Option<RecommendedWatcher>,
+    dirs: BTreeSet<PathBuf>,
+}
+
+impl Watched {
+    fn new(tx: mpsc::UnboundedSender<()>) -> Self {
+        let watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
+            if event.is_ok_and(|e| !e.kind.is_access()) {
+                let _ = tx.send(());
+            }
+        });
+        let watcher = match watcher {
+            Ok(w) => Some(w),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot watch files; reload on SIGHUP only");
+                None
+            }
+        };
+        Self {
+            watcher,
+            dirs: BTreeSet::new(),
+        }
+    }
+
+    fn update(&mut self, config: &Config) {
+        let Some(watcher) = &mut self.watcher else {
+            return;
+        };
+        let wanted: BTreeSet<PathBuf> = files(config)
+            .iter()
+            .filter_map(|f| f.parent().map(Path::to_path_buf))
+            .map(|d| {
+                if d.as_os_str().is_empty() {
+                    PathBuf::from(".")
+                } else {
+                    d
+                }
+            })
+            .collect();
+        for gone in self.dirs.difference(&wanted) {
+            let _ = watcher.unwatch(gone);
+        }
+        for dir in wanted.difference(&self.dirs) {
+            if let Err(e) = watcher.watch(dir, RecursiveMode::NonRecursive) {
+                tracing::warn!(dir = %dir.display(), error = %e, "cannot watch directory");
+            }
+        }
+        self.dirs = wanted;
+    }
+}
