@@ -32,6 +32,9 @@ pub const MAX_HEAD_BYTES: usize = 64 * 1024;
 pub const MAX_HEADERS: usize = 100;
 /// The longest chunk-size line (with extensions) or trailer line accepted.
 const MAX_LINE_BYTES: usize = 4096;
+/// Read sizes: heads are small; bodies stream in larger pieces.
+const HEAD_READ_CHUNK: usize = 4 * 1024;
+const BODY_READ_CHUNK: usize = 16 * 1024;
 const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 /// What hyper sees in place of a refused head: a request that closes the connection.
 const SUBSTITUTE: &[u8] =
@@ -219,7 +222,7 @@ impl<T> Guarded<T> {
             return false;
         }
         let take = usize::try_from(n).unwrap_or(usize::MAX).min(self.raw.len());
-        self.ready.extend_from_slice(&self.raw.split_to(take));
+        hand_over(&mut self.ready, self.raw.split_to(take));
         let left = n - take as u64;
         self.mode = if left == 0 { next } else { more(left) };
         true
@@ -268,12 +271,22 @@ impl<T> Guarded<T> {
             Ok(mode) => {
                 self.first_head_deadline = None;
                 self.state.released.fetch_add(1, Ordering::Relaxed);
-                self.ready.extend_from_slice(&head);
+                hand_over(&mut self.ready, head);
                 self.mode = mode;
             }
             Err(e) => self.refuse(e),
         }
         true
+    }
+}
+
+/// Appends judged bytes to `ready`, moving them when `ready` is empty (the
+/// common case: one request at a time) instead of copying.
+fn hand_over(ready: &mut BytesMut, bytes: BytesMut) {
+    if ready.is_empty() {
+        *ready = bytes;
+    } else {
+        ready.unsplit(bytes);
     }
 }
 
@@ -386,13 +399,21 @@ impl<T: AsyncRead + Unpin> AsyncRead for Guarded<T> {
                 this.refuse(ProxyError::HeaderTimeout { after_ms });
                 continue;
             }
-            let mut chunk = [0u8; 16 * 1024];
-            let mut rb = ReadBuf::new(&mut chunk);
-            match Pin::new(&mut this.inner).poll_read(cx, &mut rb) {
+            // Straight into `raw`'s spare room: no zeroed bounce buffer, no copy.
+            // Small while waiting for a head, so idle connections stay small.
+            let chunk = if this.mode == Mode::Head {
+                HEAD_READ_CHUNK
+            } else {
+                BODY_READ_CHUNK
+            };
+            if this.raw.capacity() - this.raw.len() < chunk / 4 {
+                this.raw.reserve(chunk);
+            }
+            match tokio_util::io::poll_read_buf(Pin::new(&mut this.inner), cx, &mut this.raw) {
                 Poll::Pending => return Poll::Pending,
                 Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
-                Poll::Ready(Ok(())) if rb.filled().is_empty() => this.eof = true,
-                Poll::Ready(Ok(())) => this.raw.extend_from_slice(rb.filled()),
+                Poll::Ready(Ok(0)) => this.eof = true,
+                Poll::Ready(Ok(_)) => {}
             }
         }
     }
