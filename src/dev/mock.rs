@@ -1,6 +1,8 @@
-//! A mock of `api.bigcommerce.com`: real HTTPS (test CA, ALPN h2 + http/1.1),
-//! `/stores/{hash}/v2|v3/...` and `/stores/{hash}/graphql`, BigCommerce's
-//! error shapes and rate-limit headers, and a record of every request.
+//! A mock of `api.bigcommerce.com`: real HTTPS (a [`DevCa`], ALPN h2 +
+//! http/1.1), `/stores/{hash}/v2|v3/...` and `/stores/{hash}/graphql`,
+//! BigCommerce's error shapes and rate-limit headers, and a record of every
+//! request. `bcgate dev` puts bcgate in front of it; the integration tests
+//! use it as their upstream.
 //!
 //! It runs on its own thread with its own tokio runtime, so it keeps serving
 //! while a test blocks (a child process, a raw socket, `std::thread::sleep`).
@@ -44,7 +46,7 @@ use http_body_util::{BodyExt, Full, StreamBody, combinators::BoxBody};
 use hyper::body::{Body as _, Frame, Incoming};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 
-use super::ca::TestCa;
+use super::ca::DevCa;
 
 /// BigCommerce's error `type` link.
 pub const BC_ERROR_TYPE: &str =
@@ -243,7 +245,7 @@ impl std::fmt::Debug for MockBigCommerce {
 impl MockBigCommerce {
     /// Start on `127.0.0.1:0` with a certificate for `127.0.0.1` and `localhost`
     /// signed by `ca`. `stores` are `(hash, token)` pairs.
-    pub fn start(ca: &TestCa, stores: &[(&str, &str)]) -> MockBigCommerce {
+    pub fn start(ca: &DevCa, stores: &[(&str, &str)]) -> MockBigCommerce {
         let tls = ca.server_config(&["127.0.0.1", "localhost"], &[b"h2", b"http/1.1"]);
         Self::start_with_tls(tls, stores)
     }
@@ -251,7 +253,7 @@ impl MockBigCommerce {
     /// Like [`start`](Self::start) but offering only `http/1.1` in ALPN, so the
     /// proxy talks HTTP/1.1 to it (needed to see hop-by-hop response headers,
     /// which HTTP/2 cannot carry).
-    pub fn start_h1(ca: &TestCa, stores: &[(&str, &str)]) -> MockBigCommerce {
+    pub fn start_h1(ca: &DevCa, stores: &[(&str, &str)]) -> MockBigCommerce {
         let tls = ca.server_config(&["127.0.0.1", "localhost"], &[b"http/1.1"]);
         Self::start_with_tls(tls, stores)
     }
@@ -268,7 +270,7 @@ impl MockBigCommerce {
     /// Like [`start`](Self::start) but on a given address (e.g. one that was
     /// refusing connections a moment ago). Fails if the address is taken.
     pub fn start_at(
-        ca: &TestCa,
+        ca: &DevCa,
         stores: &[(&str, &str)],
         addr: SocketAddr,
     ) -> std::io::Result<MockBigCommerce> {
@@ -876,13 +878,10 @@ impl Drop for Tracked {
 }
 
 fn query_params(uri: &str) -> Vec<(String, String)> {
-    match reqwest::Url::parse(&format!("http://mock.invalid{uri}")) {
-        Ok(url) => url
-            .query_pairs()
-            .map(|(k, v)| (k.into_owned(), v.into_owned()))
-            .collect(),
-        Err(_) => Vec::new(),
-    }
+    let query = uri.split_once('?').map_or("", |(_, q)| q);
+    form_urlencoded::parse(query.as_bytes())
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect()
 }
 
 fn param<'a>(params: &'a [(String, String)], name: &str) -> Option<&'a str> {
