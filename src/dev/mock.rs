@@ -25,6 +25,9 @@
 //! - `mock_no_ratelimit=1` send no `X-Rate-Limit-*` and no `X-Retry-After`
 //! - `mock_retry_after=V` (with `mock_status`) send `X-Retry-After: V`
 //!
+//! A `mock_redirect` or `mock_retry_after` value that cannot be a header
+//! value is answered 400; nothing a request carries makes the mock panic.
+//!
 //! Instrumentation ([`MockBigCommerce::stats`]): connections (and those that
 //! did not start with a TLS handshake), failed handshakes, request handlers
 //! started / completed / cancelled (the handler's future dropped before it
@@ -609,20 +612,28 @@ async fn handle(state: Arc<State>, req: Request<Incoming>) -> Response<MockBody>
                 .insert("x-retry-after", HeaderValue::from_static(RETRY_AFTER));
         }
         if let Some(v) = param(&params, "mock_retry_after") {
-            resp.headers_mut().insert(
-                "x-retry-after",
-                HeaderValue::from_str(v).expect("mock_retry_after value is a valid header"),
-            );
+            let Ok(v) = HeaderValue::from_str(v) else {
+                return error(
+                    StatusCode::BAD_REQUEST,
+                    "mock_retry_after is not a valid header value.",
+                    &rate,
+                );
+            };
+            resp.headers_mut().insert("x-retry-after", v);
         }
         return resp;
     }
     if let Some(location) = param(&params, "mock_redirect") {
+        let Ok(location) = HeaderValue::from_str(location) else {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "mock_redirect is not a valid header value.",
+                &rate,
+            );
+        };
         let mut resp = Response::new(empty());
         *resp.status_mut() = StatusCode::FOUND;
-        resp.headers_mut().insert(
-            "location",
-            HeaderValue::from_str(location).expect("mock_redirect value is a valid header"),
-        );
+        resp.headers_mut().insert("location", location);
         rate.apply(&mut resp);
         return resp;
     }
@@ -644,7 +655,7 @@ async fn handle(state: Arc<State>, req: Request<Incoming>) -> Response<MockBody>
             HeaderValue::from_static("application/octet-stream"),
         );
         resp.headers_mut()
-            .insert("content-length", HeaderValue::from(n + 1024));
+            .insert("content-length", HeaderValue::from(n.saturating_add(1024)));
         rate.apply(&mut resp);
         return resp;
     }
@@ -773,7 +784,7 @@ fn chunked(data: Bytes) -> MockBody {
 
 fn pattern_body(n: usize) -> MockBody {
     let frames = (0..n).step_by(CHUNK).map(move |start| {
-        let end = (start + CHUNK).min(n);
+        let end = start.saturating_add(CHUNK).min(n);
         let chunk: Vec<u8> = (start..end).map(pattern_byte).collect();
         Ok::<_, std::io::Error>(Frame::data(Bytes::from(chunk)))
     });
@@ -790,7 +801,7 @@ fn reset_body(n: usize) -> MockBody {
     let stream = futures_util::stream::unfold(Step::Data(0), move |step| async move {
         match step {
             Step::Data(start) if start < n => {
-                let end = (start + CHUNK).min(n);
+                let end = start.saturating_add(CHUNK).min(n);
                 let chunk: Vec<u8> = (start..end).map(pattern_byte).collect();
                 let next = if end < n { Step::Data(end) } else { Step::Fail };
                 Some((Ok(Frame::data(Bytes::from(chunk))), next))
@@ -818,7 +829,7 @@ fn trickle_body(n: usize, chunk: usize, every: Duration) -> MockBody {
             return None;
         }
         tokio::time::sleep(every).await;
-        let end = (sent + chunk).min(n);
+        let end = sent.saturating_add(chunk).min(n);
         let data: Vec<u8> = (sent..end).map(pattern_byte).collect();
         Some((Ok::<_, std::io::Error>(Frame::data(Bytes::from(data))), end))
     });
