@@ -37,7 +37,6 @@ const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Runs bcgate until SIGTERM or SIGINT, then drains.
 pub async fn run(config: Config) -> Result<(), String> {
     let metrics = crate::metrics::install()?;
-    let path = config.path.clone();
     let gateway = Arc::new(Gateway::new(config)?);
     let config = gateway.state().config.clone();
     let scheme = if config.server.tls.is_some() {
@@ -58,7 +57,7 @@ pub async fn run(config: Config) -> Result<(), String> {
         Some(Listen::Unix(_)) => return Err("admin.listen: only ip:port is supported".into()),
         None => None,
     };
-    crate::reload::spawn(gateway.clone(), path);
+    crate::reload::spawn(gateway.clone());
     // Printed last: once it is out, every listener is bound and the config watched.
     println!(
         "bcgate: proxy listening on {scheme}://{}",
