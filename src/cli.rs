@@ -1,7 +1,9 @@
 //! The command line (DESIGN §4): `run`, `check`, `keygen`, `explain`,
-//! `routes`, and `healthcheck` for container health probes.
+//! `routes`, `healthcheck` for container health probes, and `dev` (bcgate in
+//! front of a mock BigCommerce, to try it out).
 
 use std::fmt::Write as _;
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -9,7 +11,7 @@ use clap::{Parser, Subcommand};
 use http::Method;
 
 use crate::config::{self, Config};
-use crate::identify::key_sha256;
+use crate::identify::{key_sha256, new_key};
 use crate::policy::{self, BodyFacts, GraphqlKind, Holder, Lookup, Policy, Route};
 
 #[derive(Debug, Parser)]
@@ -57,6 +59,16 @@ enum Command {
         #[arg(default_value = "http://127.0.0.1:9090/healthz")]
         url: String,
     },
+    /// Try bcgate out: serve a config made in memory in front of a mock
+    /// BigCommerce, and print the keys and `curl` lines to use.
+    Dev {
+        /// Proxy address.
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: SocketAddr,
+        /// Admin address (`/metrics`, `/healthz`, `/readyz`).
+        #[arg(long, default_value = "127.0.0.1:9090")]
+        admin: SocketAddr,
+    },
 }
 
 pub fn main() -> ExitCode {
@@ -73,6 +85,7 @@ pub fn main() -> ExitCode {
         } => explain(&path, &method, &req_path, client.as_deref()),
         Command::Routes => routes(),
         Command::Healthcheck { url } => healthcheck(&url),
+        Command::Dev { listen, admin } => dev(cli.config.is_some(), listen, admin, cli.log_format),
     };
     match result {
         Ok(out) => {
@@ -95,6 +108,20 @@ fn run(path: &std::path::Path, format: LogFormat) -> Result<String, String> {
         .build()
         .map_err(|e| format!("cannot start the runtime: {e}"))?;
     runtime.block_on(crate::server::run(config))?;
+    Ok(String::new())
+}
+
+fn dev(
+    config_given: bool,
+    listen: SocketAddr,
+    admin: SocketAddr,
+    format: LogFormat,
+) -> Result<String, String> {
+    if config_given {
+        return Err("bcgate dev makes its config in memory; --config does not apply".into());
+    }
+    init_logging(format);
+    crate::dev::run(listen, admin)?;
     Ok(String::new())
 }
 
@@ -230,9 +257,7 @@ fn check(path: &std::path::Path) -> Result<String, String> {
 }
 
 fn keygen() -> Result<String, String> {
-    let mut bytes = [0u8; 32];
-    getrandom::getrandom(&mut bytes).map_err(|e| format!("no randomness: {e}"))?;
-    let key = format!("bcg_{}", hex::encode(bytes));
+    let key = new_key()?;
     Ok(format!(
         "key:        {key}\nkey_sha256: {}\n\nGive the key to the service (as its X-Auth-Token); put key_sha256 in its [[clients]] entry.\n",
         key_sha256(&key)

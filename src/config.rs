@@ -5,6 +5,10 @@
 //!
 //! Relative paths in the file (`token_file`, `tls.cert`, `ca_file`, …) are
 //! resolved against the directory of the config file.
+//!
+//! `bcgate dev` builds a [`FileConfig`] in memory instead, with the two
+//! things a file cannot hold: a store token ([`StoreFile::token`]) and extra
+//! upstream roots ([`UpstreamFile::ca_pem`]), both given as values.
 
 use std::collections::{HashMap, HashSet};
 use std::fmt;
@@ -87,6 +91,10 @@ pub struct AdminFile {
 pub struct UpstreamFile {
     pub base_url: String,
     pub ca_file: Option<PathBuf>,
+    /// PEM roots given in memory, added like `ca_file`'s (`bcgate dev`'s
+    /// CA); not a key of the file.
+    #[serde(skip)]
+    pub ca_pem: Option<String>,
     pub connect_timeout_ms: u64,
     pub request_timeout_ms: u64,
 }
@@ -96,6 +104,7 @@ impl Default for UpstreamFile {
         Self {
             base_url: "https://api.bigcommerce.com".into(),
             ca_file: None,
+            ca_pem: None,
             connect_timeout_ms: 5_000,
             request_timeout_ms: 60_000,
         }
@@ -109,6 +118,10 @@ pub struct StoreFile {
     pub alias: Option<String>,
     pub token_env: Option<String>,
     pub token_file: Option<PathBuf>,
+    /// The token itself, given in memory instead of `token_env` or
+    /// `token_file` (`bcgate dev`); not a key of the file.
+    #[serde(skip)]
+    pub token: Option<StoreToken>,
     pub scopes: Option<Vec<String>>,
 }
 
@@ -204,6 +217,8 @@ pub struct Upstream {
     /// The `Host` header bcgate sends.
     pub host: HeaderValue,
     pub ca_file: Option<PathBuf>,
+    /// Extra roots given in memory, PEM.
+    pub ca_pem: Option<String>,
     pub connect_timeout: Duration,
     pub request_timeout: Duration,
 }
@@ -297,7 +312,9 @@ impl Clients {
 /// The validated configuration.
 #[derive(Debug)]
 pub struct Config {
-    pub path: PathBuf,
+    /// The file it was loaded from; `None` for a config built in memory
+    /// (`bcgate dev`), which has nothing to reload.
+    pub path: Option<PathBuf>,
     pub server: Server,
     pub admin: Option<Listen>,
     pub upstream: Upstream,
@@ -322,6 +339,14 @@ impl Config {
             dir: path.parent().unwrap_or(Path::new(".")),
         };
         v.run(file)
+    }
+
+    /// Validates a config built in memory (`bcgate dev`): `name` stands for
+    /// the file in errors, and there is no file to reload.
+    pub fn from_memory(file: FileConfig, name: &str) -> Result<Self, ConfigError> {
+        let mut config = Self::validate(file, Path::new(name))?;
+        config.path = None;
+        Ok(config)
     }
 }
 
@@ -437,7 +462,7 @@ impl Validator<'_> {
             }
         }
         Ok(Config {
-            path: self.file.to_path_buf(),
+            path: Some(self.file.to_path_buf()),
             server,
             admin,
             upstream,
@@ -538,6 +563,7 @@ impl Validator<'_> {
                 .as_ref()
                 .map(|p| self.existing("upstream.ca_file", p))
                 .transpose()?,
+            ca_pem: u.ca_pem.clone(),
             connect_timeout: Duration::from_millis(u.connect_timeout_ms),
             request_timeout: Duration::from_millis(u.request_timeout_ms),
         })
@@ -618,17 +644,23 @@ impl Validator<'_> {
                 ));
             }
             let mut token_file = None;
-            let (token, token_source) = match (&s.token_env, &s.token_file) {
-                (Some(var), None) => {
+            let parse = |k: &str, raw: Zeroizing<String>, source: String| {
+                let token = StoreToken::new(&raw)
+                    .map_err(|e| self.err(key(k), format!("{source}: {e}")))?;
+                Ok::<_, ConfigError>((token, source))
+            };
+            let (token, token_source) = match (&s.token_env, &s.token_file, &s.token) {
+                (None, None, Some(token)) => (token.clone(), "memory".to_owned()),
+                (Some(var), None, None) => {
                     let raw = std::env::var(var).map_err(|_| {
                         self.err(
                             key("token_env"),
                             format!("environment variable {var} is not set"),
                         )
                     })?;
-                    (Zeroizing::new(raw), format!("env {var}"))
+                    parse("token_env", Zeroizing::new(raw), format!("env {var}"))?
                 }
-                (None, Some(p)) => {
+                (None, Some(p), None) => {
                     let full = self.existing(&key("token_file"), p)?;
                     let raw = std::fs::read_to_string(&full).map_err(|e| {
                         self.err(
@@ -638,7 +670,7 @@ impl Validator<'_> {
                     })?;
                     let source = format!("file {}", full.display());
                     token_file = Some(full);
-                    (Zeroizing::new(raw), source)
+                    parse("token_file", Zeroizing::new(raw), source)?
                 }
                 _ => {
                     return Err(self.err(
@@ -647,13 +679,6 @@ impl Validator<'_> {
                     ));
                 }
             };
-            let token_key = if s.token_env.is_some() {
-                "token_env"
-            } else {
-                "token_file"
-            };
-            let token = StoreToken::new(&token)
-                .map_err(|e| self.err(key(token_key), format!("{token_source}: {e}")))?;
             let grants = s
                 .scopes
                 .as_ref()

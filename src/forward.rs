@@ -1,5 +1,5 @@
 //! Forward stage: one pooled HTTPS client to the configured upstream (rustls,
-//! web PKI roots plus `upstream.ca_file`, HTTP/1.1 or HTTP/2 by ALPN), with
+//! web PKI roots plus `upstream.ca_file` (or roots given in memory), HTTP/1.1 or HTTP/2 by ALPN), with
 //! connect and request timeouts, no redirect following, and the `Location`
 //! rule that keeps callers (and their keys) on bcgate.
 
@@ -42,6 +42,20 @@ impl Upstream {
                 roots
                     .add(cert)
                     .map_err(|e| format!("upstream.ca_file {}: {e}", path.display()))?;
+            }
+        }
+        if let Some(pem) = &cfg.ca_pem {
+            let certs: Vec<CertificateDer<'static>> =
+                CertificateDer::pem_slice_iter(pem.as_bytes())
+                    .collect::<Result<_, _>>()
+                    .map_err(|e| format!("upstream roots: {e}"))?;
+            if certs.is_empty() {
+                return Err("upstream roots: no certificates".into());
+            }
+            for cert in certs {
+                roots
+                    .add(cert)
+                    .map_err(|e| format!("upstream roots: {e}"))?;
             }
         }
         let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
@@ -251,6 +265,7 @@ mod tests {
             base_path: String::new(),
             host: HeaderValue::from_static("api.bigcommerce.com"),
             ca_file: None,
+            ca_pem: None,
             connect_timeout: Duration::from_secs(1),
             request_timeout: Duration::from_secs(1),
         };

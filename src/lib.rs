@@ -17,6 +17,7 @@
 //!   error    every rejection as one enum → JSON problem details
 //! reload     SIGHUP and file watch → a new generation, or the old one kept
 //! admin      /metrics (metrics), /healthz, /readyz (ready)
+//! dev        `bcgate dev`: a mock BigCommerce (also the tests' upstream) and its CA
 //! ```
 //!
 //! Policy (the route and scope tables in `data/`, and the decision) is plain
@@ -27,6 +28,7 @@
 pub mod body;
 pub mod cli;
 pub mod config;
+pub mod dev;
 pub mod error;
 pub mod forward;
 pub mod gateway;

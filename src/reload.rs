@@ -2,7 +2,9 @@
 //! changes on disk. The directories holding them are watched (editors and
 //! Kubernetes replace files by rename, which a watch on the file itself
 //! would miss); events are debounced, and a watched change that leaves every
-//! file's bytes as they were is not a reload.
+//! file's bytes as they were is not a reload. A config built in memory
+//! (`bcgate dev`) has no file: nothing is watched and SIGHUP keeps its
+//! default action.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -20,12 +22,16 @@ use crate::gateway::Gateway;
 const DEBOUNCE: Duration = Duration::from_millis(250);
 
 /// Starts watching now (so a change made right after bcgate says it is
-/// listening is not missed) and reloads `gateway` from `path` on SIGHUP or
-/// a file change, forever.
-pub fn spawn(gateway: Arc<Gateway>, path: PathBuf) {
+/// listening is not missed) and reloads `gateway` from its config file on
+/// SIGHUP or a file change, forever. Does nothing if the config has no file.
+pub fn spawn(gateway: Arc<Gateway>) {
+    let config = gateway.state().config.clone();
+    let Some(path) = config.path.clone() else {
+        tracing::debug!("config built in memory: nothing to reload");
+        return;
+    };
     let (tx, mut rx) = mpsc::unbounded_channel::<()>();
     let mut watched = Watched::new(tx);
-    let config = gateway.state().config.clone();
     watched.update(&config);
     let mut seen = fingerprint(&config);
     let mut hup = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
@@ -60,7 +66,7 @@ pub fn spawn(gateway: Arc<Gateway>, path: PathBuf) {
 
 /// The files whose contents make up a config: the file itself and every token file.
 fn files(config: &Config) -> BTreeSet<PathBuf> {
-    let mut set = BTreeSet::from([config.path.clone()]);
+    let mut set: BTreeSet<PathBuf> = config.path.iter().cloned().collect();
     set.extend(config.stores.iter().filter_map(|s| s.token_file.clone()));
     set
 }

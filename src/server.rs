@@ -36,15 +36,15 @@ const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Runs bcgate until SIGTERM or SIGINT, then drains.
 pub async fn run(config: Config) -> Result<(), String> {
+    bind(config).await?.serve().await
+}
+
+/// Binds the listeners and starts watching the config, without serving yet
+/// (so `bcgate dev` can print what to send to the addresses actually bound).
+pub async fn bind(config: Config) -> Result<Bound, String> {
     let metrics = crate::metrics::install()?;
-    let path = config.path.clone();
     let gateway = Arc::new(Gateway::new(config)?);
     let config = gateway.state().config.clone();
-    let scheme = if config.server.tls.is_some() {
-        "https"
-    } else {
-        "http"
-    };
     let listener = Listener::bind(&config.server.listen).await?;
     let admin = match &config.admin {
         Some(Listen::Tcp(addr)) => {
@@ -53,18 +53,71 @@ pub async fn run(config: Config) -> Result<(), String> {
                 .map_err(|e| format!("admin.listen {addr}: {e}"))?;
             let local = l.local_addr().map_err(|e| e.to_string())?;
             println!("bcgate: admin listening on http://{local}");
-            Some(l)
+            Some((l, local))
         }
         Some(Listen::Unix(_)) => return Err("admin.listen: only ip:port is supported".into()),
         None => None,
     };
-    crate::reload::spawn(gateway.clone(), path);
-    // Printed last: once it is out, every listener is bound and the config watched.
-    println!(
-        "bcgate: proxy listening on {scheme}://{}",
-        listener.describe()
-    );
+    crate::reload::spawn(gateway.clone());
+    Ok(Bound {
+        gateway,
+        listener,
+        admin,
+        metrics,
+    })
+}
 
+/// The listeners, bound, and the config, watched; [`serve`](Self::serve) runs them.
+pub struct Bound {
+    gateway: Arc<Gateway>,
+    listener: Listener,
+    admin: Option<(TcpListener, std::net::SocketAddr)>,
+    metrics: PrometheusHandle,
+}
+
+impl std::fmt::Debug for Bound {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Bound")
+            .field("proxy", &self.proxy_url())
+            .field("admin", &self.admin_url())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Bound {
+    /// `http://ADDR` or `https://ADDR` (`http://unix:/path` on a unix socket).
+    pub fn proxy_url(&self) -> String {
+        let scheme = if self.gateway.state().config.server.tls.is_some() {
+            "https"
+        } else {
+            "http"
+        };
+        format!("{scheme}://{}", self.listener.describe())
+    }
+
+    /// `http://ADDR` of the admin listener, if there is one.
+    pub fn admin_url(&self) -> Option<String> {
+        self.admin
+            .as_ref()
+            .map(|(_, addr)| format!("http://{addr}"))
+    }
+
+    /// Serves until SIGTERM or SIGINT, then drains.
+    pub async fn serve(self) -> Result<(), String> {
+        serve_bound(self).await
+    }
+}
+
+async fn serve_bound(bound: Bound) -> Result<(), String> {
+    // Printed first: once it is out, every listener is bound and the config watched.
+    println!("bcgate: proxy listening on {}", bound.proxy_url());
+    let Bound {
+        gateway,
+        listener,
+        admin,
+        metrics,
+    } = bound;
+    let config = gateway.state().config.clone();
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
         .http1()
@@ -84,7 +137,7 @@ pub async fn run(config: Config) -> Result<(), String> {
     let graceful = GracefulShutdown::new();
     let mut shutdown = std::pin::pin!(shutdown_signal());
 
-    if let Some(admin) = admin {
+    if let Some((admin, _)) = admin {
         tokio::spawn(serve_admin(
             admin,
             builder.clone(),

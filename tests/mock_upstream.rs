@@ -208,6 +208,26 @@ async fn behaviours_by_query_parameter() {
         Some("https://elsewhere.example/x?a=1")
     );
 
+    // A value that cannot be a header is a 400, not a panic in the mock.
+    for q in [
+        "mock_redirect=%0Ahttps://x",
+        "mock_status=429&mock_retry_after=%0D2",
+    ] {
+        let resp = send(http.get(url(q)).header("x-auth-token", TOKEN_A)).await;
+        assert_eq!(resp.status, 400, "{q}: {}", resp.text());
+        assert_eq!(resp.json()["type"], BC_ERROR_TYPE, "{q}");
+    }
+    // A piece size near usize::MAX does not overflow: the 3 bytes come in one piece.
+    let resp = send(
+        http.get(url(
+            "mock_trickle_ms=1&mock_bytes=3&mock_chunk=18446744073709551615",
+        ))
+        .header("x-auth-token", TOKEN_A),
+    )
+    .await;
+    assert_eq!(resp.status, 200);
+    assert!(resp.body.as_ref() == pattern(3).as_slice());
+
     // mock_echo, byte-exact, with the request's content type, both protocols
     let payload = noise(3 * 1024 * 1024 + 17, 7);
     for http in [client(&ca), client_h1(&ca)] {

@@ -41,7 +41,7 @@ fuzz_target!(|data: &[u8]| {
             assert_eq!(&e.file, path);
         }
         Ok(cfg) => {
-            assert_eq!(&cfg.path, path);
+            assert_eq!(cfg.path.as_deref(), Some(path.as_path()));
             for s in cfg.stores.iter() {
                 assert!(
                     !s.hash.is_empty()

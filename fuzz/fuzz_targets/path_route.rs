@@ -54,6 +54,7 @@ fn fixture() -> &'static Fixture {
                     alias: alias.map(str::to_owned),
                     token_env: None,
                     token_file: Some(token.clone()),
+                    token: None,
                     scopes: None,
                 })
                 .collect(),

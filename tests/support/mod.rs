@@ -1,18 +1,18 @@
-//! Test infrastructure shared by the integration tests: a test CA, a mock
-//! BigCommerce API over real TLS, a process helper for the `bcgate` binary,
+//! Test infrastructure shared by the integration tests: a test CA and a mock
+//! BigCommerce API over real TLS (both from the library, `bcgate::dev`, where
+//! `bcgate dev` uses them too), a process helper for the `bcgate` binary,
 //! HTTP clients and a raw HTTP/1.1 socket helper.
 //!
 //! Each integration test crate uses only part of this, hence the allow.
 #![allow(dead_code, unused_imports)]
 
-pub mod ca;
-pub mod mock;
 pub mod process;
 pub mod raw;
 
 use std::time::Duration;
 
-pub use ca::TestCa;
+pub use bcgate::dev::{ca, mock};
+pub use ca::DevCa as TestCa;
 pub use mock::{MockBigCommerce, Recorded, unused_addr};
 pub use process::Bcgate;
 pub use raw::{RawResponse, exchange_on, raw_exchange, raw_request};

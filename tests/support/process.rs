@@ -1,4 +1,5 @@
-//! Run the real `bcgate` binary: as a server (`Bcgate::start`) or a one-shot CLI command.
+//! Run the real `bcgate` binary: as a server (`Bcgate::start`, or
+//! `Bcgate::start_dev` for `bcgate dev`) or a one-shot CLI command.
 
 use std::io::{BufRead, BufReader, Read};
 use std::net::SocketAddr;
@@ -21,11 +22,12 @@ pub fn bcgate_exe() -> &'static str {
     env!("CARGO_BIN_EXE_bcgate")
 }
 
-/// A running `bcgate run --config <dir>/bcgate.toml`; killed on drop.
+/// A running `bcgate run --config <dir>/bcgate.toml` (or `bcgate dev`, which
+/// has no config file); killed on drop.
 pub struct Bcgate {
     child: Child,
     dir: tempfile::TempDir,
-    config_path: PathBuf,
+    config_path: Option<PathBuf>,
     /// `http` or `https`
     pub scheme: String,
     /// The TCP address (unspecified, port 0, when bcgate listens on a unix socket).
@@ -92,10 +94,33 @@ impl Bcgate {
         let config_path = dir.path().join("bcgate.toml");
         std::fs::write(&config_path, config_toml).expect("write bcgate.toml");
         let mut cmd = Command::new(bcgate_exe());
-        cmd.arg("run")
-            .arg("--config")
-            .arg(&config_path)
-            .current_dir(dir.path())
+        cmd.arg("run").arg("--config").arg(&config_path);
+        let context = format!("--- config ---\n{config_toml}");
+        Self::launch(cmd, dir, Some(config_path), env, &context)
+    }
+
+    /// Start `bcgate dev ARGS` in a fresh temp dir and wait for its listening
+    /// line, which `bcgate dev` prints after its keys and `curl` lines.
+    pub fn start_dev(args: &[&str]) -> Bcgate {
+        let mut cmd = Command::new(bcgate_exe());
+        cmd.arg("dev").args(args);
+        let context = format!("--- command ---\nbcgate dev {}", args.join(" "));
+        match Self::launch(cmd, temp_dir(), None, &[], &context) {
+            Ok(gate) => gate,
+            Err(msg) => panic!("{msg}"),
+        }
+    }
+
+    /// Spawn `cmd` in `dir` and wait for the proxy's listening line;
+    /// `context` (the config, or the command) goes into the failure message.
+    fn launch(
+        mut cmd: Command,
+        dir: tempfile::TempDir,
+        config_path: Option<PathBuf>,
+        env: &[(&str, &str)],
+        context: &str,
+    ) -> Result<Bcgate, String> {
+        cmd.current_dir(dir.path())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
@@ -143,7 +168,7 @@ impl Bcgate {
             };
             return Err(format!(
                 "{what} `{PROXY_LINE}http(s)://ADDR` on stdout{hint}\n\
-                 --- config ---\n{config_toml}\n--- output ---\n{text}"
+                 {context}\n--- output ---\n{text}"
             ));
         };
         let (scheme, addr) = url
@@ -203,7 +228,9 @@ impl Bcgate {
     }
 
     pub fn config_path(&self) -> &Path {
-        &self.config_path
+        self.config_path
+            .as_deref()
+            .expect("bcgate dev has no config file")
     }
 
     /// The admin address, if the binary printed one.
@@ -286,7 +313,7 @@ impl Bcgate {
     pub fn rewrite_config(&self, config_toml: &str) {
         let tmp = self.dir.path().join(".bcgate.toml.new");
         std::fs::write(&tmp, config_toml).expect("write new config");
-        std::fs::rename(&tmp, &self.config_path).expect("rename new config into place");
+        std::fs::rename(&tmp, self.config_path()).expect("rename new config into place");
     }
 
     /// Run `bcgate ARGS` to completion (30 s limit) in a fresh temp dir, with

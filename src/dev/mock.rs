@@ -1,6 +1,8 @@
-//! A mock of `api.bigcommerce.com`: real HTTPS (test CA, ALPN h2 + http/1.1),
-//! `/stores/{hash}/v2|v3/...` and `/stores/{hash}/graphql`, BigCommerce's
-//! error shapes and rate-limit headers, and a record of every request.
+//! A mock of `api.bigcommerce.com`: real HTTPS (a [`DevCa`], ALPN h2 +
+//! http/1.1), `/stores/{hash}/v2|v3/...` and `/stores/{hash}/graphql`,
+//! BigCommerce's error shapes and rate-limit headers, and a record of every
+//! request. `bcgate dev` puts bcgate in front of it; the integration tests
+//! use it as their upstream.
 //!
 //! It runs on its own thread with its own tokio runtime, so it keeps serving
 //! while a test blocks (a child process, a raw socket, `std::thread::sleep`).
@@ -23,6 +25,9 @@
 //! - `mock_no_ratelimit=1` send no `X-Rate-Limit-*` and no `X-Retry-After`
 //! - `mock_retry_after=V` (with `mock_status`) send `X-Retry-After: V`
 //!
+//! A `mock_redirect` or `mock_retry_after` value that cannot be a header
+//! value is answered 400; nothing a request carries makes the mock panic.
+//!
 //! Instrumentation ([`MockBigCommerce::stats`]): connections (and those that
 //! did not start with a TLS handshake), failed handshakes, request handlers
 //! started / completed / cancelled (the handler's future dropped before it
@@ -44,7 +49,7 @@ use http_body_util::{BodyExt, Full, StreamBody, combinators::BoxBody};
 use hyper::body::{Body as _, Frame, Incoming};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 
-use super::ca::TestCa;
+use super::ca::DevCa;
 
 /// BigCommerce's error `type` link.
 pub const BC_ERROR_TYPE: &str =
@@ -243,7 +248,7 @@ impl std::fmt::Debug for MockBigCommerce {
 impl MockBigCommerce {
     /// Start on `127.0.0.1:0` with a certificate for `127.0.0.1` and `localhost`
     /// signed by `ca`. `stores` are `(hash, token)` pairs.
-    pub fn start(ca: &TestCa, stores: &[(&str, &str)]) -> MockBigCommerce {
+    pub fn start(ca: &DevCa, stores: &[(&str, &str)]) -> MockBigCommerce {
         let tls = ca.server_config(&["127.0.0.1", "localhost"], &[b"h2", b"http/1.1"]);
         Self::start_with_tls(tls, stores)
     }
@@ -251,7 +256,7 @@ impl MockBigCommerce {
     /// Like [`start`](Self::start) but offering only `http/1.1` in ALPN, so the
     /// proxy talks HTTP/1.1 to it (needed to see hop-by-hop response headers,
     /// which HTTP/2 cannot carry).
-    pub fn start_h1(ca: &TestCa, stores: &[(&str, &str)]) -> MockBigCommerce {
+    pub fn start_h1(ca: &DevCa, stores: &[(&str, &str)]) -> MockBigCommerce {
         let tls = ca.server_config(&["127.0.0.1", "localhost"], &[b"http/1.1"]);
         Self::start_with_tls(tls, stores)
     }
@@ -268,7 +273,7 @@ impl MockBigCommerce {
     /// Like [`start`](Self::start) but on a given address (e.g. one that was
     /// refusing connections a moment ago). Fails if the address is taken.
     pub fn start_at(
-        ca: &TestCa,
+        ca: &DevCa,
         stores: &[(&str, &str)],
         addr: SocketAddr,
     ) -> std::io::Result<MockBigCommerce> {
@@ -607,20 +612,28 @@ async fn handle(state: Arc<State>, req: Request<Incoming>) -> Response<MockBody>
                 .insert("x-retry-after", HeaderValue::from_static(RETRY_AFTER));
         }
         if let Some(v) = param(&params, "mock_retry_after") {
-            resp.headers_mut().insert(
-                "x-retry-after",
-                HeaderValue::from_str(v).expect("mock_retry_after value is a valid header"),
-            );
+            let Ok(v) = HeaderValue::from_str(v) else {
+                return error(
+                    StatusCode::BAD_REQUEST,
+                    "mock_retry_after is not a valid header value.",
+                    &rate,
+                );
+            };
+            resp.headers_mut().insert("x-retry-after", v);
         }
         return resp;
     }
     if let Some(location) = param(&params, "mock_redirect") {
+        let Ok(location) = HeaderValue::from_str(location) else {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "mock_redirect is not a valid header value.",
+                &rate,
+            );
+        };
         let mut resp = Response::new(empty());
         *resp.status_mut() = StatusCode::FOUND;
-        resp.headers_mut().insert(
-            "location",
-            HeaderValue::from_str(location).expect("mock_redirect value is a valid header"),
-        );
+        resp.headers_mut().insert("location", location);
         rate.apply(&mut resp);
         return resp;
     }
@@ -642,7 +655,7 @@ async fn handle(state: Arc<State>, req: Request<Incoming>) -> Response<MockBody>
             HeaderValue::from_static("application/octet-stream"),
         );
         resp.headers_mut()
-            .insert("content-length", HeaderValue::from(n + 1024));
+            .insert("content-length", HeaderValue::from(n.saturating_add(1024)));
         rate.apply(&mut resp);
         return resp;
     }
@@ -771,7 +784,7 @@ fn chunked(data: Bytes) -> MockBody {
 
 fn pattern_body(n: usize) -> MockBody {
     let frames = (0..n).step_by(CHUNK).map(move |start| {
-        let end = (start + CHUNK).min(n);
+        let end = start.saturating_add(CHUNK).min(n);
         let chunk: Vec<u8> = (start..end).map(pattern_byte).collect();
         Ok::<_, std::io::Error>(Frame::data(Bytes::from(chunk)))
     });
@@ -788,7 +801,7 @@ fn reset_body(n: usize) -> MockBody {
     let stream = futures_util::stream::unfold(Step::Data(0), move |step| async move {
         match step {
             Step::Data(start) if start < n => {
-                let end = (start + CHUNK).min(n);
+                let end = start.saturating_add(CHUNK).min(n);
                 let chunk: Vec<u8> = (start..end).map(pattern_byte).collect();
                 let next = if end < n { Step::Data(end) } else { Step::Fail };
                 Some((Ok(Frame::data(Bytes::from(chunk))), next))
@@ -816,7 +829,7 @@ fn trickle_body(n: usize, chunk: usize, every: Duration) -> MockBody {
             return None;
         }
         tokio::time::sleep(every).await;
-        let end = (sent + chunk).min(n);
+        let end = sent.saturating_add(chunk).min(n);
         let data: Vec<u8> = (sent..end).map(pattern_byte).collect();
         Some((Ok::<_, std::io::Error>(Frame::data(Bytes::from(data))), end))
     });
@@ -876,13 +889,10 @@ impl Drop for Tracked {
 }
 
 fn query_params(uri: &str) -> Vec<(String, String)> {
-    match reqwest::Url::parse(&format!("http://mock.invalid{uri}")) {
-        Ok(url) => url
-            .query_pairs()
-            .map(|(k, v)| (k.into_owned(), v.into_owned()))
-            .collect(),
-        Err(_) => Vec::new(),
-    }
+    let query = uri.split_once('?').map_or("", |(_, q)| q);
+    form_urlencoded::parse(query.as_bytes())
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect()
 }
 
 fn param<'a>(params: &'a [(String, String)], name: &str) -> Option<&'a str> {

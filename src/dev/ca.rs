@@ -1,4 +1,6 @@
-//! A certificate authority made at test time, and the rustls configs built from it.
+//! A certificate authority made at run time, and the rustls configs built
+//! from it: `bcgate dev` signs the mock BigCommerce's certificate with one,
+//! and the integration tests sign every certificate they need.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -9,16 +11,17 @@ use rcgen::{
 };
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 
-/// A throwaway CA. Every `TestCa::new()` is a different one, so a certificate
-/// from one CA is untrusted by a client of another (handy for TLS-failure tests).
-pub struct TestCa {
+/// A throwaway CA that lives only in memory. Every `DevCa::new()` is a
+/// different one, so a certificate from one CA is untrusted by a client of
+/// another (handy for TLS-failure tests).
+pub struct DevCa {
     cert: rcgen::Certificate,
     key: KeyPair,
 }
 
-impl std::fmt::Debug for TestCa {
+impl std::fmt::Debug for DevCa {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TestCa").finish_non_exhaustive()
+        f.debug_struct("DevCa").finish_non_exhaustive()
     }
 }
 
@@ -31,22 +34,22 @@ pub struct Leaf {
     pub key_der: Vec<u8>,
 }
 
-impl Default for TestCa {
+impl Default for DevCa {
     fn default() -> Self {
         Self::new()
     }
 }
 
-impl TestCa {
+impl DevCa {
     pub fn new() -> Self {
         let mut params =
             CertificateParams::new(Vec::<String>::new()).expect("empty SAN list is valid");
         params
             .distinguished_name
-            .push(DnType::CommonName, "bcgate test CA");
+            .push(DnType::CommonName, "bcgate dev CA");
         params
             .distinguished_name
-            .push(DnType::OrganizationName, "bcgate tests");
+            .push(DnType::OrganizationName, "bcgate dev");
         params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
         params.key_usages = vec![
             KeyUsagePurpose::KeyCertSign,
@@ -55,7 +58,7 @@ impl TestCa {
         ];
         let key = KeyPair::generate().expect("generate CA key");
         let cert = params.self_signed(&key).expect("self-sign CA");
-        TestCa { cert, key }
+        DevCa { cert, key }
     }
 
     /// The CA certificate, PEM.
@@ -148,7 +151,7 @@ impl TestCa {
         let mut roots = rustls::RootCertStore::empty();
         roots
             .add(CertificateDer::from(self.ca_der()))
-            .expect("add test CA to root store");
+            .expect("add the CA to a root store");
         let mut config = rustls::ClientConfig::builder_with_provider(Arc::new(ring_provider()))
             .with_safe_default_protocol_versions()
             .expect("ring supports the default protocol versions")
@@ -159,7 +162,7 @@ impl TestCa {
     }
 }
 
-/// The one crypto provider these tests use; never the process default.
+/// The one crypto provider the CA's configs use; never the process default.
 pub fn ring_provider() -> rustls::crypto::CryptoProvider {
     rustls::crypto::ring::default_provider()
 }

@@ -1,0 +1,227 @@
+//! `bcgate dev`: the real server, with a config made in memory, in front of
+//! a mock BigCommerce ([`mock`]) whose certificate comes from a CA made at
+//! run time ([`ca`]); it prints the keys and the `curl` lines that show an
+//! allowed and a denied request. The integration tests use the same mock and
+//! CA, so they live in one place.
+
+pub mod ca;
+pub mod mock;
+
+use std::fmt::Write as _;
+use std::net::SocketAddr;
+
+use zeroize::Zeroizing;
+
+use crate::config::{
+    AdminFile, ClientFile, Config, FileConfig, ServerFile, StoreFile, UpstreamFile,
+};
+use crate::identify::{key_sha256, new_key};
+use crate::secret::StoreToken;
+use ca::DevCa;
+use mock::MockBigCommerce;
+
+/// The dev store's hash.
+const STORE_HASH: &str = "dev123";
+/// The dev store's alias.
+const STORE_ALIAS: &str = "dev";
+/// The dev clients: name and its one scope.
+const CLIENTS: [(&str, &str); 2] = [
+    ("catalog-reader", "store_v2_products_read_only"),
+    ("catalog-editor", "store_v2_products"),
+];
+/// The body of the example `POST`.
+const PRODUCT: &str = r#"{"name":"Dev T-shirt","type":"physical","weight":1,"price":19.99}"#;
+
+/// A dev client and its key (printed: it is the user's to paste).
+struct DevClient {
+    name: &'static str,
+    scope: &'static str,
+    key: String,
+}
+
+/// Runs `bcgate dev` until SIGTERM or SIGINT: a fresh CA, store token and
+/// client keys each time; nothing is written to disk.
+pub fn run(listen: SocketAddr, admin: SocketAddr) -> Result<(), String> {
+    let ca = DevCa::new();
+    let token = store_token()?;
+    let mock = MockBigCommerce::start_at(
+        &ca,
+        &[(STORE_HASH, token.as_str())],
+        SocketAddr::from(([127, 0, 0, 1], 0)),
+    )
+    .map_err(|e| format!("cannot start the mock BigCommerce: {e}"))?;
+    // A long session must not grow: the mock keeps no record of requests.
+    mock.set_recording(false);
+    let clients = CLIENTS
+        .iter()
+        .map(|&(name, scope)| {
+            Ok(DevClient {
+                name,
+                scope,
+                key: new_key()?,
+            })
+        })
+        .collect::<Result<Vec<_>, String>>()?;
+    let file = FileConfig {
+        server: ServerFile {
+            listen: listen.to_string(),
+            ..ServerFile::default()
+        },
+        admin: Some(AdminFile {
+            listen: admin.to_string(),
+        }),
+        upstream: UpstreamFile {
+            base_url: mock.base_url(),
+            ca_pem: Some(ca.ca_pem()),
+            ..UpstreamFile::default()
+        },
+        stores: vec![StoreFile {
+            hash: STORE_HASH.into(),
+            alias: Some(STORE_ALIAS.into()),
+            token_env: None,
+            token_file: None,
+            token: Some(StoreToken::new(&token).map_err(|e| format!("dev store token: {e}"))?),
+            scopes: None,
+        }],
+        clients: clients
+            .iter()
+            .map(|c| ClientFile {
+                name: c.name.into(),
+                key_sha256: Some(key_sha256(&c.key)),
+                unix_uid: None,
+                tls_subject: None,
+                stores: vec![STORE_HASH.into()],
+                default_store: Some(STORE_HASH.into()),
+                scopes: vec![c.scope.into()],
+            })
+            .collect(),
+        routes: Vec::new(),
+    };
+    drop(token);
+    let config = Config::from_memory(file, "bcgate dev").map_err(|e| e.to_string())?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the runtime: {e}"))?;
+    runtime.block_on(async {
+        let bound = crate::server::bind(config).await?;
+        print!(
+            "{}",
+            banner(
+                &bound.proxy_url(),
+                bound.admin_url().as_deref(),
+                &mock.base_url(),
+                &clients
+            )
+        );
+        bound.serve().await
+    })?;
+    // The mock stops only after bcgate has drained.
+    drop(mock);
+    Ok(())
+}
+
+/// A random store token, 64 hex digits, known to the mock and to bcgate only.
+fn store_token() -> Result<Zeroizing<String>, String> {
+    let mut bytes = Zeroizing::new([0u8; 32]);
+    getrandom::getrandom(&mut bytes[..]).map_err(|e| format!("no randomness: {e}"))?;
+    Ok(Zeroizing::new(hex::encode(&bytes[..])))
+}
+
+/// What to paste. It is given the client keys but never the store token, so
+/// it cannot print it.
+fn banner(proxy: &str, admin: Option<&str>, mock: &str, clients: &[DevClient]) -> String {
+    let products = format!("{proxy}/stores/{STORE_HASH}/v3/catalog/products");
+    let get = |key: &str| format!("curl -H 'X-Auth-Token: {key}' {products}");
+    let post = |key: &str| {
+        format!(
+            "curl -X POST -H 'X-Auth-Token: {key}' -H 'Content-Type: application/json' -d '{PRODUCT}' {products}"
+        )
+    };
+    let (reader, editor) = match clients {
+        [reader, editor, ..] => (reader.key.as_str(), editor.key.as_str()),
+        _ => ("KEY", "KEY"),
+    };
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "\nbcgate dev: the real bcgate, with a config made in memory, in front of a mock\n\
+         BigCommerce at {mock} (certificate from a CA made for this run).\n\
+         Nothing is written to disk; the store token lives only in this process and is\n\
+         never shown.\n"
+    );
+    let _ = writeln!(out, "store:  {STORE_HASH} (alias {STORE_ALIAS})");
+    for c in clients {
+        let _ = writeln!(
+            out,
+            "client: {:<15} key {}  scopes {}",
+            c.name, c.key, c.scope
+        );
+    }
+    let _ = writeln!(
+        out,
+        "\nAllowed: the reader lists products (200; the mock answers with what it received):\n\n  {}\n",
+        get(reader)
+    );
+    let _ = writeln!(
+        out,
+        "Denied: the reader creates a product (403 scope_denied):\n\n  {}\n",
+        post(reader)
+    );
+    let _ = writeln!(
+        out,
+        "Allowed: the editor creates it (200):\n\n  {}\n",
+        post(editor)
+    );
+    let _ = writeln!(
+        out,
+        "Also try: no key (401), /stores/nope/v3/catalog/products (404), /v3/catalog/products\n\
+         (the client's default store), ?mock_status=429 (a rate-limited answer, passed through)."
+    );
+    if let Some(admin) = admin {
+        let _ = writeln!(out, "Metrics: {admin}/metrics   readiness: {admin}/readyz");
+    }
+    let _ = writeln!(out, "Stop with Ctrl-C.\n");
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn banner_names_every_client_and_has_three_curl_lines() {
+        let clients = [
+            DevClient {
+                name: "catalog-reader",
+                scope: "store_v2_products_read_only",
+                key: "bcg_reader".into(),
+            },
+            DevClient {
+                name: "catalog-editor",
+                scope: "store_v2_products",
+                key: "bcg_editor".into(),
+            },
+        ];
+        let text = banner(
+            "http://127.0.0.1:8080",
+            Some("http://127.0.0.1:9090"),
+            "https://127.0.0.1:4443",
+            &clients,
+        );
+        let curls: Vec<&str> = text
+            .lines()
+            .map(str::trim)
+            .filter(|l| l.starts_with("curl "))
+            .collect();
+        assert_eq!(curls.len(), 3, "{text}");
+        assert!(curls[0].contains("X-Auth-Token: bcg_reader") && !curls[0].contains("POST"));
+        assert!(curls[1].contains("X-Auth-Token: bcg_reader") && curls[1].contains("-X POST"));
+        assert!(curls[2].contains("X-Auth-Token: bcg_editor") && curls[2].contains("-X POST"));
+        for c in curls {
+            assert!(c.ends_with("http://127.0.0.1:8080/stores/dev123/v3/catalog/products"));
+        }
+        assert!(text.contains("client: catalog-reader"));
+        assert!(text.contains("store:  dev123 (alias dev)"));
+    }
+}

@@ -1,0 +1,228 @@
+//! `bcgate dev`: the real binary, its printed keys and `curl` lines, and the
+//! requests those lines describe, sent as printed.
+
+mod support;
+
+use std::time::Duration;
+
+use support::{Bcgate, assert_problem, plain_client, send};
+
+/// One printed `curl` line, parsed.
+#[derive(Debug)]
+struct Curl {
+    method: String,
+    headers: Vec<(String, String)>,
+    body: Option<String>,
+    url: String,
+}
+
+/// Splits a shell line into words, honouring single quotes (all the banner uses).
+fn shell_words(line: &str) -> Vec<String> {
+    let mut words = Vec::new();
+    let mut word = String::new();
+    let (mut quoted, mut started) = (false, false);
+    for ch in line.chars() {
+        match ch {
+            '\'' => {
+                quoted = !quoted;
+                started = true;
+            }
+            c if c.is_whitespace() && !quoted => {
+                if started {
+                    words.push(std::mem::take(&mut word));
+                    started = false;
+                }
+            }
+            c => {
+                word.push(c);
+                started = true;
+            }
+        }
+    }
+    assert!(!quoted, "unbalanced quote in {line:?}");
+    if started {
+        words.push(word);
+    }
+    words
+}
+
+fn parse_curl(line: &str) -> Curl {
+    let words = shell_words(line);
+    assert_eq!(words.first().map(String::as_str), Some("curl"), "{line}");
+    let mut curl = Curl {
+        method: "GET".into(),
+        headers: Vec::new(),
+        body: None,
+        url: String::new(),
+    };
+    let mut args = words.into_iter().skip(1);
+    while let Some(arg) = args.next() {
+        let mut value = || {
+            args.next()
+                .unwrap_or_else(|| panic!("{arg} without a value: {line}"))
+        };
+        match arg.as_str() {
+            "-X" => curl.method = value(),
+            "-H" => {
+                let header = value();
+                let (name, v) = header
+                    .split_once(": ")
+                    .unwrap_or_else(|| panic!("header {header:?} in {line}"));
+                curl.headers.push((name.into(), v.into()));
+            }
+            "-d" => curl.body = Some(value()),
+            url if url.starts_with("http://") => curl.url = url.into(),
+            other => panic!("unexpected curl argument {other:?} in {line}"),
+        }
+    }
+    assert!(!curl.url.is_empty(), "no URL in {line}");
+    curl
+}
+
+async fn perform(client: &reqwest::Client, curl: &Curl) -> support::Resp {
+    let method = http::Method::from_bytes(curl.method.as_bytes()).expect("method");
+    let mut req = client.request(method, &curl.url);
+    for (name, value) in &curl.headers {
+        req = req.header(name, value);
+    }
+    if let Some(body) = &curl.body {
+        req = req.body(body.clone());
+    }
+    send(req).await
+}
+
+fn key_of(curl: &Curl) -> &str {
+    curl.headers
+        .iter()
+        .find(|(n, _)| n.eq_ignore_ascii_case("x-auth-token"))
+        .map(|(_, v)| v.as_str())
+        .expect("the curl line sends a key")
+}
+
+/// Every run of at least `min` hex digits in `text`.
+fn hex_runs(text: &str, min: usize) -> Vec<&str> {
+    text.split(|c: char| !c.is_ascii_hexdigit())
+        .filter(|run| run.len() >= min)
+        .collect()
+}
+
+#[tokio::test]
+async fn dev_prints_keys_and_curl_lines_that_do_what_they_say() {
+    let mut gate = Bcgate::start_dev(&["--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0"]);
+    let out = gate.logs();
+
+    // The store and the clients, as printed.
+    let store_line = out
+        .lines()
+        .find_map(|l| l.strip_prefix("store:"))
+        .unwrap_or_else(|| panic!("no store line:\n{out}"));
+    let hash = store_line.split_whitespace().next().expect("a store hash");
+    assert_eq!(hash, "dev123", "{out}");
+    let clients: Vec<(String, String, String)> = out
+        .lines()
+        .filter_map(|l| l.strip_prefix("client:"))
+        .map(|rest| {
+            let w: Vec<&str> = rest.split_whitespace().collect();
+            assert!(w.len() == 5 && w[1] == "key" && w[3] == "scopes", "{rest}");
+            (w[0].to_owned(), w[2].to_owned(), w[4].to_owned())
+        })
+        .collect();
+    let names: Vec<&str> = clients.iter().map(|c| c.0.as_str()).collect();
+    assert_eq!(names, ["catalog-reader", "catalog-editor"], "{out}");
+    assert_eq!(clients[0].2, "store_v2_products_read_only");
+    assert_eq!(clients[1].2, "store_v2_products");
+    let (reader_key, editor_key) = (clients[0].1.as_str(), clients[1].1.as_str());
+    assert_ne!(reader_key, editor_key);
+
+    // The three curl lines: the reader's GET, the reader's POST, the editor's POST.
+    let curls: Vec<Curl> = out
+        .lines()
+        .map(str::trim)
+        .filter(|l| l.starts_with("curl "))
+        .map(parse_curl)
+        .collect();
+    assert_eq!(curls.len(), 3, "{out}");
+    let products = gate.url(&format!("/stores/{hash}/v3/catalog/products"));
+    for c in &curls {
+        assert_eq!(
+            c.url, products,
+            "the curl lines point at the proxy as bound"
+        );
+    }
+    assert_eq!(
+        (curls[0].method.as_str(), key_of(&curls[0])),
+        ("GET", reader_key)
+    );
+    assert_eq!(
+        (curls[1].method.as_str(), key_of(&curls[1])),
+        ("POST", reader_key)
+    );
+    assert_eq!(
+        (curls[2].method.as_str(), key_of(&curls[2])),
+        ("POST", editor_key)
+    );
+
+    let http = plain_client();
+    let allowed = perform(&http, &curls[0]).await;
+    assert_eq!(allowed.status, 200, "{}", allowed.text());
+    assert_eq!(allowed.header("content-type"), Some("application/json"));
+    let body = allowed.json();
+    assert_eq!(body["data"]["method"], "GET");
+    assert_eq!(body["data"]["path"], "/stores/dev123/v3/catalog/products");
+    assert_eq!(body["data"]["store_hash"], "dev123");
+    assert!(allowed.header("x-rate-limit-requests-left").is_some());
+
+    let denied = perform(&http, &curls[1]).await;
+    let problem = assert_problem(&denied, 403, "scope_denied");
+    assert!(
+        problem["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("catalog-reader")),
+        "{problem}"
+    );
+
+    let created = perform(&http, &curls[2]).await;
+    assert_eq!(created.status, 200, "{}", created.text());
+    assert_eq!(created.json()["data"]["method"], "POST");
+
+    // The rest is the real server too: admin, readiness against the mock.
+    let admin = gate.admin_addr().expect("an admin line");
+    let ready = send(http.get(format!("http://{admin}/readyz"))).await;
+    assert_eq!(ready.status, 200, "{}", ready.text());
+
+    // The store token is never printed. It is 64 hex digits (src/dev/mod.rs);
+    // the only runs of 40 or more hex digits in the output are the keys'.
+    gate.settle_logs();
+    let out = gate.logs();
+    for run in hex_runs(&out, 40) {
+        assert!(
+            reader_key.ends_with(run) || editor_key.ends_with(run),
+            "an unexplained secret-looking string ({}…) in the output:\n{out}",
+            &run[..8]
+        );
+    }
+    // And the keys appear only where the banner prints them, not in the access log.
+    for line in out.lines() {
+        let t = line.trim();
+        if t.contains(reader_key) || t.contains(editor_key) {
+            assert!(
+                t.starts_with("client:") || t.starts_with("curl "),
+                "a key outside the banner: {line}"
+            );
+        }
+    }
+
+    gate.signal("TERM");
+    let status = gate
+        .wait_exit(Duration::from_secs(15))
+        .expect("bcgate dev exits on SIGTERM");
+    assert!(status.success(), "{status}");
+}
+
+#[test]
+fn dev_refuses_a_config_file() {
+    let out = Bcgate::run_cli(&["dev", "--config", "bcgate.toml"], &[]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("--config does not apply"), "{err}");
+}
