@@ -17,6 +17,7 @@
 //!   error    every rejection as one enum → JSON problem details
 //! reload     SIGHUP and file watch → a new generation, or the old one kept
 //! admin      /metrics (metrics), /healthz, /readyz (ready)
+//! token_store  tokens of the stores that installed the app, in one encrypted file
 //! ```
 //!
 //! Policy (the route and scope tables in `data/`, and the decision) is plain
@@ -43,3 +44,4 @@ pub mod route;
 pub mod secret;
 pub mod server;
 pub mod tls;
+pub mod token_store;
