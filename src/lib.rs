@@ -18,6 +18,7 @@
 //! reload     SIGHUP and file watch → a new generation, or the old one kept
 //! admin      /metrics (metrics), /healthz, /readyz (ready)
 //! dev        `bcgate dev`: a mock BigCommerce (also the tests' upstream) and its CA
+//! token_store  tokens of the stores that installed the app, in one encrypted file
 //! ```
 //!
 //! Policy (the route and scope tables in `data/`, and the decision) is plain
@@ -45,3 +46,4 @@ pub mod route;
 pub mod secret;
 pub mod server;
 pub mod tls;
+pub mod token_store;

@@ -51,15 +51,17 @@ pub fn spawn(gateway: Arc<Gateway>) {
                     false
                 }
             };
-            if !forced && fingerprint(&gateway.state().config) == seen {
+            // Taken before loading, so a write that lands while the reload
+            // reads the files changes the bytes again and is not missed. A
+            // refused reload moves it too: the same bad bytes are not retried
+            // on every event, and fixing them is a change.
+            let now = fingerprint(&gateway.state().config);
+            if !forced && now == seen {
                 continue;
             }
+            seen = now;
             let _ = gateway.reload(&path);
-            // A refused reload still moves the fingerprint: the same bad bytes
-            // are not retried on every event, and fixing them is a change.
-            let config = gateway.state().config.clone();
-            seen = fingerprint(&config);
-            watched.update(&config);
+            watched.update(&gateway.state().config);
         }
     });
 }

@@ -1,0 +1,266 @@
+//! The token store: where the tokens of stores that installed the app are
+//! kept, so that no person ever handles them. This module holds the record
+//! and key types and the embedded backend, [`FileStore`] (one encrypted file,
+//! rewritten atomically on every change).
+
+use std::fmt;
+use std::io;
+use std::path::{Path, PathBuf};
+
+use base64::Engine;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use zeroize::Zeroizing;
+
+use crate::secret::StoreToken;
+
+mod file;
+
+pub use file::FileStore;
+
+#[cfg(test)]
+mod tests;
+
+/// One store that installed the app: what BigCommerce's `/auth` exchange
+/// returned. `Debug` shows everything but the token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Installed {
+    /// The store hash (`abc123` of `stores/abc123`): lowercase letters and digits.
+    pub hash: String,
+    pub token: StoreToken,
+    /// The scopes the token was granted, as BigCommerce names them.
+    pub scopes: Vec<String>,
+    /// Who installed the app.
+    pub user: User,
+    /// The store's owner.
+    pub owner: User,
+    pub account_uuid: Option<String>,
+    /// Unix seconds.
+    pub installed_at: u64,
+}
+
+/// A BigCommerce control-panel user.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct User {
+    pub id: u64,
+    pub email: String,
+}
+
+/// What a store hash may be; the same rule as `stores[].hash` in the config,
+/// so every installed store can be addressed as `/stores/{hash}/…`.
+pub fn is_store_hash(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 64
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+}
+
+// ---------------------------------------------------------------- key
+
+/// The AES-256-GCM key the store file is encrypted with. `Debug` says
+/// `[REDACTED]`; the bytes are zeroed on drop. (ring's expanded key schedule,
+/// built for each read or write and dropped after it, is not wiped: ring
+/// offers no way to.)
+pub struct StoreKey {
+    // On the heap so that moving a StoreKey moves a pointer, not the bytes.
+    bytes: Zeroizing<Vec<u8>>,
+    /// Identifies the key in the file header without revealing it, so that
+    /// "wrong key" and "damaged file" are told apart.
+    id: [u8; KEY_ID_LEN],
+}
+
+pub(crate) const KEY_LEN: usize = 32;
+pub(crate) const KEY_ID_LEN: usize = 8;
+
+/// Why a text is not a store key; says nothing about the text itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyError {
+    NotBase64,
+    /// How many bytes it decodes to, when that is not 32.
+    WrongLength(usize),
+}
+
+impl fmt::Display for KeyError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::NotBase64 => f.write_str("the store key is not valid base64"),
+            Self::WrongLength(n) => write!(
+                f,
+                "the store key decodes to {n} bytes; it must be exactly {KEY_LEN} \
+                 (make one with `openssl rand -base64 32`)"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for KeyError {}
+
+impl StoreKey {
+    /// Standard base64, padded or not, surrounding whitespace ignored (env
+    /// files and key files end in a newline). Must decode to exactly 32 bytes.
+    /// The caller keeps (and should wipe) `text`.
+    pub fn from_base64(text: &str) -> Result<Self, KeyError> {
+        let text = text.trim();
+        // 32 bytes are 43 or 44 characters; anything much longer cannot be a
+        // key, and bounding it lets the decode land in a fixed wiped buffer
+        // instead of a Vec that could reallocate.
+        if text.len() > 64 {
+            return Err(KeyError::WrongLength(text.len() / 4 * 3));
+        }
+        let mut buf = Zeroizing::new([0u8; 48]);
+        let n = base64::engine::general_purpose::STANDARD_PAD_INDIFFERENT
+            .decode_slice(text, &mut buf[..])
+            .map_err(|_| KeyError::NotBase64)?;
+        if n != KEY_LEN {
+            return Err(KeyError::WrongLength(n));
+        }
+        let mut bytes = Zeroizing::new(vec![0u8; KEY_LEN]);
+        bytes.copy_from_slice(&buf[..KEY_LEN]);
+        let digest = Sha256::new()
+            .chain_update(b"bcgate token store key id\0")
+            .chain_update(&bytes[..])
+            .finalize();
+        let mut id = [0u8; KEY_ID_LEN];
+        id.copy_from_slice(&digest[..KEY_ID_LEN]);
+        Ok(Self { bytes, id })
+    }
+
+    pub(crate) fn bytes(&self) -> &[u8] {
+        &self.bytes
+    }
+
+    pub(crate) fn id(&self) -> &[u8; KEY_ID_LEN] {
+        &self.id
+    }
+}
+
+impl fmt::Debug for StoreKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("StoreKey([REDACTED])")
+    }
+}
+
+// ---------------------------------------------------------------- errors
+
+/// A token store that cannot be read or written: which file, and what is
+/// wrong. Never contains key or token bytes.
+#[derive(Debug)]
+pub struct StoreError {
+    pub path: PathBuf,
+    pub kind: StoreErrorKind,
+}
+
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum StoreErrorKind {
+    /// A file-system call failed; `action` says which, on which file.
+    Io { action: String, source: io::Error },
+    /// The file is missing and so is the directory it would be written to.
+    NoDirectory,
+    /// The path names no file (it is `/` or ends in `..`).
+    NotAFilePath,
+    /// The file does not start with the store's magic bytes.
+    NotAStore,
+    /// A store file of a format version this bcgate does not read.
+    UnsupportedVersion(u8),
+    /// Shorter (or longer) than its header says; `expected` is `None` when
+    /// even the header is incomplete.
+    Truncated { len: u64, expected: Option<u64> },
+    /// Encrypted with another key.
+    WrongKey,
+    /// Authentication failed: the ciphertext or header was changed.
+    Damaged,
+    /// Decrypted, but not a token store this bcgate understands (a newer
+    /// format?). Only the position is kept: serde messages can quote values.
+    Contents { line: usize, column: usize },
+    /// The same store hash twice in the decrypted contents.
+    Duplicate(String),
+    /// A record whose store hash is not lowercase letters and digits.
+    InvalidHash(String),
+    /// The system random number generator failed.
+    Random,
+    /// The encryption library refused an operation it only refuses on
+    /// misuse (a bug in bcgate, never the file's fault).
+    Crypto,
+}
+
+impl StoreError {
+    pub(crate) fn new(path: &Path, kind: StoreErrorKind) -> Self {
+        Self {
+            path: path.to_path_buf(),
+            kind,
+        }
+    }
+
+    pub(crate) fn io(path: &Path, action: impl Into<String>, source: io::Error) -> Self {
+        Self::new(
+            path,
+            StoreErrorKind::Io {
+                action: action.into(),
+                source,
+            },
+        )
+    }
+}
+
+impl fmt::Display for StoreError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "token store {}: ", self.path.display())?;
+        match &self.kind {
+            StoreErrorKind::Io { action, source } => write!(f, "{action}: {source}"),
+            StoreErrorKind::NoDirectory => {
+                f.write_str("the file is missing and its directory does not exist")
+            }
+            StoreErrorKind::NotAFilePath => f.write_str("the path does not name a file"),
+            StoreErrorKind::NotAStore => f.write_str("not a bcgate token store file"),
+            StoreErrorKind::UnsupportedVersion(v) => write!(
+                f,
+                "format version {} is not one this bcgate reads (it reads 1)",
+                char::from(*v).escape_default()
+            ),
+            StoreErrorKind::Truncated {
+                len,
+                expected: Some(expected),
+            } => write!(
+                f,
+                "the file is {len} bytes but its header says {expected}: truncated or damaged"
+            ),
+            StoreErrorKind::Truncated {
+                len,
+                expected: None,
+            } => write!(
+                f,
+                "the file is {len} bytes, too short for its header: truncated or damaged"
+            ),
+            StoreErrorKind::WrongKey => {
+                f.write_str("the file was encrypted with a different key than the configured one")
+            }
+            StoreErrorKind::Damaged => f.write_str(
+                "the file failed authentication: it was damaged or tampered with \
+                 (restore it from a backup, or delete it and reinstall the app)",
+            ),
+            StoreErrorKind::Contents { line, column } => write!(
+                f,
+                "the decrypted contents are not a token store this bcgate understands \
+                 (at line {line}, column {column}); written by a newer version?"
+            ),
+            StoreErrorKind::Duplicate(hash) => write!(f, "store {hash:?} is in the file twice"),
+            StoreErrorKind::InvalidHash(hash) => write!(
+                f,
+                "{hash:?} is not a store hash (lowercase letters and digits)"
+            ),
+            StoreErrorKind::Random => f.write_str("the system random number generator failed"),
+            StoreErrorKind::Crypto => f.write_str("encryption failed (a bug in bcgate)"),
+        }
+    }
+}
+
+impl std::error::Error for StoreError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match &self.kind {
+            StoreErrorKind::Io { source, .. } => Some(source),
+            _ => None,
+        }
+    }
+}
