@@ -371,6 +371,10 @@ impl<T: AsyncRead + Unpin> AsyncRead for Guarded<T> {
             if !this.ready.is_empty() {
                 let n = buf.remaining().min(this.ready.len());
                 buf.put_slice(&this.ready.split_to(n));
+                if this.ready.is_empty() {
+                    // An empty view still pins its whole read chunk.
+                    this.ready = BytesMut::new();
+                }
                 return Poll::Ready(Ok(()));
             }
             match this.mode {
@@ -410,7 +414,13 @@ impl<T: AsyncRead + Unpin> AsyncRead for Guarded<T> {
                 this.raw.reserve(chunk);
             }
             match tokio_util::io::poll_read_buf(Pin::new(&mut this.inner), cx, &mut this.raw) {
-                Poll::Pending => return Poll::Pending,
+                Poll::Pending => {
+                    if this.raw.is_empty() {
+                        // Idle keep-alive connections hold no read chunk.
+                        this.raw = BytesMut::new();
+                    }
+                    return Poll::Pending;
+                }
                 Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
                 Poll::Ready(Ok(0)) => this.eof = true,
                 Poll::Ready(Ok(_)) => {}
