@@ -89,16 +89,18 @@ pub async fn handle(
         error_code: code,
         elapsed,
     });
+    // Every value is from a checked alphabet (request id, config names,
+    // templates, codes), so Display is safe and skips Debug's escaping.
     tracing::info!(
         target: "bcgate::access",
-        request_id = request_id.to_str().unwrap_or(""),
-        client,
-        store,
+        request_id = %request_id.to_str().unwrap_or(""),
+        client = %client,
+        store = %store,
         method = %method,
-        route,
+        route = %route,
         status,
-        decision = decision.as_str(),
-        code = code.unwrap_or("forwarded"),
+        decision = %decision.as_str(),
+        code = %code.unwrap_or("forwarded"),
         latency_ms = elapsed.as_secs_f64() * 1e3,
         upstream_ms = outcome.upstream_ms.unwrap_or(0.0),
     );
