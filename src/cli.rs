@@ -69,6 +69,19 @@ enum Command {
         #[arg(long, default_value = "127.0.0.1:9090")]
         admin: SocketAddr,
     },
+    /// Serve only the mock BigCommerce (the one `dev` and the tests use), for
+    /// load benchmarks: its CA goes to `--ca-out`, each store's token is read
+    /// from the environment variable `--store HASH=VAR` names.
+    Mock {
+        #[arg(long, default_value = "127.0.0.1:8443")]
+        listen: SocketAddr,
+        /// Where to write the CA certificate (PEM) that signed the mock's certificate.
+        #[arg(long)]
+        ca_out: PathBuf,
+        /// `HASH=ENV_VAR`, repeatable.
+        #[arg(long = "store", required = true)]
+        stores: Vec<String>,
+    },
 }
 
 pub fn main() -> ExitCode {
@@ -86,6 +99,11 @@ pub fn main() -> ExitCode {
         Command::Routes => routes(),
         Command::Healthcheck { url } => healthcheck(&url),
         Command::Dev { listen, admin } => dev(cli.config.is_some(), listen, admin, cli.log_format),
+        Command::Mock {
+            listen,
+            ca_out,
+            stores,
+        } => crate::dev::run_mock(listen, &ca_out, &stores).map(|()| String::new()),
     };
     match result {
         Ok(out) => {

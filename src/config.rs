@@ -829,7 +829,7 @@ impl Validator<'_> {
     }
 }
 
-fn is_store_name(s: &str) -> bool {
+pub(crate) fn is_store_name(s: &str) -> bool {
     !s.is_empty()
         && s.bytes()
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())

@@ -226,3 +226,59 @@ fn dev_refuses_a_config_file() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("--config does not apply"), "{err}");
 }
+
+/// `bcgate mock`: the same mock alone (for load benchmarks), its CA written
+/// out, the store's token taken from the environment and never printed.
+#[tokio::test]
+async fn mock_command_serves_the_mock_with_its_ca_and_the_token_from_the_environment() {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+
+    const TOKEN: &str = "bc-store-token-mockcmd-Ju7Rt2Lp0";
+    let dir = support::process::temp_dir();
+    let ca_path = dir.path().join("mock-ca.pem");
+    let addr = support::unused_addr();
+    let mut cmd = Command::new(support::process::bcgate_exe());
+    cmd.args(["mock", "--listen", &addr.to_string(), "--ca-out"])
+        .arg(&ca_path)
+        .args(["--store", "abc123=MOCK_TOKEN"])
+        .env("MOCK_TOKEN", TOKEN)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().expect("spawn bcgate mock");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().expect("stdout"))
+        .read_line(&mut line)
+        .expect("read the listening line");
+    assert_eq!(
+        line.trim(),
+        format!("bcgate: mock BigCommerce listening on https://{addr}")
+    );
+    let ca = std::fs::read(&ca_path).expect("the CA was written");
+    let http = reqwest::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(&ca).expect("PEM"))
+        .tls_built_in_root_certs(false)
+        .no_proxy()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .expect("client");
+    let url = format!("https://{addr}/stores/abc123/v3/catalog/products");
+    let ok = send(http.get(&url).header("X-Auth-Token", TOKEN)).await;
+    assert_eq!(ok.status, 200, "{}", ok.text());
+    assert!(ok.header("x-rate-limit-requests-left").is_some());
+    let wrong = send(http.get(&url).header("X-Auth-Token", "not-the-token")).await;
+    assert_eq!(wrong.status, 401);
+    let _ = Command::new("kill").arg(child.id().to_string()).status();
+    let out = child.wait_with_output().expect("wait");
+    assert!(
+        out.status.success(),
+        "SIGTERM ends it cleanly: {:?}",
+        out.status
+    );
+    assert!(!String::from_utf8_lossy(&out.stderr).contains(TOKEN));
+
+    let bad = Bcgate::run_cli(&["mock", "--ca-out", "x.pem", "--store", "abc123"], &[]);
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("HASH=ENV_VAR"));
+}

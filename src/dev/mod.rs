@@ -121,6 +121,43 @@ pub fn run(listen: SocketAddr, admin: SocketAddr) -> Result<(), String> {
     Ok(())
 }
 
+/// Runs `bcgate mock` until SIGTERM or SIGINT: the mock alone on `listen`,
+/// recording nothing, with its CA written to `ca_out` and each `HASH=VAR`
+/// store's token read from the environment (so no token is on a command line).
+pub fn run_mock(
+    listen: SocketAddr,
+    ca_out: &std::path::Path,
+    stores: &[String],
+) -> Result<(), String> {
+    let mut tokens = Vec::new();
+    for spec in stores {
+        let (hash, var) = spec
+            .split_once('=')
+            .filter(|(h, v)| crate::config::is_store_name(h) && !v.is_empty())
+            .ok_or_else(|| format!("--store {spec:?}: expected HASH=ENV_VAR"))?;
+        let token = std::env::var(var).map_err(|_| format!("--store {hash}: {var} is not set"))?;
+        tokens.push((hash.to_owned(), Zeroizing::new(token)));
+    }
+    let ca = DevCa::new();
+    std::fs::write(ca_out, ca.ca_pem())
+        .map_err(|e| format!("--ca-out {}: {e}", ca_out.display()))?;
+    let pairs: Vec<(&str, &str)> = tokens
+        .iter()
+        .map(|(h, t)| (h.as_str(), t.as_str()))
+        .collect();
+    let mock = MockBigCommerce::start_at(&ca, &pairs, listen)
+        .map_err(|e| format!("cannot start the mock BigCommerce on {listen}: {e}"))?;
+    mock.set_recording(false);
+    println!("bcgate: mock BigCommerce listening on {}", mock.base_url());
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the runtime: {e}"))?;
+    runtime.block_on(crate::server::shutdown_signal());
+    drop(mock);
+    Ok(())
+}
+
 /// A random store token, 64 hex digits, known to the mock and to bcgate only.
 fn store_token() -> Result<Zeroizing<String>, String> {
     let mut bytes = Zeroizing::new([0u8; 32]);
