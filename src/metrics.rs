@@ -26,6 +26,8 @@ pub const RATE_LIMIT_LEFT: &str = "bcgate_store_rate_limit_requests_left";
 pub const CONFIG_RELOADS_TOTAL: &str = "bcgate_config_reloads_total";
 /// Connections open now, by `listener` (`proxy`, `admin`).
 pub const OPEN_CONNECTIONS: &str = "bcgate_open_connections";
+/// Tokio tasks alive when `/metrics` was read (connections, requests, background work).
+pub const ALIVE_TASKS: &str = "bcgate_runtime_alive_tasks";
 
 /// Histogram buckets (seconds) for both latency histograms: 0.5 ms to 60 s.
 const LATENCY_BUCKETS: [f64; 16] = [
@@ -76,6 +78,7 @@ fn describe() {
         "Config reloads, by result (ok, error)."
     );
     metrics::describe_gauge!(OPEN_CONNECTIONS, "Connections open now, by listener.");
+    metrics::describe_gauge!(ALIVE_TASKS, "Tokio tasks alive when /metrics was read.");
 }
 
 /// What became of a request, for the `decision` label.
@@ -139,6 +142,13 @@ pub fn upstream_done(store: &str, elapsed: Duration, requests_left: Option<f64>)
 
 pub fn upstream_error(kind: &'static str) {
     counter!(UPSTREAM_ERRORS_TOTAL, "kind" => kind).increment(1);
+}
+
+/// Samples what is only known on demand; called just before rendering `/metrics`.
+pub fn sample_runtime() {
+    if let Ok(handle) = tokio::runtime::Handle::try_current() {
+        gauge!(ALIVE_TASKS).set(handle.metrics().num_alive_tasks() as f64);
+    }
 }
 
 pub fn config_reload(ok: bool) {

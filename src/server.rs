@@ -332,11 +332,14 @@ async fn serve_admin(
                             };
                             (status, "application/json", report.to_json())
                         }
-                        "/metrics" => (
-                            StatusCode::OK,
-                            "text/plain; version=0.0.4",
-                            metrics.render(),
-                        ),
+                        "/metrics" => {
+                            crate::metrics::sample_runtime();
+                            (
+                                StatusCode::OK,
+                                "text/plain; version=0.0.4",
+                                metrics.render(),
+                            )
+                        }
                         _ => (
                             StatusCode::NOT_FOUND,
                             "text/plain",

@@ -74,6 +74,9 @@ fn fixture() -> Fx {
 listen = "127.0.0.1:0"
 header_read_timeout_ms = 120000
 
+[admin]
+listen = "127.0.0.1:0"
+
 [upstream]
 base_url = "{base}"
 ca_file = "ca.pem"
@@ -182,6 +185,22 @@ async fn settle_fds(gate: &Bcgate, target: usize, timeout: Duration) -> usize {
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+/// bcgate's live tokio tasks, from `bcgate_runtime_alive_tasks` on `/metrics`
+/// (the scrape's own connection task included).
+fn alive_tasks(gate: &Bcgate) -> u64 {
+    let addr = gate.admin_addr().expect("admin address");
+    let resp = support::raw_request(
+        addr,
+        b"GET /metrics HTTP/1.1\r\nHost: admin\r\nConnection: close\r\n\r\n",
+    );
+    resp.body_text()
+        .lines()
+        .find_map(|l| l.strip_prefix("bcgate_runtime_alive_tasks "))
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .map(|v| v as u64)
+        .expect("bcgate_runtime_alive_tasks on /metrics")
 }
 
 fn rss_kib(gate: &Bcgate) -> u64 {
@@ -321,7 +340,7 @@ async fn idle_connections() {
 }
 
 #[test]
-fn a_hundred_thousand_requests_leak_no_fds_or_threads() {
+fn a_hundred_thousand_requests_leak_no_fds_threads_or_tasks() {
     let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
     runtime().block_on(hundred_thousand_requests());
 }
@@ -343,6 +362,7 @@ async fn hundred_thousand_requests() {
     tokio::time::sleep(Duration::from_millis(1_000)).await;
     let fds_before = fx.gate.open_fds();
     let threads_before = fx.gate.threads();
+    let tasks_before = alive_tasks(&fx.gate);
     let rss_before = rss_kib(&fx.gate);
     let upstream_before = fx.mock.stats();
 
@@ -402,6 +422,7 @@ async fn hundred_thousand_requests() {
     let fds_after = settle_fds(&fx.gate, fds_before, Duration::from_secs(5)).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     let threads_after = fx.gate.threads();
+    let tasks_after = alive_tasks(&fx.gate);
     let rss_after = rss_kib(&fx.gate);
     let upstream = fx.mock.stats();
 
@@ -410,6 +431,7 @@ async fn hundred_thousand_requests() {
          ({:.0} req/s); upstream saw {} (in flight {})\n\
          bcgate fds: before {fds_before}, peak under load {fds_peak}, after closing every connection {fds_after}\n\
          bcgate threads: before {threads_before}, peak under load {threads_peak}, after {threads_after}\n\
+         bcgate tokio tasks: before {tasks_before}, after {tasks_after}\n\
          bcgate VmRSS: before {rss_before} KiB, after the load {rss_loaded} KiB, settled {rss_after} KiB",
         total as f64 / took.as_secs_f64(),
         upstream.handlers_started - upstream_before.handlers_started,
@@ -431,6 +453,12 @@ async fn hundred_thousand_requests() {
         "threads leaked: {threads_before} before, {threads_after} after"
     );
     assert_eq!(upstream.in_flight, 0, "{upstream:?}");
+    // Pooled upstream connections are tasks too; the pool may settle a few
+    // connections above or below where the warm-up left it.
+    assert!(
+        tasks_after <= tasks_before + FD_SLACK as u64,
+        "tokio tasks leaked: {tasks_before} before, {tasks_after} after"
+    );
     assert!(
         rss_after.saturating_sub(rss_before) < MAX_RSS_GROWTH_KIB,
         "RSS grew by {} KiB over {total} requests",
