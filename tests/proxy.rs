@@ -179,6 +179,19 @@ impl Drop for Fx {
         let forms: Vec<String> = all_secrets().into_iter().flat_map(secret_forms).collect();
         let forms: Vec<&str> = forms.iter().map(String::as_str).collect();
         self.gate.assert_logs_free_of(&forms);
+        // Nor in the metrics, after everything the test sent.
+        if let Some(admin) = self.gate.admin_addr() {
+            let metrics = raw_request(
+                admin,
+                b"GET /metrics HTTP/1.1\r\nHost: admin\r\nConnection: close\r\n\r\n",
+            );
+            assert_eq!(metrics.status, 200);
+            let text = metrics.body_text();
+            assert!(text.contains("bcgate_requests_total"), "{text}");
+            for form in &forms {
+                assert!(!text.contains(form), "a secret appears in /metrics");
+            }
+        }
     }
 }
 
@@ -207,6 +220,9 @@ fn config_toml(base_url: &str, o: &Opts) -> String {
 listen = "127.0.0.1:0"
 {tls}
 max_body_bytes = {max_body}
+
+[admin]
+listen = "127.0.0.1:0"
 
 [upstream]
 base_url = "{base_url}"
