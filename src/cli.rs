@@ -105,6 +105,7 @@ pub fn main() -> ExitCode {
             stores,
         } => crate::dev::run_mock(listen, &ca_out, &stores).map(|()| String::new()),
     };
+    crate::logbuf::flush();
     match result {
         Ok(out) => {
             // A closed pipe (`bcgate routes | head`) is not an error worth a panic.
@@ -148,7 +149,8 @@ fn init_logging(format: LogFormat) {
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let logs = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_target(true);
+        .with_target(true)
+        .with_writer(crate::logbuf::installed());
     match format {
         LogFormat::Text => logs
             .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))

@@ -36,6 +36,7 @@ pub mod gateway;
 pub mod h1guard;
 pub mod headers;
 pub mod identify;
+pub mod logbuf;
 pub mod metrics;
 pub mod policy;
 pub mod proxy;

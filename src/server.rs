@@ -109,6 +109,7 @@ impl Bound {
 }
 
 async fn serve_bound(bound: Bound) -> Result<(), String> {
+    crate::logbuf::start_flusher();
     // Printed first: once it is out, every listener is bound and the config watched.
     println!("bcgate: proxy listening on {}", bound.proxy_url());
     let Bound {
@@ -221,6 +222,7 @@ async fn serve_bound(bound: Bound) -> Result<(), String> {
     {
         tracing::warn!("drain deadline passed; closing remaining connections");
     }
+    crate::logbuf::flush();
     Ok(())
 }
 
