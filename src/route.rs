@@ -73,6 +73,8 @@ fn check_segment(seg: &str) -> Result<(), ProxyError> {
                 i += 3;
             }
             b';' => return Err(bad("the path has ';' parameters")),
+            // Never in a parsed path; refused so no check relies on the parser.
+            b'?' | b'#' => return Err(bad("the path has a raw '?' or '#'")),
             b'\\' => return Err(bad("the path has a '\\'")),
             _ if b.is_ascii_control() || !b.is_ascii() => {
                 return Err(bad("the path has a control or non-ASCII byte"));
@@ -183,6 +185,8 @@ mod tests {
             "/stores/abc/v3/x%zz",
             "/stores/abc/v3/x%252e",
             "/stores/abc/v3\\x",
+            "/store#s/b2/acroducts?limit&=2",
+            "/stores/abc/v3/x?y",
         ] {
             assert!(
                 matches!(check_canonical(p), Err(ProxyError::BadRequest(_))),
