@@ -28,13 +28,7 @@ pub struct Cli {
     config: Option<PathBuf>,
     /// Log format: `text` (human-readable) or `json` (one object a line).
     #[arg(long, global = true, env = "BCGATE_LOG_FORMAT", default_value = "text")]
-    log_format: LogFormat,
-}
-
-#[derive(Debug, Clone, Copy, clap::ValueEnum)]
-enum LogFormat {
-    Text,
-    Json,
+    log_format: crate::log::Format,
 }
 
 #[derive(Debug, Subcommand)]
@@ -105,7 +99,7 @@ pub fn main() -> ExitCode {
             stores,
         } => crate::dev::run_mock(listen, &ca_out, &stores).map(|()| String::new()),
     };
-    crate::logbuf::flush();
+    crate::log::flush();
     match result {
         Ok(out) => {
             // A closed pipe (`bcgate routes | head`) is not an error worth a panic.
@@ -119,8 +113,8 @@ pub fn main() -> ExitCode {
     }
 }
 
-fn run(path: &std::path::Path, format: LogFormat) -> Result<String, String> {
-    init_logging(format);
+fn run(path: &std::path::Path, format: crate::log::Format) -> Result<String, String> {
+    crate::log::init(format);
     let config = Config::load(path).map_err(|e| e.to_string())?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -134,29 +128,14 @@ fn dev(
     config_given: bool,
     listen: SocketAddr,
     admin: SocketAddr,
-    format: LogFormat,
+    format: crate::log::Format,
 ) -> Result<String, String> {
     if config_given {
         return Err("bcgate dev makes its config in memory; --config does not apply".into());
     }
-    init_logging(format);
+    crate::log::init(format);
     crate::dev::run(listen, admin)?;
     Ok(String::new())
-}
-
-fn init_logging(format: LogFormat) {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("BCGATE_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let logs = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_target(true)
-        .with_writer(crate::logbuf::installed());
-    match format {
-        LogFormat::Text => logs
-            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
-            .init(),
-        LogFormat::Json => logs.json().flatten_event(true).init(),
-    }
 }
 
 /// A bare HTTP/1.1 GET on loopback-style URLs: enough for a health probe,

@@ -36,7 +36,7 @@ pub mod gateway;
 pub mod h1guard;
 pub mod headers;
 pub mod identify;
-pub mod logbuf;
+pub mod log;
 pub mod metrics;
 pub mod policy;
 pub mod proxy;

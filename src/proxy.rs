@@ -101,7 +101,7 @@ pub async fn handle(
         status,
         decision = %decision.as_str(),
         code = %code.unwrap_or("forwarded"),
-        latency_ms = elapsed.as_secs_f64() * 1e3,
+        latency_ms = millis_3(elapsed),
         upstream_ms = outcome.upstream_ms.unwrap_or(0.0),
     );
     resp
@@ -214,7 +214,7 @@ async fn run(
         .send(Request::from_parts(parts, body), limit, idle, &watch)
         .await?;
     let upstream_elapsed = sent.elapsed();
-    out.upstream_ms = Some(upstream_elapsed.as_secs_f64() * 1e3);
+    out.upstream_ms = Some(millis_3(upstream_elapsed));
     let (mut rparts, rbody) = resp.into_parts();
     let requests_left = rparts
         .headers
@@ -372,4 +372,9 @@ pub fn is_valid_request_id(v: &[u8]) -> bool {
     (1..=128).contains(&v.len())
         && v.iter()
             .all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(b))
+}
+
+/// Milliseconds with microsecond resolution (`1.234`), for the access log.
+fn millis_3(d: std::time::Duration) -> f64 {
+    d.as_micros() as f64 / 1000.0
 }

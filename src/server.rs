@@ -109,7 +109,7 @@ impl Bound {
 }
 
 async fn serve_bound(bound: Bound) -> Result<(), String> {
-    crate::logbuf::start_flusher();
+    crate::log::start_flusher();
     // Printed first: once it is out, every listener is bound and the config watched.
     println!("bcgate: proxy listening on {}", bound.proxy_url());
     let Bound {
@@ -222,7 +222,7 @@ async fn serve_bound(bound: Bound) -> Result<(), String> {
     {
         tracing::warn!("drain deadline passed; closing remaining connections");
     }
-    crate::logbuf::flush();
+    crate::log::flush();
     Ok(())
 }
 
