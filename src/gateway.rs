@@ -20,6 +20,8 @@ pub struct State {
     pub config: Arc<Config>,
     pub upstream: Upstream,
     pub tls: Option<TlsAcceptor>,
+    /// Metric handles for this generation's clients, stores and routes.
+    pub metrics: crate::metrics::Handles,
 }
 
 impl std::fmt::Debug for State {
@@ -53,6 +55,7 @@ impl State {
             config: Arc::new(config),
             upstream,
             tls,
+            metrics: crate::metrics::Handles::default(),
         })
     }
 }

@@ -5,9 +5,11 @@
 //! never a raw path, a query or a key. The Prometheus exposition is served
 //! on the admin listener's `/metrics`.
 
+use std::collections::HashMap;
+use std::sync::{OnceLock, RwLock};
 use std::time::Duration;
 
-use metrics::{counter, gauge, histogram};
+use metrics::{Counter, Gauge, Histogram, counter, gauge, histogram};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 
 /// Requests answered, by `client`, `store`, `route` (template), `decision` and `status`.
@@ -82,7 +84,7 @@ fn describe() {
 }
 
 /// What became of a request, for the `decision` label.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Decision {
     /// Authorized and sent upstream (whatever the upstream answered).
     Forwarded,
@@ -95,6 +97,13 @@ pub enum Decision {
 }
 
 impl Decision {
+    const ALL: [Decision; 4] = [
+        Self::Forwarded,
+        Self::Denied,
+        Self::Rejected,
+        Self::UpstreamFailed,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Forwarded => "forwarded",
@@ -106,37 +115,92 @@ impl Decision {
 }
 
 /// One finished request. `error_code` is set when bcgate answered itself.
+/// `identity` names the client, store and route objects of the config
+/// generation the request ran on (their addresses), for [`Handles`].
 #[derive(Debug)]
 pub struct Done<'a> {
     pub client: &'a str,
     pub store: &'a str,
     pub route: &'a str,
+    pub identity: [usize; 3],
     pub decision: Decision,
     pub status: u16,
     pub error_code: Option<&'static str>,
     pub elapsed: Duration,
 }
 
-pub fn request_done(d: &Done<'_>) {
-    counter!(
-        REQUESTS_TOTAL,
-        "client" => d.client.to_owned(),
-        "store" => d.store.to_owned(),
-        "route" => d.route.to_owned(),
-        "decision" => d.decision.as_str(),
-        "status" => d.status.to_string(),
-    )
-    .increment(1);
-    if let Some(code) = d.error_code {
-        counter!(DENIALS_TOTAL, "code" => code).increment(1);
-    }
-    histogram!(REQUEST_SECONDS, "decision" => d.decision.as_str()).record(d.elapsed.as_secs_f64());
+/// Client, store and route addresses, decision, status.
+type RequestKey = ([usize; 3], Decision, u16);
+
+/// Metric handles already resolved, kept per config generation: a request
+/// then hashes a few addresses instead of building and hashing a label set.
+/// The generation owns the objects the addresses point at, so an address is
+/// never reused for another client, store or route while its handle lives.
+#[derive(Debug, Default)]
+pub struct Handles {
+    requests: RwLock<HashMap<RequestKey, Counter>>,
+    stores: RwLock<HashMap<usize, (Histogram, Gauge)>>,
+    by_decision: [OnceLock<Histogram>; 4],
 }
 
-pub fn upstream_done(store: &str, elapsed: Duration, requests_left: Option<f64>) {
-    histogram!(UPSTREAM_SECONDS, "store" => store.to_owned()).record(elapsed.as_secs_f64());
-    if let Some(left) = requests_left {
-        gauge!(RATE_LIMIT_LEFT, "store" => store.to_owned()).set(left);
+impl Handles {
+    pub fn request_done(&self, d: &Done<'_>) {
+        let key = (d.identity, d.decision, d.status);
+        let cached = self.requests.read().ok().and_then(|m| m.get(&key).cloned());
+        let requests = cached.unwrap_or_else(|| {
+            let c = counter!(
+                REQUESTS_TOTAL,
+                "client" => d.client.to_owned(),
+                "store" => d.store.to_owned(),
+                "route" => d.route.to_owned(),
+                "decision" => d.decision.as_str(),
+                "status" => d.status.to_string(),
+            );
+            if let Ok(mut m) = self.requests.write() {
+                m.insert(key, c.clone());
+            }
+            c
+        });
+        requests.increment(1);
+        if let Some(code) = d.error_code {
+            counter!(DENIALS_TOTAL, "code" => code).increment(1);
+        }
+        let slot = Decision::ALL
+            .iter()
+            .position(|x| *x == d.decision)
+            .unwrap_or(0);
+        self.by_decision[slot]
+            .get_or_init(|| histogram!(REQUEST_SECONDS, "decision" => d.decision.as_str()))
+            .record(d.elapsed.as_secs_f64());
+    }
+
+    /// `store_id` is the store object's address (see [`Done::identity`]).
+    pub fn upstream_done(
+        &self,
+        store_id: usize,
+        store: &str,
+        elapsed: Duration,
+        requests_left: Option<f64>,
+    ) {
+        let cached = self
+            .stores
+            .read()
+            .ok()
+            .and_then(|m| m.get(&store_id).cloned());
+        let (seconds, left) = cached.unwrap_or_else(|| {
+            let pair = (
+                histogram!(UPSTREAM_SECONDS, "store" => store.to_owned()),
+                gauge!(RATE_LIMIT_LEFT, "store" => store.to_owned()),
+            );
+            if let Ok(mut m) = self.stores.write() {
+                m.insert(store_id, pair.clone());
+            }
+            pair
+        });
+        seconds.record(elapsed.as_secs_f64());
+        if let Some(n) = requests_left {
+            left.set(n);
+        }
     }
 }
 

@@ -80,27 +80,40 @@ pub async fn handle(
     let client = outcome.client.as_ref().map_or("-", |c| c.name.as_str());
     let store = outcome.store.as_ref().map_or("-", |s| s.hash.as_str());
     let route = outcome.route.as_deref().unwrap_or("-");
-    metrics::request_done(&metrics::Done {
+    let identity = [
+        outcome
+            .client
+            .as_ref()
+            .map_or(0, |c| Arc::as_ptr(c) as usize),
+        outcome
+            .store
+            .as_ref()
+            .map_or(0, |s| Arc::as_ptr(s) as usize),
+        outcome
+            .route
+            .as_ref()
+            .map_or(0, |r| Arc::as_ptr(r).cast::<u8>() as usize),
+    ];
+    state.metrics.request_done(&metrics::Done {
         client,
         store,
         route,
+        identity,
         decision,
         status,
         error_code: code,
         elapsed,
     });
-    // Every value is from a checked alphabet (request id, config names,
-    // templates, codes), so Display is safe and skips Debug's escaping.
     tracing::info!(
         target: "bcgate::access",
-        request_id = %request_id.to_str().unwrap_or(""),
-        client = %client,
-        store = %store,
-        method = %method,
-        route = %route,
+        request_id = request_id.to_str().unwrap_or(""),
+        client,
+        store,
+        method = method.as_str(),
+        route,
         status,
-        decision = %decision.as_str(),
-        code = %code.unwrap_or("forwarded"),
+        decision = decision.as_str(),
+        code = code.unwrap_or("forwarded"),
         latency_ms = millis_3(elapsed),
         upstream_ms = outcome.upstream_ms.unwrap_or(0.0),
     );
@@ -221,7 +234,12 @@ async fn run(
         .get(X_RATE_LIMIT_REQUESTS_LEFT)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse::<f64>().ok());
-    metrics::upstream_done(&store.hash, upstream_elapsed, requests_left);
+    state.metrics.upstream_done(
+        Arc::as_ptr(&store) as usize,
+        &store.hash,
+        upstream_elapsed,
+        requests_left,
+    );
     rewrite::downstream_response(&mut rparts.headers, &store.token);
     state
         .upstream
