@@ -15,16 +15,8 @@ use crate::secret::StoreToken;
 
 /// Removes hop-by-hop headers and every header `Connection` names.
 pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
-    let named: Vec<HeaderName> = headers
-        .get_all(header::CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
-        .collect();
-    for name in named.iter().chain(HOP_BY_HOP.iter()) {
-        headers.remove(name);
-    }
+    let named = connection_named(headers);
+    remove_where(headers, |k, _| is_hop_by_hop(k, &named));
 }
 
 /// Turns the caller's headers into the upstream request's headers.
@@ -34,18 +26,13 @@ pub fn upstream_request(
     host: &HeaderValue,
     request_id: &HeaderValue,
 ) {
-    strip_hop_by_hop(headers);
-    for name in CALLER_CREDENTIALS.iter().chain(CALLER_OVERRIDES.iter()) {
-        headers.remove(name);
-    }
-    let forwarded: Vec<HeaderName> = headers
-        .keys()
-        .filter(|k| k.as_str().starts_with(X_FORWARDED_PREFIX))
-        .cloned()
-        .collect();
-    for name in forwarded {
-        headers.remove(name);
-    }
+    let named = connection_named(headers);
+    remove_where(headers, |k, _| {
+        is_hop_by_hop(k, &named)
+            || CALLER_CREDENTIALS.contains(k)
+            || CALLER_OVERRIDES.contains(k)
+            || k.as_str().starts_with(X_FORWARDED_PREFIX)
+    });
     headers.insert(header::HOST, host.clone());
     headers.insert(X_AUTH_TOKEN, token.header_value());
     headers.insert(X_REQUEST_ID, request_id.clone());
@@ -56,16 +43,40 @@ pub fn upstream_request(
 /// it, but the caller must never see it if it ever did). Rate-limit headers
 /// (`X-Rate-Limit-*`, `X-Retry-After`) are end-to-end and pass untouched.
 pub fn downstream_response(headers: &mut HeaderMap, token: &StoreToken) {
-    strip_hop_by_hop(headers);
-    headers.remove(X_AUTH_TOKEN);
+    let named = connection_named(headers);
     let secret = token.header_value();
     let secret = secret.as_bytes();
-    let leaking: Vec<HeaderName> = headers
+    remove_where(headers, |k, v| {
+        is_hop_by_hop(k, &named)
+            || *k == X_AUTH_TOKEN
+            || v.as_bytes().windows(secret.len()).any(|w| w == secret)
+    });
+}
+
+/// The header names listed in `Connection` (usually none: no allocation).
+fn connection_named(headers: &HeaderMap) -> Vec<HeaderName> {
+    headers
+        .get_all(header::CONNECTION)
         .iter()
-        .filter(|(_, v)| v.as_bytes().windows(secret.len()).any(|w| w == secret))
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
+        .collect()
+}
+
+fn is_hop_by_hop(name: &HeaderName, connection_named: &[HeaderName]) -> bool {
+    HOP_BY_HOP.contains(name) || connection_named.contains(name)
+}
+
+/// Removes every header (all its values) that `drop` picks, looking at each
+/// field once rather than probing the map once per name it might hold.
+fn remove_where(headers: &mut HeaderMap, drop: impl Fn(&HeaderName, &HeaderValue) -> bool) {
+    let doomed: Vec<HeaderName> = headers
+        .iter()
+        .filter(|(k, v)| drop(k, v))
         .map(|(k, _)| k.clone())
         .collect();
-    for name in leaking {
+    for name in doomed {
         headers.remove(name);
     }
 }
