@@ -882,3 +882,50 @@ fn healthcheck_command_exits_zero_only_on_a_200() {
     );
     assert!(!refused.status.success());
 }
+
+#[test]
+fn an_in_flight_request_finishes_on_the_config_it_started_with() {
+    let alpha = client(
+        "alpha",
+        &key_identity(KEY_A),
+        r#"["store_v2_products_read_only"]"#,
+    );
+    let bravo = client(
+        "bravo",
+        &key_identity(KEY_B),
+        r#"["store_v2_products_read_only"]"#,
+    );
+    let fx = start(TCP, &format!("{alpha}{bravo}"), TestCa::new());
+    let addr = fx.gate.addr;
+    let slow = std::thread::spawn(move || {
+        let req = get_request("/v3/catalog/products?mock_delay_ms=1500", Some(KEY_A))
+            .replace("\r\n\r\n", "\r\nConnection: close\r\n\r\n");
+        support::raw_exchange(addr, req.as_bytes(), false)
+    });
+    let stats = fx.mock.wait_for_stats(WAIT, |s| s.handlers_started >= 1);
+    assert_eq!(stats.handlers_started, 1, "the slow request is upstream");
+    // alpha is removed while its request is in flight.
+    fx.gate
+        .rewrite_config(&config(&fx.mock.base_url(), TCP, &bravo));
+    wait_for_metric(
+        &fx.gate,
+        "bcgate_config_reloads_total",
+        &[("result", "ok")],
+        1.0,
+    );
+    let gone = support::raw_request(
+        addr,
+        get_request("/v3/catalog/products", Some(KEY_A)).as_bytes(),
+    );
+    assert_eq!(gone.status, 401, "new requests see the new config");
+    let resp = slow
+        .join()
+        .expect("thread")
+        .expect("the in-flight request completed");
+    assert_eq!(resp.status, 200, "{}", resp.body_text());
+    assert!(
+        fx.gate.wait_for_log("client=alpha store=abc123", WAIT),
+        "its access line still names alpha:\n{}",
+        fx.gate.logs()
+    );
+}
