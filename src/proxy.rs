@@ -146,8 +146,17 @@ async fn run(
     out.client = Some(client.clone());
 
     // 3. route
-    let target = route::target(path, &cfg.stores, client.default_store.as_deref())?;
-    let store = Arc::clone(target.store);
+    let installed = |hash: &str| match &state.installs {
+        Some(i) => i.lookup(hash, &cfg.policy),
+        None => Ok(None),
+    };
+    let target = route::target_with(
+        path,
+        &cfg.stores,
+        client.default_store.as_deref(),
+        &installed,
+    )?;
+    let store = Arc::clone(&target.store);
     out.store = Some(store.clone());
     if !client.stores.allows(&store.hash) {
         return Err(ProxyError::StoreNotAllowed {
