@@ -576,15 +576,22 @@ async fn auth(app: &App, installs: &Arc<Installs>, login: &Login, params: &Param
         Ok(g) => g,
         Err(e) => {
             tracing::warn!(target: "bcgate::app", error = %e, "code exchange failed");
-            let p = page(
-                StatusCode::BAD_GATEWAY,
-                "Not installed",
-                &[
-                    format!("The authorization code could not be exchanged for a token: {e}."),
-                    "Nothing was stored. Try installing the app again.".into(),
-                ],
-            );
-            return (p, None, "exchange_failed");
+            let mut text = vec![
+                format!("The authorization code could not be exchanged for a token: {e}."),
+                "Nothing was stored or changed.".into(),
+            ];
+            // A callback repeated (a reload of the page) carries a used code;
+            // say that the earlier install stands.
+            let named = context.strip_prefix("stores/").filter(|h| is_store_hash(h));
+            match named.and_then(|h| installs.file().get(h)) {
+                Some(inst) => text.push(format!(
+                    "Store {} is installed already, from an earlier callback; that install stands.",
+                    inst.hash
+                )),
+                None => text.push("Try installing the app again.".into()),
+            }
+            let p = page(StatusCode::BAD_GATEWAY, "Not installed", &text);
+            return (p, named.map(str::to_owned), "exchange_failed");
         }
     };
     let Some(hash) = grant
@@ -721,6 +728,141 @@ async fn uninstall(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use jsonwebtoken::{Algorithm, EncodingKey, Header};
+
+    const SECRET: &str = "s3cret";
+    const ID: &str = "client-1";
+
+    fn now() -> u64 {
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs())
+    }
+
+    fn jwt(alg: Algorithm, secret: &str, claims: serde_json::Value) -> String {
+        jsonwebtoken::encode(
+            &Header::new(alg),
+            &claims,
+            &EncodingKey::from_secret(secret.as_bytes()),
+        )
+        .expect("encode")
+    }
+
+    fn claims(sub: &str, aud: &str, iss: &str, nbf: u64, exp: u64) -> serde_json::Value {
+        serde_json::json!({"sub": sub, "aud": aud, "iss": iss, "nbf": nbf, "iat": nbf, "exp": exp,
+                           "user": {"id": 1, "email": "a@example.com"}})
+    }
+
+    #[test]
+    fn signed_payloads_verify_strictly() {
+        let n = now();
+        let ok = jwt(
+            Algorithm::HS256,
+            SECRET,
+            claims("stores/abc1", ID, "bc", n, n + 60),
+        );
+        assert_eq!(
+            verify_signed_payload(&ok, ID, SECRET),
+            Ok(("abc1".into(), Some("a@example.com".into())))
+        );
+        let cases = [
+            (
+                jwt(
+                    Algorithm::HS256,
+                    "other",
+                    claims("stores/abc1", ID, "bc", n, n + 60),
+                ),
+                JwtRefusal::Signature,
+            ),
+            (
+                jwt(
+                    Algorithm::HS256,
+                    SECRET,
+                    claims("stores/abc1", ID, "bc", n - 600, n - 120),
+                ),
+                JwtRefusal::Expired,
+            ),
+            (
+                jwt(
+                    Algorithm::HS256,
+                    SECRET,
+                    claims("stores/abc1", ID, "bc", n + 600, n + 900),
+                ),
+                JwtRefusal::NotYetValid,
+            ),
+            (
+                jwt(
+                    Algorithm::HS256,
+                    SECRET,
+                    claims("stores/abc1", "x", "bc", n, n + 60),
+                ),
+                JwtRefusal::Audience,
+            ),
+            (
+                jwt(
+                    Algorithm::HS256,
+                    SECRET,
+                    claims("stores/abc1", ID, "x", n, n + 60),
+                ),
+                JwtRefusal::Issuer,
+            ),
+            (
+                jwt(
+                    Algorithm::HS256,
+                    SECRET,
+                    claims("abc1", ID, "bc", n, n + 60),
+                ),
+                JwtRefusal::Subject,
+            ),
+            (
+                jwt(
+                    Algorithm::HS256,
+                    SECRET,
+                    claims("stores/ABC", ID, "bc", n, n + 60),
+                ),
+                JwtRefusal::Subject,
+            ),
+            (
+                jwt(
+                    Algorithm::HS512,
+                    SECRET,
+                    claims("stores/abc1", ID, "bc", n, n + 60),
+                ),
+                JwtRefusal::Algorithm,
+            ),
+        ];
+        for (token, want) in cases {
+            assert_eq!(verify_signed_payload(&token, ID, SECRET), Err(want));
+        }
+        use base64::Engine;
+        let b64 = |v: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v);
+        let none = format!(
+            "{}.{}.",
+            b64(br#"{"alg":"none","typ":"JWT"}"#),
+            b64(claims("stores/abc1", ID, "bc", n, n + 60)
+                .to_string()
+                .as_bytes())
+        );
+        assert!(verify_signed_payload(&none, ID, SECRET).is_err());
+        // A payload without nbf is refused (BigCommerce always sends one).
+        let no_nbf = jwt(
+            Algorithm::HS256,
+            SECRET,
+            serde_json::json!({"sub": "stores/abc1", "aud": ID, "iss": "bc", "exp": n + 60}),
+        );
+        assert_eq!(
+            verify_signed_payload(&no_nbf, ID, SECRET),
+            Err(JwtRefusal::Malformed)
+        );
+    }
+
+    #[test]
+    fn query_parameters_may_not_repeat() {
+        assert!(Params::parse("code=a&code=b").is_err());
+        let p = Params::parse("code=a%20b&scope=").expect("parse");
+        assert_eq!(p.get("code"), Some("a b"));
+        assert_eq!(p.get("scope"), None);
+    }
 
     #[test]
     fn escapes_markup() {

@@ -536,6 +536,20 @@ async fn reinstall_replaces_the_token_and_repeats_are_idempotent() {
     let out = fx.cli(&["tokens", "list"]);
     let text = String::from_utf8_lossy(&out.stdout);
     assert_eq!(text.matches(STORE).count(), 1, "{text}");
+
+    // The callback repeated with its (now used) code: refused by the login
+    // server, and the install stands.
+    fx.login.answer(
+        400,
+        r#"{"error":"The authorization code is invalid"}"#.into(),
+    );
+    let page = fx.install("second-code-Hv5Pq2").await;
+    assert_eq!(page.status, 502, "{}", page.text());
+    text_has(&page, &["is installed already", "that install stands"]);
+    fx.mock.clear();
+    // (The mock BigCommerce knows only TOKEN1, so it answers 401 itself.)
+    let _ = fx.products(STORE).await;
+    assert_eq!(fx.mock.only_request().tokens(), vec![TOKEN2.to_string()]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
