@@ -200,6 +200,9 @@ fn config(mock_url: &str, login_url: &str) -> String {
 [server]
 listen = "127.0.0.1:0"
 
+[admin]
+listen = "127.0.0.1:0"
+
 [upstream]
 base_url = "{mock_url}"
 ca_file = "ca.pem"
@@ -442,6 +445,21 @@ async fn install_then_proxy_then_uninstall() {
         fx.login.state.paths.lock().expect("lock")[0],
         "/oauth2/token"
     );
+
+    // /readyz counts it.
+    let admin = fx.gate.admin_addr().expect("admin address");
+    let ready = support::raw_request(
+        admin,
+        b"GET /readyz HTTP/1.1\r\nHost: admin\r\nConnection: close\r\n\r\n",
+    );
+    let body = ready.json();
+    let check = body["checks"]
+        .as_array()
+        .and_then(|c| c.iter().find(|c| c["name"] == "token_store"))
+        .unwrap_or_else(|| panic!("no token_store check: {body}"))
+        .clone();
+    assert_eq!(check["ok"], true, "{body}");
+    assert_eq!(check["detail"], "1 installed", "{body}");
 
     // The token is encrypted at rest.
     let file = std::fs::read(fx.gate.dir().join("tokens.enc")).expect("token store written");
