@@ -90,20 +90,23 @@ impl Installs {
 
     /// The installed store `hash` as the proxy uses it; `store_uninstalled`
     /// if it uninstalled the app since bcgate started.
+    ///
+    /// The uninstalled mark is asked first: it is set before the file is
+    /// rewritten (and kept if that fails), and cleared only after a
+    /// re-install is written.
     pub fn lookup(&self, hash: &str, policy: &Policy) -> Result<Option<Arc<Store>>, ProxyError> {
-        if let Some(inst) = self.store.get(hash) {
-            return Ok(Some(Arc::new(as_store(&inst, policy))));
-        }
         let gone = self
             .uninstalled
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .contains(hash);
         if gone {
-            Err(ProxyError::StoreUninstalled(hash.to_owned()))
-        } else {
-            Ok(None)
+            return Err(ProxyError::StoreUninstalled(hash.to_owned()));
         }
+        Ok(self
+            .store
+            .get(hash)
+            .map(|inst| Arc::new(as_store(&inst, policy))))
     }
 
     async fn put(self: &Arc<Self>, installed: Installed) -> Result<(), String> {
