@@ -256,9 +256,15 @@ fn env() -> Vec<(&'static str, &'static str)> {
 }
 
 fn start() -> Fx {
+    start_with(None)
+}
+
+/// With `login_ca`, the mock login server's certificate comes from that CA
+/// instead of the one bcgate trusts.
+fn start_with(login_ca: Option<&TestCa>) -> Fx {
     let ca = TestCa::new();
     let mock = MockBigCommerce::start(&ca, &[(STORE, TOKEN1), (CFG_STORE, CFG_TOKEN)]);
-    let login = MockLogin::start(&ca);
+    let login = MockLogin::start(login_ca.unwrap_or(&ca));
     let dir = support::process::temp_dir();
     ca.write_to(dir.path());
     ca.write_leaf(dir.path(), "app", &["127.0.0.1"]);
@@ -629,6 +635,21 @@ async fn a_code_that_fails_to_exchange_stores_nothing() {
     assert_eq!(fx.login.forms().len(), before);
     assert_problem(&fx.products(STORE).await, 404, "store_unknown");
     assert!(!fx.gate.dir().join("tokens.enc").exists());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_login_server_outside_the_trusted_roots_gets_no_secret() {
+    let stranger = TestCa::new();
+    let fx = start_with(Some(&stranger));
+    fx.login.grant(STORE, TOKEN1, &SCOPES.join(" "));
+    let page = fx.install(CODE).await;
+    assert_eq!(page.status, 502, "{}", page.text());
+    text_has(&page, &["could not be reached", "Nothing was stored"]);
+    assert!(
+        fx.login.forms().is_empty(),
+        "the TLS handshake failed before any form was sent"
+    );
+    assert_problem(&fx.products(STORE).await, 404, "store_unknown");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
