@@ -48,6 +48,11 @@ enum Command {
     },
     /// Print the built-in route → scope table.
     Routes,
+    /// The stores in the token store (`[token_store]`): list or delete.
+    Tokens {
+        #[command(subcommand)]
+        action: TokensAction,
+    },
     /// Exit 0 if URL answers 200 (for container health checks; no curl needed).
     Healthcheck {
         #[arg(default_value = "http://127.0.0.1:9090/healthz")]
@@ -78,6 +83,15 @@ enum Command {
     },
 }
 
+#[derive(Debug, Subcommand)]
+enum TokensAction {
+    /// Every store with a token: hash, scopes, installed at, source (config|installed).
+    List,
+    /// Delete an installed store's token (a running bcgate reads the file
+    /// again on SIGHUP or config reload).
+    Delete { hash: String },
+}
+
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let path = config::resolve_path(cli.config.clone());
@@ -91,6 +105,7 @@ pub fn main() -> ExitCode {
             client,
         } => explain(&path, &method, &req_path, client.as_deref()),
         Command::Routes => routes(),
+        Command::Tokens { action } => tokens(&path, action),
         Command::Healthcheck { url } => healthcheck(&url),
         Command::Dev { listen, admin } => dev(cli.config.is_some(), listen, admin, cli.log_format),
         Command::Mock {
@@ -231,6 +246,43 @@ fn check(path: &std::path::Path) -> Result<String, String> {
             c.identity
         );
     }
+    if let Some(app) = &cfg.app {
+        let _ = writeln!(
+            out,
+            "app:      {}{} (redirect_uri {}); client {}; secret from {}; scopes {}",
+            app.listen,
+            if app.tls.is_some() { " (TLS)" } else { "" },
+            app.redirect_uri,
+            app.client_id,
+            app.client_secret_source,
+            app.scopes.join(", ")
+        );
+    }
+    if cfg.token_store.is_some() {
+        let store = open_token_store(&cfg)?;
+        let installed = store.list();
+        let _ = writeln!(
+            out,
+            "token store: {} ({} installed)",
+            store.path().display(),
+            installed.len()
+        );
+        for i in &installed {
+            let _ = writeln!(
+                out,
+                "  {}: installed; scopes {}",
+                i.hash,
+                i.scopes.join(", ")
+            );
+            if cfg.stores.get(&i.hash).is_some() {
+                let _ = writeln!(
+                    out,
+                    "  warning: store {} is in [[stores]] and in the token store; the config's token wins",
+                    i.hash
+                );
+            }
+        }
+    }
     let operator: Vec<&Route> = cfg
         .policy
         .routes
@@ -253,6 +305,85 @@ fn check(path: &std::path::Path) -> Result<String, String> {
         );
     }
     Ok(out)
+}
+
+fn open_token_store(cfg: &Config) -> Result<crate::token_store::FileStore, String> {
+    cfg.token_store
+        .as_ref()
+        .ok_or_else(|| "the config has no [token_store]".to_string())?
+        .open()
+}
+
+fn tokens(path: &std::path::Path, action: TokensAction) -> Result<String, String> {
+    let cfg = Config::load(path).map_err(|e| e.to_string())?;
+    let store = open_token_store(&cfg)?;
+    let mut out = String::new();
+    match action {
+        TokensAction::List => {
+            let _ = writeln!(
+                out,
+                "{:<20} {:<10} {:<22} scopes",
+                "STORE", "SOURCE", "INSTALLED AT"
+            );
+            for s in cfg.stores.iter() {
+                let scopes = s
+                    .scopes
+                    .as_ref()
+                    .map_or("(not stated)".to_string(), |v| v.join(" "));
+                let _ = writeln!(out, "{:<20} {:<10} {:<22} {scopes}", s.hash, "config", "-");
+            }
+            for i in store.list() {
+                let source = if cfg.stores.get(&i.hash).is_some() {
+                    "installed (config wins)"
+                } else {
+                    "installed"
+                };
+                let _ = writeln!(
+                    out,
+                    "{:<20} {:<10} {:<22} {}",
+                    i.hash,
+                    source,
+                    utc(i.installed_at),
+                    i.scopes.join(" ")
+                );
+            }
+        }
+        TokensAction::Delete { hash } => {
+            if !store.delete(&hash).map_err(|e| e.to_string())? {
+                return Err(format!(
+                    "store {hash:?} is not in the token store {}",
+                    store.path().display()
+                ));
+            }
+            let _ = writeln!(
+                out,
+                "deleted the token of store {hash}; a running bcgate forgets it on SIGHUP"
+            );
+        }
+    }
+    Ok(out)
+}
+
+/// Unix seconds as `YYYY-MM-DDTHH:MM:SSZ`.
+fn utc(secs: u64) -> String {
+    let days = secs / 86_400;
+    let rem = secs % 86_400;
+    // Civil from days (Howard Hinnant's algorithm).
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
 }
 
 fn keygen() -> Result<String, String> {

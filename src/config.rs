@@ -43,6 +43,10 @@ pub struct FileConfig {
     pub clients: Vec<ClientFile>,
     #[serde(default)]
     pub routes: Vec<RouteFile>,
+    /// The BigCommerce app callbacks (the install flow).
+    pub app: Option<AppFile>,
+    /// Where installed stores' tokens live.
+    pub token_store: Option<TokenStoreFile>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -149,6 +153,34 @@ pub struct RouteFile {
     pub scope: String,
 }
 
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AppFile {
+    pub listen: String,
+    pub tls: Option<TlsFile>,
+    pub public_url: String,
+    pub client_id: String,
+    pub client_secret_env: Option<String>,
+    pub client_secret_file: Option<PathBuf>,
+    pub scopes: Vec<String>,
+    #[serde(default = "default_login_url")]
+    pub login_url: String,
+}
+
+fn default_login_url() -> String {
+    "https://login.bigcommerce.com".into()
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenStoreFile {
+    pub kind: String,
+    pub path: Option<PathBuf>,
+    pub key_env: Option<String>,
+    pub key_file: Option<PathBuf>,
+    pub url: Option<String>,
+}
+
 // ---------------------------------------------------------------- errors
 
 /// A config that cannot be used: which file, which key, what is wrong.
@@ -253,6 +285,100 @@ pub struct Client {
     pub identity: String,
 }
 
+/// The `[app]` section: the BigCommerce app callbacks.
+#[derive(Debug)]
+pub struct App {
+    pub listen: SocketAddr,
+    /// Like `server.tls`, without client certificates.
+    pub tls: Option<TlsPaths>,
+    /// `public_url` without a trailing `/`.
+    pub public_url: String,
+    /// `public_url` + `/auth`, sent as `redirect_uri` in the code exchange.
+    pub redirect_uri: String,
+    pub client_id: String,
+    pub client_secret: ClientSecret,
+    /// `env NAME` or `file PATH`, never the secret.
+    pub client_secret_source: String,
+    /// What the app must be granted, in the order configured.
+    pub scopes: Vec<String>,
+    /// `login_url` + `/oauth2/token`.
+    pub token_url: Uri,
+}
+
+/// The app's client secret: `Debug` and `Display` say `[REDACTED]`, and the
+/// bytes are zeroed on drop.
+#[derive(Clone)]
+pub struct ClientSecret(Arc<Zeroizing<String>>);
+
+impl ClientSecret {
+    pub fn new(raw: &str) -> Result<Self, &'static str> {
+        let t = raw.trim();
+        if t.is_empty() {
+            return Err("the client secret is empty");
+        }
+        Ok(Self(Arc::new(Zeroizing::new(t.to_owned()))))
+    }
+
+    /// The only way to reach the secret (form field of the code exchange,
+    /// HMAC key of the signed payloads).
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for ClientSecret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("ClientSecret([REDACTED])")
+    }
+}
+
+impl fmt::Display for ClientSecret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("[REDACTED]")
+    }
+}
+
+/// Where the store key of `[token_store]` comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeySource {
+    Env(String),
+    File(PathBuf),
+}
+
+/// The `[token_store]` section (`kind = "file"`, the only kind so far).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenStoreConfig {
+    pub path: PathBuf,
+    pub key: KeySource,
+}
+
+impl TokenStoreConfig {
+    /// Reads the key now (env or file); the error names the key, never its text.
+    pub fn key(&self) -> Result<crate::token_store::StoreKey, String> {
+        let (raw, what) = match &self.key {
+            KeySource::Env(var) => (
+                Zeroizing::new(std::env::var(var).map_err(|_| {
+                    format!("token_store.key_env: environment variable {var} is not set")
+                })?),
+                format!("token_store.key_env {var}"),
+            ),
+            KeySource::File(p) => (
+                Zeroizing::new(std::fs::read_to_string(p).map_err(|e| {
+                    format!("token_store.key_file: cannot read {}: {e}", p.display())
+                })?),
+                format!("token_store.key_file {}", p.display()),
+            ),
+        };
+        crate::token_store::StoreKey::from_base64(&raw).map_err(|e| format!("{what}: {e}"))
+    }
+
+    /// Opens the store file with the key.
+    pub fn open(&self) -> Result<crate::token_store::FileStore, String> {
+        crate::token_store::FileStore::open(self.path.clone(), self.key()?)
+            .map_err(|e| e.to_string())
+    }
+}
+
 /// Stores by hash and by alias.
 #[derive(Debug, Default)]
 pub struct Stores {
@@ -322,6 +448,8 @@ pub struct Config {
     pub clients: Clients,
     /// The built-in tables plus the operator's `[[routes]]`.
     pub policy: Policy,
+    pub app: Option<App>,
+    pub token_store: Option<TokenStoreConfig>,
 }
 
 impl Config {
@@ -445,7 +573,25 @@ impl Validator<'_> {
                 .map_err(|e| self.err(format!("routes[{i}].path"), e))?;
         }
         let stores = self.stores(&policy, &f.stores)?;
-        let clients = self.clients(&policy, &stores, &f.clients)?;
+        let token_store = f
+            .token_store
+            .as_ref()
+            .map(|t| self.token_store(t))
+            .transpose()?;
+        let clients = self.clients(&policy, &stores, token_store.is_some(), &f.clients)?;
+        let app = f.app.as_ref().map(|a| self.app(&policy, a)).transpose()?;
+        if app.is_some() && token_store.is_none() {
+            return Err(self.err(
+                "app",
+                "needs a [token_store] to keep the tokens of the stores that install the app",
+            ));
+        }
+        if let (Some(a), Listen::Tcp(s)) = (&app, &server.listen)
+            && a.listen == *s
+            && s.port() != 0
+        {
+            return Err(self.err("app.listen", "must differ from server.listen"));
+        }
         for (i, c) in f.clients.iter().enumerate() {
             if c.unix_uid.is_some() && !matches!(server.listen, Listen::Unix(_)) {
                 return Err(self.err(
@@ -469,6 +615,162 @@ impl Validator<'_> {
             stores,
             clients,
             policy,
+            app,
+            token_store,
+        })
+    }
+
+    fn token_store(&self, t: &TokenStoreFile) -> Result<TokenStoreConfig, ConfigError> {
+        match t.kind.as_str() {
+            "file" => {}
+            "redis" => {
+                return Err(self.err(
+                    "token_store.kind",
+                    "\"redis\" is not supported yet; use kind = \"file\"",
+                ));
+            }
+            other => {
+                return Err(self.err(
+                    "token_store.kind",
+                    format!("{other:?} is not a token store kind (\"file\")"),
+                ));
+            }
+        }
+        if t.url.is_some() {
+            return Err(self.err("token_store.url", "only for kind = \"redis\""));
+        }
+        let path = t
+            .path
+            .as_ref()
+            .map(|p| self.resolve(p))
+            .ok_or_else(|| self.err("token_store.path", "kind = \"file\" needs a path"))?;
+        let key = match (&t.key_env, &t.key_file) {
+            (Some(var), None) => KeySource::Env(var.clone()),
+            (None, Some(p)) => KeySource::File(self.existing("token_store.key_file", p)?),
+            _ => {
+                return Err(self.err(
+                    "token_store.key_env",
+                    "set exactly one of key_env and key_file",
+                ));
+            }
+        };
+        let cfg = TokenStoreConfig { path, key };
+        // Check the key now, so a bad one is a config error naming its key.
+        cfg.key().map_err(|e| {
+            let (k, msg) = e.split_once(": ").unwrap_or(("token_store", e.as_str()));
+            let k = k.split(' ').next().unwrap_or(k);
+            self.err(k, msg)
+        })?;
+        Ok(cfg)
+    }
+
+    fn app(&self, policy: &Policy, a: &AppFile) -> Result<App, ConfigError> {
+        let listen = match self.listen("app.listen", &a.listen)? {
+            Listen::Tcp(addr) => addr,
+            Listen::Unix(_) => {
+                return Err(self.err(
+                    "app.listen",
+                    "must be ip:port (BigCommerce calls it over the network)",
+                ));
+            }
+        };
+        let tls = match &a.tls {
+            None => None,
+            Some(t) => {
+                if t.client_ca.is_some() {
+                    return Err(self.err(
+                        "app.tls.client_ca",
+                        "BigCommerce presents no client certificate",
+                    ));
+                }
+                Some(TlsPaths {
+                    cert: self.existing("app.tls.cert", &t.cert)?,
+                    key: self.existing("app.tls.key", &t.key)?,
+                    client_ca: None,
+                })
+            }
+        };
+        let public: Uri = a
+            .public_url
+            .parse()
+            .map_err(|_| self.err("app.public_url", format!("{:?} is not a URL", a.public_url)))?;
+        if public.scheme().is_none() || public.authority().is_none() || public.query().is_some() {
+            return Err(self.err(
+                "app.public_url",
+                "must be an absolute URL without a query (https://bcgate.example.com)",
+            ));
+        }
+        let public_url = a.public_url.trim_end_matches('/').to_string();
+        if a.client_id.is_empty() || a.client_id.chars().any(|c| c.is_control()) {
+            return Err(self.err("app.client_id", "must be non-empty text"));
+        }
+        let (raw, client_secret_source, k) = match (&a.client_secret_env, &a.client_secret_file) {
+            (Some(var), None) => (
+                Zeroizing::new(std::env::var(var).map_err(|_| {
+                    self.err(
+                        "app.client_secret_env",
+                        format!("environment variable {var} is not set"),
+                    )
+                })?),
+                format!("env {var}"),
+                "app.client_secret_env",
+            ),
+            (None, Some(p)) => {
+                let full = self.existing("app.client_secret_file", p)?;
+                let raw = std::fs::read_to_string(&full).map_err(|e| {
+                    self.err(
+                        "app.client_secret_file",
+                        format!("cannot read {}: {e}", full.display()),
+                    )
+                })?;
+                (
+                    Zeroizing::new(raw),
+                    format!("file {}", full.display()),
+                    "app.client_secret_file",
+                )
+            }
+            _ => {
+                return Err(self.err(
+                    "app.client_secret_env",
+                    "set exactly one of client_secret_env and client_secret_file",
+                ));
+            }
+        };
+        let client_secret = ClientSecret::new(&raw)
+            .map_err(|e| self.err(k, format!("{client_secret_source}: {e}")))?;
+        if a.scopes.is_empty() {
+            return Err(self.err("app.scopes", "list the scopes the app must be granted"));
+        }
+        self.scopes(policy, "app.scopes", &a.scopes)?;
+        let mut seen = HashSet::new();
+        for (i, s) in a.scopes.iter().enumerate() {
+            if !seen.insert(s) {
+                return Err(self.err(format!("app.scopes[{i}]"), format!("{s:?} is listed twice")));
+            }
+        }
+        let login = a.login_url.trim_end_matches('/');
+        let token_url: Uri = format!("{login}/oauth2/token")
+            .parse()
+            .map_err(|_| self.err("app.login_url", format!("{:?} is not a URL", a.login_url)))?;
+        if token_url.scheme() != Some(&http::uri::Scheme::HTTPS)
+            || token_url.authority().is_none()
+            || token_url.query().is_some()
+        {
+            return Err(self.err(
+                "app.login_url",
+                "must be an https:// URL without a query: the client secret never travels in clear",
+            ));
+        }
+        Ok(App {
+            listen,
+            tls,
+            redirect_uri: format!("{public_url}/auth"),
+            public_url,
+            client_id: a.client_id.clone(),
+            client_secret,
+            client_secret_source,
+            scopes: a.scopes.clone(),
+            token_url,
         })
     }
 
@@ -709,6 +1011,7 @@ impl Validator<'_> {
         &self,
         policy: &Policy,
         stores: &Stores,
+        installable: bool,
         files: &[ClientFile],
     ) -> Result<Clients, ConfigError> {
         let mut clients = Clients::default();
@@ -760,32 +1063,26 @@ impl Validator<'_> {
             } else {
                 let mut hashes = Vec::new();
                 for (j, s) in c.stores.iter().enumerate() {
-                    let store = stores.get(s).ok_or_else(|| {
-                        self.err(
-                            format!("clients[{i}].stores[{j}]"),
-                            format!("no store {s:?} is configured"),
-                        )
-                    })?;
-                    hashes.push(store.hash.clone());
+                    hashes.push(self.store_ref(
+                        stores,
+                        installable,
+                        &format!("clients[{i}].stores[{j}]"),
+                        s,
+                    )?);
                 }
                 StoreAllow::Only(hashes)
             };
             let default_store = match &c.default_store {
                 None => None,
                 Some(s) => {
-                    let store = stores.get(s).ok_or_else(|| {
-                        self.err(
-                            key("default_store"),
-                            format!("no store {s:?} is configured"),
-                        )
-                    })?;
-                    if !allow.allows(&store.hash) {
+                    let hash = self.store_ref(stores, installable, &key("default_store"), s)?;
+                    if !allow.allows(&hash) {
                         return Err(self.err(
                             key("default_store"),
                             format!("{s:?} is not in this client's stores"),
                         ));
                     }
-                    Some(store.hash.clone())
+                    Some(hash)
                 }
             };
             let grants = self.scopes(policy, &key("scopes"), &c.scopes)?;
@@ -826,6 +1123,36 @@ impl Validator<'_> {
             clients.list.push(client);
         }
         Ok(clients)
+    }
+}
+
+impl Validator<'_> {
+    /// The hash a client's `stores` entry or `default_store` means: a
+    /// configured hash or alias, or — with a `[token_store]` — the hash of a
+    /// store that may install the app later.
+    fn store_ref(
+        &self,
+        stores: &Stores,
+        installable: bool,
+        key: &str,
+        name: &str,
+    ) -> Result<String, ConfigError> {
+        if let Some(store) = stores.get(name) {
+            return Ok(store.hash.clone());
+        }
+        if !installable {
+            return Err(self.err(key, format!("no store {name:?} is configured")));
+        }
+        if !crate::token_store::is_store_hash(name) {
+            return Err(self.err(
+                key,
+                format!(
+                    "no store {name:?} is configured, and it is not a store hash \
+                     (lowercase letters and digits) an installed store could have"
+                ),
+            ));
+        }
+        Ok(name.to_owned())
     }
 }
 

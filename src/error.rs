@@ -27,6 +27,8 @@ pub enum ProxyError {
     StoreUnknown(String),
     /// The caller is not allowed the store it named.
     StoreNotAllowed { client: String, store: String },
+    /// The store uninstalled the app; its token is gone.
+    StoreUninstalled(String),
     /// Storefront, customer-login, current-customer and payments-host APIs.
     NotProxied { method: String, route: String },
     /// Method and path are not in the route table: denied, fail closed.
@@ -78,6 +80,7 @@ impl ProxyError {
             Self::BadRequest(_) => StatusCode::BAD_REQUEST,
             Self::StoreUnknown(_) => StatusCode::NOT_FOUND,
             Self::StoreNotAllowed { .. }
+            | Self::StoreUninstalled(_)
             | Self::NotProxied { .. }
             | Self::RouteUnknown { .. }
             | Self::ScopeDenied(_) => StatusCode::FORBIDDEN,
@@ -97,6 +100,7 @@ impl ProxyError {
             Self::BadRequest(_) => "bad_request",
             Self::StoreUnknown(_) => "store_unknown",
             Self::StoreNotAllowed { .. } => "store_not_allowed",
+            Self::StoreUninstalled(_) => "store_uninstalled",
             Self::NotProxied { .. } => "not_proxied",
             Self::RouteUnknown { .. } => "route_unknown",
             Self::ScopeDenied(_) => "scope_denied",
@@ -115,6 +119,7 @@ impl ProxyError {
             Self::BadRequest(_) => "Bad request",
             Self::StoreUnknown(_) => "Store unknown",
             Self::StoreNotAllowed { .. } => "Store not allowed",
+            Self::StoreUninstalled(_) => "Store uninstalled",
             Self::NotProxied { .. } => "API not proxied",
             Self::RouteUnknown { .. } => "Route unknown",
             Self::ScopeDenied(_) => "Scope not allowed",
@@ -138,6 +143,10 @@ impl ProxyError {
             Self::StoreNotAllowed { client, store } => {
                 format!("client '{client}' is not allowed store '{store}'")
             }
+            Self::StoreUninstalled(store) => format!(
+                "store '{store}' uninstalled the app; bcgate no longer holds a token for it \
+                 (it can be installed again from the store's control panel)"
+            ),
             Self::NotProxied { method, route } => format!(
                 "{method} {route} is a storefront, customer-login, current-customer or \
                  payments-host API; bcgate never sends it a store token"
@@ -248,6 +257,7 @@ mod tests {
                 client: "a".into(),
                 store: "b".into(),
             },
+            ProxyError::StoreUninstalled("x".into()),
             ProxyError::NotProxied {
                 method: "GET".into(),
                 route: "/x".into(),

@@ -26,45 +26,7 @@ pub struct Upstream {
 
 impl Upstream {
     pub fn new(cfg: &UpstreamConfig) -> Result<Self, String> {
-        let mut roots = RootCertStore::empty();
-        roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
-        if let Some(path) = &cfg.ca_file {
-            let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(path)
-                .and_then(|it| it.collect::<Result<_, _>>())
-                .map_err(|e| format!("upstream.ca_file {}: {e}", path.display()))?;
-            if certs.is_empty() {
-                return Err(format!(
-                    "upstream.ca_file {}: no certificates",
-                    path.display()
-                ));
-            }
-            for cert in certs {
-                roots
-                    .add(cert)
-                    .map_err(|e| format!("upstream.ca_file {}: {e}", path.display()))?;
-            }
-        }
-        if let Some(pem) = &cfg.ca_pem {
-            let certs: Vec<CertificateDer<'static>> =
-                CertificateDer::pem_slice_iter(pem.as_bytes())
-                    .collect::<Result<_, _>>()
-                    .map_err(|e| format!("upstream roots: {e}"))?;
-            if certs.is_empty() {
-                return Err("upstream roots: no certificates".into());
-            }
-            for cert in certs {
-                roots
-                    .add(cert)
-                    .map_err(|e| format!("upstream roots: {e}"))?;
-            }
-        }
-        let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
-            rustls::crypto::ring::default_provider(),
-        ))
-        .with_safe_default_protocol_versions()
-        .map_err(|e| e.to_string())?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
+        let tls = tls_config(cfg)?;
         let mut http = HttpConnector::new();
         http.enforce_http(false);
         http.set_nodelay(true);
@@ -208,6 +170,51 @@ impl Upstream {
             format!("/{pq}")
         })
     }
+}
+
+/// The rustls client config for the upstream: the public web roots plus
+/// `upstream.ca_file` (or roots given in memory). The app's login server is
+/// trusted with the same roots ([`crate::app`]).
+pub fn tls_config(cfg: &UpstreamConfig) -> Result<rustls::ClientConfig, String> {
+    let mut roots = RootCertStore::empty();
+    roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+    if let Some(path) = &cfg.ca_file {
+        let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(path)
+            .and_then(|it| it.collect::<Result<_, _>>())
+            .map_err(|e| format!("upstream.ca_file {}: {e}", path.display()))?;
+        if certs.is_empty() {
+            return Err(format!(
+                "upstream.ca_file {}: no certificates",
+                path.display()
+            ));
+        }
+        for cert in certs {
+            roots
+                .add(cert)
+                .map_err(|e| format!("upstream.ca_file {}: {e}", path.display()))?;
+        }
+    }
+    if let Some(pem) = &cfg.ca_pem {
+        let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(pem.as_bytes())
+            .collect::<Result<_, _>>()
+            .map_err(|e| format!("upstream roots: {e}"))?;
+        if certs.is_empty() {
+            return Err("upstream roots: no certificates".into());
+        }
+        for cert in certs {
+            roots
+                .add(cert)
+                .map_err(|e| format!("upstream roots: {e}"))?;
+        }
+    }
+    let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .map_err(|e| e.to_string())?
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    Ok(tls)
 }
 
 enum LocationKind {

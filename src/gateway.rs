@@ -11,6 +11,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use arc_swap::ArcSwap;
 use tokio_rustls::TlsAcceptor;
 
+use crate::app::{Installs, Login};
 use crate::config::Config;
 use crate::forward::Upstream;
 use crate::proxy::RequestIds;
@@ -22,6 +23,11 @@ pub struct State {
     pub tls: Option<TlsAcceptor>,
     /// Metric handles for this generation's clients, stores and routes.
     pub metrics: crate::metrics::Handles,
+    /// The installed stores (`[token_store]`), kept across reloads.
+    pub installs: Option<Arc<Installs>>,
+    /// The code-exchange client and the app listener's TLS (`[app]`).
+    pub login: Option<Login>,
+    pub app_tls: Option<TlsAcceptor>,
 }
 
 impl std::fmt::Debug for State {
@@ -51,11 +57,31 @@ impl State {
             .as_ref()
             .map(crate::tls::acceptor)
             .transpose()?;
+        let installs = config
+            .token_store
+            .as_ref()
+            .map(|ts| Installs::open(ts, previous.and_then(|p| p.installs.as_ref())))
+            .transpose()?;
+        let login = config
+            .app
+            .as_ref()
+            .map(|_| Login::new(&config.upstream))
+            .transpose()?;
+        let app_tls = config
+            .app
+            .as_ref()
+            .and_then(|a| a.tls.as_ref())
+            .map(crate::tls::acceptor)
+            .transpose()
+            .map_err(|e| e.replacen("server.tls", "app.tls", 1))?;
         Ok(Self {
             config: Arc::new(config),
             upstream,
             tls,
             metrics: crate::metrics::Handles::default(),
+            installs,
+            login,
+            app_tls,
         })
     }
 }
@@ -115,6 +141,18 @@ impl Gateway {
         }
         if config.server.tls.is_some() != old.server.tls.is_some() {
             return Err("server.tls was turned on or off; restart bcgate for that".into());
+        }
+        match (&config.app, &old.app) {
+            (Some(new), Some(was)) => {
+                if new.listen != was.listen {
+                    return Err("app.listen changed; restart bcgate to move it".into());
+                }
+                if new.tls.is_some() != was.tls.is_some() {
+                    return Err("app.tls was turned on or off; restart bcgate for that".into());
+                }
+            }
+            (None, None) => {}
+            _ => return Err("[app] was added or removed; restart bcgate for that".into()),
         }
         let next = State::build(config, Some(&current))?;
         self.state.store(Arc::new(next));

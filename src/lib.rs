@@ -19,6 +19,7 @@
 //! admin      /metrics (metrics), /healthz, /readyz (ready)
 //! dev        `bcgate dev`: a mock BigCommerce (also the tests' upstream) and its CA
 //! token_store  tokens of the stores that installed the app, in one encrypted file
+//! app        the app callbacks (/auth /load /uninstall /remove_user) that fill it
 //! ```
 //!
 //! Policy (the route and scope tables in `data/`, and the decision) is plain
@@ -26,6 +27,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod app;
 pub mod body;
 pub mod cli;
 pub mod config;

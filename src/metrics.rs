@@ -115,38 +115,46 @@ impl Decision {
 }
 
 /// One finished request. `error_code` is set when bcgate answered itself.
-/// `identity` names the client, store and route objects of the config
-/// generation the request ran on (their addresses), for [`Handles`].
+/// `identity` names the client and route objects of the config generation
+/// the request ran on (their addresses, 0 for none), for [`Handles`].
 #[derive(Debug)]
 pub struct Done<'a> {
     pub client: &'a str,
     pub store: &'a str,
     pub route: &'a str,
-    pub identity: [usize; 3],
+    pub identity: [usize; 2],
     pub decision: Decision,
     pub status: u16,
     pub error_code: Option<&'static str>,
     pub elapsed: Duration,
 }
 
-/// Client, store and route addresses, decision, status.
-type RequestKey = ([usize; 3], Decision, u16);
+/// Client and route addresses, decision, status.
+type RequestKey = ([usize; 2], Decision, u16);
+/// The counters of one [`RequestKey`], by store hash (a client uses few stores).
+type PerStore = Vec<(Box<str>, Counter)>;
 
 /// Metric handles already resolved, kept per config generation: a request
 /// then hashes a few addresses instead of building and hashing a label set.
-/// The generation owns the objects the addresses point at, so an address is
-/// never reused for another client, store or route while its handle lives.
+/// The generation owns the clients and routes the addresses point at, so an
+/// address is never reused for another while its handle lives. Stores are
+/// told apart by hash: an installed store is a new object on every request.
 #[derive(Debug, Default)]
 pub struct Handles {
-    requests: RwLock<HashMap<RequestKey, Counter>>,
-    stores: RwLock<HashMap<usize, (Histogram, Gauge)>>,
+    requests: RwLock<HashMap<RequestKey, PerStore>>,
+    stores: RwLock<HashMap<String, (Histogram, Gauge)>>,
     by_decision: [OnceLock<Histogram>; 4],
 }
 
 impl Handles {
     pub fn request_done(&self, d: &Done<'_>) {
         let key = (d.identity, d.decision, d.status);
-        let cached = self.requests.read().ok().and_then(|m| m.get(&key).cloned());
+        let cached = self.requests.read().ok().and_then(|m| {
+            m.get(&key)?
+                .iter()
+                .find(|(store, _)| **store == *d.store)
+                .map(|(_, c)| c.clone())
+        });
         let requests = cached.unwrap_or_else(|| {
             let c = counter!(
                 REQUESTS_TOTAL,
@@ -157,7 +165,7 @@ impl Handles {
                 "status" => d.status.to_string(),
             );
             if let Ok(mut m) = self.requests.write() {
-                m.insert(key, c.clone());
+                m.entry(key).or_default().push((d.store.into(), c.clone()));
             }
             c
         });
@@ -174,26 +182,15 @@ impl Handles {
             .record(d.elapsed.as_secs_f64());
     }
 
-    /// `store_id` is the store object's address (see [`Done::identity`]).
-    pub fn upstream_done(
-        &self,
-        store_id: usize,
-        store: &str,
-        elapsed: Duration,
-        requests_left: Option<f64>,
-    ) {
-        let cached = self
-            .stores
-            .read()
-            .ok()
-            .and_then(|m| m.get(&store_id).cloned());
+    pub fn upstream_done(&self, store: &str, elapsed: Duration, requests_left: Option<f64>) {
+        let cached = self.stores.read().ok().and_then(|m| m.get(store).cloned());
         let (seconds, left) = cached.unwrap_or_else(|| {
             let pair = (
                 histogram!(UPSTREAM_SECONDS, "store" => store.to_owned()),
                 gauge!(RATE_LIMIT_LEFT, "store" => store.to_owned()),
             );
             if let Ok(mut m) = self.stores.write() {
-                m.insert(store_id, pair.clone());
+                m.insert(store.to_owned(), pair.clone());
             }
             pair
         });

@@ -86,10 +86,6 @@ pub async fn handle(
             .as_ref()
             .map_or(0, |c| Arc::as_ptr(c) as usize),
         outcome
-            .store
-            .as_ref()
-            .map_or(0, |s| Arc::as_ptr(s) as usize),
-        outcome
             .route
             .as_ref()
             .map_or(0, |r| Arc::as_ptr(r).cast::<u8>() as usize),
@@ -159,8 +155,17 @@ async fn run(
     out.client = Some(client.clone());
 
     // 3. route
-    let target = route::target(path, &cfg.stores, client.default_store.as_deref())?;
-    let store = Arc::clone(target.store);
+    let installed = |hash: &str| match &state.installs {
+        Some(i) => i.lookup(hash, &cfg.policy),
+        None => Ok(None),
+    };
+    let target = route::target_with(
+        path,
+        &cfg.stores,
+        client.default_store.as_deref(),
+        &installed,
+    )?;
+    let store = Arc::clone(&target.store);
     out.store = Some(store.clone());
     if !client.stores.allows(&store.hash) {
         return Err(ProxyError::StoreNotAllowed {
@@ -234,12 +239,9 @@ async fn run(
         .get(X_RATE_LIMIT_REQUESTS_LEFT)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse::<f64>().ok());
-    state.metrics.upstream_done(
-        Arc::as_ptr(&store) as usize,
-        &store.hash,
-        upstream_elapsed,
-        requests_left,
-    );
+    state
+        .metrics
+        .upstream_done(&store.hash, upstream_elapsed, requests_left);
     rewrite::downstream_response(&mut rparts.headers, &store.token);
     state
         .upstream

@@ -1,5 +1,6 @@
 //! Readiness (`/readyz`): the config is loaded, every store's token is still
-//! where it was resolved from, and the upstream accepts a TCP connection.
+//! where it was resolved from, the token store's directory is there (with a
+//! `[token_store]`), and the upstream accepts a TCP connection.
 //! The answer is JSON naming each check, so an operator sees which failed;
 //! it never contains a token.
 
@@ -57,6 +58,26 @@ pub async fn check(gateway: &Gateway) -> Report {
             name: format!("store {} token", store.hash),
             ok: problem.is_none(),
             detail: problem,
+        });
+    }
+    if let Some(installs) = &state.installs {
+        // Writes go to a temporary file beside the store, then a rename.
+        let path = installs.file().path();
+        let dir = match path.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d,
+            _ => std::path::Path::new("."),
+        };
+        let problem = (!dir.is_dir()).then(|| {
+            format!(
+                "the directory of token store {} is gone: installs cannot be written",
+                path.display()
+            )
+        });
+        let n = installs.file().list().len();
+        checks.push(Check {
+            name: "token_store".into(),
+            ok: problem.is_none(),
+            detail: problem.or_else(|| Some(format!("{n} installed"))),
         });
     }
     let up = &config.upstream;

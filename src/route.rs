@@ -14,7 +14,7 @@ use crate::error::ProxyError;
 /// Where a request goes.
 #[derive(Debug, Clone)]
 pub struct Target<'a> {
-    pub store: &'a Arc<Store>,
+    pub store: Arc<Store>,
     /// The API path after `/stores/{store}` (or the whole path for the
     /// default store), starting with `/`, exactly as the caller sent it.
     pub api_path: &'a str,
@@ -96,8 +96,24 @@ fn check_segment(seg: &str) -> Result<(), ProxyError> {
 /// for any other path. The path must already be canonical.
 pub fn target<'a>(
     path: &'a str,
-    stores: &'a Stores,
+    stores: &Stores,
     default_store: Option<&str>,
+) -> Result<Target<'a>, ProxyError> {
+    target_with(path, stores, default_store, &|_| Ok(None))
+}
+
+/// Asked for a store name the config does not know; see [`target_with`].
+pub type InstalledLookup<'a> = dyn Fn(&str) -> Result<Option<Arc<Store>>, ProxyError> + 'a;
+
+/// [`target`], with `installed` asked for a name the config does not know
+/// (the stores that installed the app; the config wins on conflict). It
+/// answers `Ok(None)` for a store it does not know either, or an error
+/// (`store_uninstalled`).
+pub fn target_with<'a>(
+    path: &'a str,
+    stores: &Stores,
+    default_store: Option<&str>,
+    installed: &InstalledLookup<'_>,
 ) -> Result<Target<'a>, ProxyError> {
     let rest = path.strip_prefix('/').unwrap_or(path);
     let (first, after_first) = rest.split_once('/').unwrap_or((rest, ""));
@@ -107,11 +123,14 @@ pub fn target<'a>(
             None => (after_first, ""),
         };
         let store = match stores.get(name) {
-            Some(s) => s,
-            None if stores.matches_ignoring_case(name) => {
-                return Err(bad("store names are case-sensitive"));
-            }
-            None => return Err(ProxyError::StoreUnknown(truncate(name))),
+            Some(s) => Arc::clone(s),
+            None => match installed(name)? {
+                Some(s) => s,
+                None if stores.matches_ignoring_case(name) => {
+                    return Err(bad("store names are case-sensitive"));
+                }
+                None => return Err(ProxyError::StoreUnknown(truncate(name))),
+            },
         };
         return Ok(Target {
             store,
@@ -121,12 +140,17 @@ pub fn target<'a>(
     if first.eq_ignore_ascii_case(STORES_PREFIX) {
         return Err(bad("the /stores/ prefix is case-sensitive"));
     }
-    let default = default_store.and_then(|h| stores.get(h)).ok_or_else(|| {
+    let no_default = || {
         ProxyError::StoreUnknown(
             "(none: the path has no /stores/{store} prefix and the client has no default_store)"
                 .into(),
         )
-    })?;
+    };
+    let hash = default_store.ok_or_else(no_default)?;
+    let default = match stores.get(hash) {
+        Some(s) => Arc::clone(s),
+        None => installed(hash)?.ok_or_else(|| ProxyError::StoreUnknown(truncate(hash)))?,
+    };
     Ok(Target {
         store: default,
         api_path: path,

@@ -58,11 +58,24 @@ pub async fn bind(config: Config) -> Result<Bound, String> {
         Some(Listen::Unix(_)) => return Err("admin.listen: only ip:port is supported".into()),
         None => None,
     };
+    let app = match &config.app {
+        Some(app) => {
+            let l = TcpListener::bind(app.listen)
+                .await
+                .map_err(|e| format!("app.listen {}: {e}", app.listen))?;
+            let local = l.local_addr().map_err(|e| e.to_string())?;
+            let scheme = if app.tls.is_some() { "https" } else { "http" };
+            println!("bcgate: app callbacks listening on {scheme}://{local}");
+            Some(l)
+        }
+        None => None,
+    };
     crate::reload::spawn(gateway.clone());
     Ok(Bound {
         gateway,
         listener,
         admin,
+        app,
         metrics,
     })
 }
@@ -72,6 +85,7 @@ pub struct Bound {
     gateway: Arc<Gateway>,
     listener: Listener,
     admin: Option<(TcpListener, std::net::SocketAddr)>,
+    app: Option<TcpListener>,
     metrics: PrometheusHandle,
 }
 
@@ -116,6 +130,7 @@ async fn serve_bound(bound: Bound) -> Result<(), String> {
         gateway,
         listener,
         admin,
+        app,
         metrics,
     } = bound;
     let config = gateway.state().config.clone();
@@ -145,6 +160,9 @@ async fn serve_bound(bound: Bound) -> Result<(), String> {
             gateway.clone(),
             metrics,
         ));
+    }
+    if let Some(app) = app {
+        tokio::spawn(serve_app(app, builder.clone(), gateway.clone()));
     }
     loop {
         tokio::select! {
@@ -358,6 +376,45 @@ async fn serve_admin(
                 }
             });
             let _ = builder.serve_connection(TokioIo::new(stream), svc).await;
+        });
+    }
+}
+
+/// The app listener: BigCommerce's callbacks ([`crate::app`]), over TLS
+/// when `app.tls` is set (its certificate as of each connection, so a
+/// reload rotates it).
+async fn serve_app(
+    listener: TcpListener,
+    builder: Arc<auto::Builder<TokioExecutor>>,
+    gateway: Arc<Gateway>,
+) {
+    loop {
+        let Ok((stream, _)) = listener.accept().await else {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            continue;
+        };
+        let open = crate::metrics::connection_opened("app");
+        let builder = builder.clone();
+        let gw = gateway.clone();
+        let tls = gateway.state().app_tls.clone();
+        tokio::spawn(async move {
+            let _open = open;
+            let svc = service_fn(move |req: Request<Incoming>| crate::app::handle(gw.clone(), req));
+            match tls {
+                Some(acceptor) => {
+                    match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await
+                    {
+                        Ok(Ok(s)) => {
+                            let _ = builder.serve_connection(TokioIo::new(s), svc).await;
+                        }
+                        Ok(Err(e)) => tracing::debug!(error = %e, "app TLS handshake failed"),
+                        Err(_) => tracing::debug!("app TLS handshake timed out"),
+                    }
+                }
+                None => {
+                    let _ = builder.serve_connection(TokioIo::new(stream), svc).await;
+                }
+            }
         });
     }
 }

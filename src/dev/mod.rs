@@ -96,6 +96,8 @@ pub fn run(listen: SocketAddr, admin: SocketAddr) -> Result<(), String> {
             })
             .collect(),
         routes: Vec::new(),
+        app: None,
+        token_store: None,
     };
     drop(token);
     let config = Config::from_memory(file, "bcgate dev").map_err(|e| e.to_string())?;

@@ -143,6 +143,21 @@ impl FileStore {
         self.mutate(|entries| entries.remove(hash).is_some())
     }
 
+    /// Reads the file again, for a change another process made (`bcgate
+    /// tokens delete`); a missing file is an empty store. On error the
+    /// entries in memory stay as they were.
+    pub fn reread(&self) -> Result<(), StoreError> {
+        let _writing = lock(&self.writer);
+        let entries = match fs::read(&self.path) {
+            Ok(data) => decode(&self.key, Zeroizing::new(data))
+                .map_err(|k| StoreError::new(&self.path, k))?,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Entries::new(),
+            Err(e) => return Err(StoreError::io(&self.path, "cannot read it", e)),
+        };
+        *lock(&self.entries) = Arc::new(entries);
+        Ok(())
+    }
+
     /// Applies `change` to a copy of the entries; if it reports a change,
     /// writes that copy to the file and only then makes it the current state.
     fn mutate(&self, change: impl FnOnce(&mut Entries) -> bool) -> Result<bool, StoreError> {
