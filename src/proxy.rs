@@ -383,7 +383,9 @@ impl RequestIds {
         }
         let n = self.counter.fetch_add(1, Ordering::Relaxed);
         let id = format!("{:016x}{:016x}", self.prefix, n);
-        HeaderValue::from_str(&id).unwrap_or(HeaderValue::from_static("-"))
+        // The string's buffer becomes the header's: one allocation, no copy.
+        HeaderValue::from_maybe_shared(bytes::Bytes::from(id))
+            .unwrap_or(HeaderValue::from_static("-"))
     }
 }
 
