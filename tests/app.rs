@@ -852,9 +852,18 @@ fn config_rules_for_app_and_token_store() {
     assert!(ok, "{text}");
     let (ok, text) = check(&base(&ts.replace("\"file\"", "\"redis\"")));
     assert!(
-        !ok && text.contains("token_store.kind") && text.contains("not supported yet"),
+        !ok && text.contains("token_store.path") && text.contains("only for kind = \"file\""),
         "{text}"
     );
+    let redis = "\n[token_store]\nkind = \"redis\"\nurl = \"redis://127.0.0.1:1/0\"\nkey_env = \"BCGATE_STORE_KEY\"\n";
+    let (ok, text) = check(&base(redis));
+    assert!(ok && text.contains("redis://127.0.0.1:1/0"), "{text}");
+    let (ok, text) = check(&base(&redis.replace("redis://", "rediss://")));
+    assert!(!ok && text.contains("token_store.url"), "{text}");
+    let (ok, text) = check(&base(&redis.replace("url = ", "path = \"t.enc\"\nurl = ")));
+    assert!(!ok && text.contains("token_store.path"), "{text}");
+    let (ok, text) = check(&base(&ts.replace("\"file\"", "\"memcached\"")));
+    assert!(!ok && text.contains("token_store.kind"), "{text}");
     let (ok, text) = check(&base(&ts.replace("BCGATE_STORE_KEY", "NO_SUCH_KEY_VAR")));
     assert!(!ok && text.contains("token_store.key_env"), "{text}");
     let app = format!(
