@@ -466,3 +466,59 @@ async fn redis_down_keeps_serving_and_reports_unready() {
     assert_eq!(a.products().await.status, 200);
     a.assert_logs_clean();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_started_without_redis_catches_up_and_resyncs() {
+    let Some(exe) = redis_or_skip() else { return };
+    let mut redis = RedisServer::start(&exe);
+    redis.kill();
+    let ca = TestCa::new();
+    let mock = MockBigCommerce::start(&ca, &[(STORE, TOKEN1)]);
+    let login = MockLogin::start(&ca);
+    login.grant(STORE, TOKEN1, &SCOPES.join(" "));
+    // Redis down at start: bcgate runs, unready.
+    let a = Replica::start(&ca, &mock, &login, &redis);
+    let (status, check) = a.ready();
+    assert_eq!(status, 503, "{check}");
+    assert_eq!(check["ok"], false, "{check}");
+
+    redis.restart();
+    within(Duration::from_secs(8), "ready once Redis is up", || async {
+        a.ready().0 == 200
+    })
+    .await;
+    let page = a.install(&ca).await;
+    assert_eq!(page.status, 200, "{}", page.text());
+    assert_eq!(a.products().await.status, 200);
+
+    // Changes no message announced are picked up by the periodic resync:
+    // a value that cannot be opened is skipped (and said), a key deleted
+    // behind bcgate's back is dropped.
+    let mut c = redis.conn().expect("connect");
+    redis::cmd("SET")
+        .arg("bcgate:store:junk1")
+        .arg("not a sealed value")
+        .query::<()>(&mut c)
+        .expect("SET");
+    redis::cmd("DEL")
+        .arg(format!("bcgate:store:{STORE}"))
+        .query::<()>(&mut c)
+        .expect("DEL");
+    assert_eq!(a.products().await.status, 200, "no message: still served");
+    let took = within(
+        Duration::from_secs(13),
+        "the resync drops the store",
+        || async { a.products().await.status == 403 },
+    )
+    .await;
+    println!("resync without a message: {took:?}");
+    assert_problem(&a.products().await, 403, "store_uninstalled");
+    let (status, check) = a.ready();
+    assert_eq!(status, 200, "{check}");
+    let detail = check["detail"].as_str().unwrap_or("");
+    assert!(
+        detail.starts_with("0 installed") && detail.contains("1 value(s) could not be read"),
+        "{check}"
+    );
+    a.assert_logs_clean();
+}
