@@ -464,6 +464,28 @@ async fn redis_down_keeps_serving_and_reports_unready() {
     .await;
     println!("recovery after redis-server restart: {took:?}");
     assert_eq!(a.products().await.status, 200);
+
+    // An uninstall while Redis is down: not recorded (500), but this
+    // replica refuses the store from then on, also after Redis is back and
+    // still holds it.
+    redis.kill();
+    within(
+        Duration::from_secs(5),
+        "/readyz reports Redis down",
+        || async { a.ready().0 == 503 },
+    )
+    .await;
+    let r = a.uninstall(&ca).await;
+    assert_eq!(r.status, 500, "{}", r.text());
+    assert!(r.text().contains("Uninstall not recorded"), "{}", r.text());
+    assert_problem(&a.products().await, 403, "store_uninstalled");
+    redis.restart();
+    within(Duration::from_secs(8), "/readyz recovers", || async {
+        a.ready().0 == 200
+    })
+    .await;
+    assert!(redis.get(&format!("bcgate:store:{STORE}")).is_some());
+    assert_problem(&a.products().await, 403, "store_uninstalled");
     a.assert_logs_clean();
 }
 

@@ -62,6 +62,10 @@ struct Inner {
     /// Stores that were in the map and left it through a change seen in
     /// Redis (another replica's uninstall, `bcgate tokens delete`).
     removed: Mutex<HashSet<String>>,
+    /// Stores uninstalled through this replica: refused here even if the
+    /// delete could not reach Redis (so a resync finds them still there),
+    /// until an install of the store, here or announced by another replica.
+    uninstalled_here: Mutex<HashSet<String>>,
     /// Bumped by every local put and delete, so a resync that read Redis
     /// before one of them does not undo it.
     mutations: AtomicU64,
@@ -132,6 +136,7 @@ impl RedisStore {
                 location: redact_url(url),
                 entries: Mutex::new(Arc::new(Entries::new())),
                 removed: Mutex::new(HashSet::new()),
+                uninstalled_here: Mutex::new(HashSet::new()),
                 mutations: AtomicU64::new(0),
                 down: Mutex::new(Some("not synchronised with Redis yet".into())),
                 unreadable: Mutex::new(0),
@@ -182,13 +187,14 @@ impl RedisStore {
     /// Whether `hash` was served and then removed through Redis (an
     /// uninstall on another replica): its requests say `store_uninstalled`.
     pub fn removed(&self, hash: &str) -> bool {
-        lock(&self.inner.removed).contains(hash)
+        lock(&self.inner.uninstalled_here).contains(hash)
+            || lock(&self.inner.removed).contains(hash)
     }
 
     /// Refuses `hash` from now on (an uninstall is about to be written);
     /// cleared when the store is installed again, here or elsewhere.
     pub fn mark_removed(&self, hash: &str) {
-        lock(&self.inner.removed).insert(hash.to_owned());
+        lock(&self.inner.uninstalled_here).insert(hash.to_owned());
         self.inner.mutations.fetch_add(1, Ordering::SeqCst);
     }
 
@@ -232,6 +238,7 @@ impl RedisStore {
             .query::<()>(&mut conn)
             .map_err(|e| why(&inner.location, &e))?;
         inner.apply_one(&installed.hash, Some(installed.clone()));
+        lock(&inner.uninstalled_here).remove(&installed.hash);
         Ok(())
     }
 
@@ -470,7 +477,13 @@ async fn session(
                     None => return End::Stopped,
                     Some(Err(e)) => return End::Lost(e),
                     Some(Ok(value)) => match weak.upgrade() {
-                        Some(inner) => inner.apply_one(&hash, value),
+                        Some(inner) => {
+                            // Announced and present: installed (again) somewhere.
+                            if value.is_some() {
+                                lock(&inner.uninstalled_here).remove(&hash);
+                            }
+                            inner.apply_one(&hash, value);
+                        }
                         None => return End::Stopped,
                     },
                 }
