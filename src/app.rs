@@ -37,7 +37,7 @@ use crate::error::ProxyError;
 use crate::gateway::Gateway;
 use crate::policy::Policy;
 use crate::secret::StoreToken;
-use crate::token_store::{FileStore, Installed, User, is_store_hash};
+use crate::token_store::{Installed, TokenStore, User, is_store_hash};
 
 /// Clock skew allowed on a signed payload's `exp` and `nbf`.
 pub const LEEWAY_SECS: u64 = 60;
@@ -52,7 +52,9 @@ const MAX_TOKEN_RESPONSE: usize = 64 * 1024;
 /// generation that keeps the same `[token_store]`.
 pub struct Installs {
     config: TokenStoreConfig,
-    store: FileStore,
+    store: TokenStore,
+    /// File backend only; the Redis backend keeps its own, which also
+    /// learns of uninstalls through other replicas.
     uninstalled: Mutex<HashSet<String>>,
 }
 
@@ -74,7 +76,7 @@ impl Installs {
         if let Some(p) = previous
             && p.config == *cfg
         {
-            p.store.reread().map_err(|e| e.to_string())?;
+            p.store.reread()?;
             return Ok(p.clone());
         }
         Ok(Arc::new(Self {
@@ -84,8 +86,19 @@ impl Installs {
         }))
     }
 
-    pub fn file(&self) -> &FileStore {
+    pub fn store(&self) -> &TokenStore {
         &self.store
+    }
+
+    fn is_gone(&self, hash: &str) -> bool {
+        match &self.store {
+            TokenStore::Redis(r) => r.removed(hash),
+            TokenStore::File(_) => self
+                .uninstalled
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .contains(hash),
+        }
     }
 
     /// The installed store `hash` as the proxy uses it; `store_uninstalled`
@@ -95,12 +108,7 @@ impl Installs {
     /// rewritten (and kept if that fails), and cleared only after a
     /// re-install is written.
     pub fn lookup(&self, hash: &str, policy: &Policy) -> Result<Option<Arc<Store>>, ProxyError> {
-        let gone = self
-            .uninstalled
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .contains(hash);
-        if gone {
+        if self.is_gone(hash) {
             return Err(ProxyError::StoreUninstalled(hash.to_owned()));
         }
         Ok(self
@@ -114,8 +122,8 @@ impl Installs {
         let hash = installed.hash.clone();
         tokio::task::spawn_blocking(move || me.store.put(installed))
             .await
-            .map_err(|e| format!("the write was interrupted: {e}"))?
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| format!("the write was interrupted: {e}"))??;
+        // (The Redis backend clears its own mark in `put`.)
         self.uninstalled
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
@@ -126,16 +134,20 @@ impl Installs {
     async fn delete(self: &Arc<Self>, hash: &str) -> Result<bool, String> {
         // Marked first: from this moment the proxy refuses the store, even
         // while the file is being rewritten.
-        self.uninstalled
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .insert(hash.to_owned());
+        match &self.store {
+            TokenStore::Redis(r) => r.mark_removed(hash),
+            TokenStore::File(_) => {
+                self.uninstalled
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .insert(hash.to_owned());
+            }
+        }
         let me = self.clone();
         let h = hash.to_owned();
         tokio::task::spawn_blocking(move || me.store.delete(&h))
             .await
             .map_err(|e| format!("the write was interrupted: {e}"))?
-            .map_err(|e| e.to_string())
     }
 }
 
@@ -586,7 +598,7 @@ async fn auth(app: &App, installs: &Arc<Installs>, login: &Login, params: &Param
             // A callback repeated (a reload of the page) carries a used code;
             // say that the earlier install stands.
             let named = context.strip_prefix("stores/").filter(|h| is_store_hash(h));
-            match named.and_then(|h| installs.file().get(h)) {
+            match named.and_then(|h| installs.store().get(h)) {
                 Some(inst) => text.push(format!(
                     "Store {} is installed already, from an earlier callback; that install stands.",
                     inst.hash
@@ -679,7 +691,7 @@ async fn auth(app: &App, installs: &Arc<Installs>, login: &Login, params: &Param
 }
 
 fn load(installs: &Installs, config: &crate::config::Config, hash: String) -> Handled {
-    let text = match installs.file().get(&hash) {
+    let text = match installs.store().get(&hash) {
         Some(inst) => vec![
             format!("bcgate holds the token of store {hash}."),
             format!("Granted scopes: {}.", inst.scopes.join(", ")),

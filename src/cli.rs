@@ -258,15 +258,25 @@ fn check(path: &std::path::Path) -> Result<String, String> {
             app.scopes.join(", ")
         );
     }
-    if cfg.token_store.is_some() {
-        let store = open_token_store(&cfg)?;
-        let installed = store.list();
-        let _ = writeln!(
-            out,
-            "token store: {} ({} installed)",
-            store.path().display(),
-            installed.len()
-        );
+    if let Some(ts) = &cfg.token_store {
+        let store = match ts.open_once() {
+            Ok(store) => Some(store),
+            // A Redis that is down now is not a config error.
+            Err(e) if matches!(ts.backend, crate::config::TokenStoreBackend::Redis(_)) => {
+                let _ = writeln!(out, "token store: not reachable now: {e}");
+                None
+            }
+            Err(e) => return Err(e),
+        };
+        let installed = store.as_ref().map(|s| s.list()).unwrap_or_default();
+        if let Some(store) = &store {
+            let _ = writeln!(
+                out,
+                "token store: {} ({} installed)",
+                store.location(),
+                installed.len()
+            );
+        }
         for i in &installed {
             let _ = writeln!(
                 out,
@@ -307,11 +317,11 @@ fn check(path: &std::path::Path) -> Result<String, String> {
     Ok(out)
 }
 
-fn open_token_store(cfg: &Config) -> Result<crate::token_store::FileStore, String> {
+fn open_token_store(cfg: &Config) -> Result<crate::token_store::TokenStore, String> {
     cfg.token_store
         .as_ref()
         .ok_or_else(|| "the config has no [token_store]".to_string())?
-        .open()
+        .open_once()
 }
 
 fn tokens(path: &std::path::Path, action: TokensAction) -> Result<String, String> {
@@ -349,15 +359,19 @@ fn tokens(path: &std::path::Path, action: TokensAction) -> Result<String, String
             }
         }
         TokensAction::Delete { hash } => {
-            if !store.delete(&hash).map_err(|e| e.to_string())? {
+            if !store.delete(&hash)? {
                 return Err(format!(
                     "store {hash:?} is not in the token store {}",
-                    store.path().display()
+                    store.location()
                 ));
             }
+            let when = match store {
+                crate::token_store::TokenStore::File(_) => "on SIGHUP",
+                crate::token_store::TokenStore::Redis(_) => "within a second",
+            };
             let _ = writeln!(
                 out,
-                "deleted the token of store {hash}; a running bcgate forgets it on SIGHUP"
+                "deleted the token of store {hash}; a running bcgate forgets it {when}"
             );
         }
     }

@@ -345,11 +345,31 @@ pub enum KeySource {
     File(PathBuf),
 }
 
-/// The `[token_store]` section (`kind = "file"`, the only kind so far).
+/// The `[token_store]` section.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TokenStoreConfig {
-    pub path: PathBuf,
+    pub backend: TokenStoreBackend,
     pub key: KeySource,
+}
+
+/// `kind = "file"` with its `path`, or `kind = "redis"` with its `url`.
+#[derive(Clone, PartialEq, Eq)]
+pub enum TokenStoreBackend {
+    File(PathBuf),
+    Redis(String),
+}
+
+impl fmt::Debug for TokenStoreBackend {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::File(p) => f.debug_tuple("File").field(p).finish(),
+            // The URL may hold a password.
+            Self::Redis(url) => f
+                .debug_tuple("Redis")
+                .field(&crate::token_store::redact_url(url))
+                .finish(),
+        }
+    }
 }
 
 impl TokenStoreConfig {
@@ -372,10 +392,29 @@ impl TokenStoreConfig {
         crate::token_store::StoreKey::from_base64(&raw).map_err(|e| format!("{what}: {e}"))
     }
 
-    /// Opens the store file with the key.
-    pub fn open(&self) -> Result<crate::token_store::FileStore, String> {
-        crate::token_store::FileStore::open(self.path.clone(), self.key()?)
-            .map_err(|e| e.to_string())
+    /// Opens the store for the server: the file, or Redis followed by a
+    /// background task (a Redis that is down is retried, not an error).
+    pub fn open(&self) -> Result<crate::token_store::TokenStore, String> {
+        use crate::token_store::{FileStore, RedisStore, TokenStore};
+        Ok(match &self.backend {
+            TokenStoreBackend::File(path) => TokenStore::File(
+                FileStore::open(path.clone(), self.key()?).map_err(|e| e.to_string())?,
+            ),
+            TokenStoreBackend::Redis(url) => {
+                TokenStore::Redis(RedisStore::start(url, self.key()?)?)
+            }
+        })
+    }
+
+    /// Opens the store once, for `bcgate tokens`: Redis must answer now.
+    pub fn open_once(&self) -> Result<crate::token_store::TokenStore, String> {
+        use crate::token_store::{RedisStore, TokenStore};
+        match &self.backend {
+            TokenStoreBackend::File(_) => self.open(),
+            TokenStoreBackend::Redis(url) => {
+                Ok(TokenStore::Redis(RedisStore::open_once(url, self.key()?)?))
+            }
+        }
     }
 }
 
@@ -621,29 +660,35 @@ impl Validator<'_> {
     }
 
     fn token_store(&self, t: &TokenStoreFile) -> Result<TokenStoreConfig, ConfigError> {
-        match t.kind.as_str() {
-            "file" => {}
-            "redis" => {
-                return Err(self.err(
-                    "token_store.kind",
-                    "\"redis\" is not supported yet; use kind = \"file\"",
-                ));
-            }
-            other => {
-                return Err(self.err(
-                    "token_store.kind",
-                    format!("{other:?} is not a token store kind (\"file\")"),
-                ));
-            }
-        }
-        if t.url.is_some() {
-            return Err(self.err("token_store.url", "only for kind = \"redis\""));
-        }
-        let path = t
-            .path
-            .as_ref()
-            .map(|p| self.resolve(p))
-            .ok_or_else(|| self.err("token_store.path", "kind = \"file\" needs a path"))?;
+        let backend =
+            match t.kind.as_str() {
+                "file" => {
+                    if t.url.is_some() {
+                        return Err(self.err("token_store.url", "only for kind = \"redis\""));
+                    }
+                    let path = t.path.as_ref().map(|p| self.resolve(p)).ok_or_else(|| {
+                        self.err("token_store.path", "kind = \"file\" needs a path")
+                    })?;
+                    TokenStoreBackend::File(path)
+                }
+                "redis" => {
+                    if t.path.is_some() {
+                        return Err(self.err("token_store.path", "only for kind = \"file\""));
+                    }
+                    let url = t.url.clone().ok_or_else(|| {
+                        self.err("token_store.url", "kind = \"redis\" needs a url")
+                    })?;
+                    crate::token_store::check_redis_url(&url)
+                        .map_err(|e| self.err("token_store.url", e))?;
+                    TokenStoreBackend::Redis(url)
+                }
+                other => {
+                    return Err(self.err(
+                        "token_store.kind",
+                        format!("{other:?} is not a token store kind (\"file\" or \"redis\")"),
+                    ));
+                }
+            };
         let key = match (&t.key_env, &t.key_file) {
             (Some(var), None) => KeySource::Env(var.clone()),
             (None, Some(p)) => KeySource::File(self.existing("token_store.key_file", p)?),
@@ -654,7 +699,7 @@ impl Validator<'_> {
                 ));
             }
         };
-        let cfg = TokenStoreConfig { path, key };
+        let cfg = TokenStoreConfig { backend, key };
         // Check the key now, so a bad one is a config error naming its key.
         cfg.key().map_err(|e| {
             let (k, msg) = e.split_once(": ").unwrap_or(("token_store", e.as_str()));

@@ -18,7 +18,7 @@
 //! reload     SIGHUP and file watch → a new generation, or the old one kept
 //! admin      /metrics (metrics), /healthz, /readyz (ready)
 //! dev        `bcgate dev`: a mock BigCommerce (also the tests' upstream) and its CA
-//! token_store  tokens of the stores that installed the app, in one encrypted file
+//! token_store  tokens of the stores that installed the app: one encrypted file, or Redis
 //! app        the app callbacks (/auth /load /uninstall /remove_user) that fill it
 //! ```
 //!

@@ -1,6 +1,6 @@
 //! Readiness (`/readyz`): the config is loaded, every store's token is still
 //! where it was resolved from, the token store's directory is there (with a
-//! `[token_store]`), and the upstream accepts a TCP connection.
+//! `[token_store]`; with `kind = "redis"`, that Redis is in sync), and the upstream accepts a TCP connection.
 //! The answer is JSON naming each check, so an operator sees which failed;
 //! it never contains a token.
 
@@ -9,6 +9,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 use crate::gateway::Gateway;
+use crate::token_store::TokenStore;
 
 /// Longest the upstream connect check may take, whatever `connect_timeout_ms` says.
 const UPSTREAM_CHECK_TIMEOUT: Duration = Duration::from_secs(2);
@@ -61,23 +62,31 @@ pub async fn check(gateway: &Gateway) -> Report {
         });
     }
     if let Some(installs) = &state.installs {
-        // Writes go to a temporary file beside the store, then a rename.
-        let path = installs.file().path();
-        let dir = match path.parent() {
-            Some(d) if !d.as_os_str().is_empty() => d,
-            _ => std::path::Path::new("."),
+        let n = installs.store().list().len();
+        let result = match installs.store() {
+            // Writes go to a temporary file beside the store, then a rename.
+            TokenStore::File(file) => {
+                let path = file.path();
+                let dir = match path.parent() {
+                    Some(d) if !d.as_os_str().is_empty() => d,
+                    _ => std::path::Path::new("."),
+                };
+                if dir.is_dir() {
+                    Ok(format!("{n} installed"))
+                } else {
+                    Err(format!(
+                        "the directory of token store {} is gone: installs cannot be written",
+                        path.display()
+                    ))
+                }
+            }
+            // Down: the last known stores keep serving, installs fail.
+            TokenStore::Redis(redis) => redis.health(),
         };
-        let problem = (!dir.is_dir()).then(|| {
-            format!(
-                "the directory of token store {} is gone: installs cannot be written",
-                path.display()
-            )
-        });
-        let n = installs.file().list().len();
         checks.push(Check {
             name: "token_store".into(),
-            ok: problem.is_none(),
-            detail: problem.or_else(|| Some(format!("{n} installed"))),
+            ok: result.is_ok(),
+            detail: Some(result.unwrap_or_else(|e| e)),
         });
     }
     let up = &config.upstream;

@@ -500,3 +500,32 @@ fn decode(key: &StoreKey, mut data: Zeroizing<Vec<u8>>) -> Result<Entries, Store
     }
     Ok(entries)
 }
+
+// ---------------------------------------------------------------- one record
+
+/// One store as a self-contained sealed value, in exactly the file format
+/// (a store file holding that one store): what the Redis backend keeps under
+/// each store's key.
+pub(super) fn encode_one(
+    key: &StoreKey,
+    installed: &Arc<Installed>,
+) -> Result<Zeroizing<Vec<u8>>, StoreErrorKind> {
+    let mut one = Entries::new();
+    one.insert(installed.hash.clone(), installed.clone());
+    encode(key, &one)
+}
+
+/// The store in a value made by [`encode_one`]. `hash` is the one the value
+/// was found under: a value that holds another store (or several) is refused
+/// as damaged, so values cannot be swapped between keys unnoticed.
+pub(super) fn decode_one(
+    key: &StoreKey,
+    hash: &str,
+    data: Zeroizing<Vec<u8>>,
+) -> Result<Arc<Installed>, StoreErrorKind> {
+    let mut entries = decode(key, data)?;
+    match entries.remove(hash) {
+        Some(one) if entries.is_empty() => Ok(one),
+        _ => Err(StoreErrorKind::Damaged),
+    }
+}

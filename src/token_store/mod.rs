@@ -1,11 +1,14 @@
 //! The token store: where the tokens of stores that installed the app are
 //! kept, so that no person ever handles them. This module holds the record
-//! and key types and the embedded backend, [`FileStore`] (one encrypted file,
-//! rewritten atomically on every change).
+//! and key types and the two backends: [`FileStore`] (one encrypted file,
+//! rewritten atomically on every change) and [`RedisStore`] (one encrypted
+//! value per store in Redis, shared by several replicas), behind
+//! [`TokenStore`].
 
 use std::fmt;
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use base64::Engine;
 use serde::{Deserialize, Serialize};
@@ -15,8 +18,67 @@ use zeroize::Zeroizing;
 use crate::secret::StoreToken;
 
 mod file;
+mod redis;
 
-pub use file::FileStore;
+pub use self::file::FileStore;
+pub use self::redis::{RedisStore, check_url as check_redis_url, redact_url};
+
+/// The configured backend. Reads are served from memory in both; `put` and
+/// `delete` block (disk sync, or a Redis round trip).
+#[derive(Debug)]
+pub enum TokenStore {
+    File(FileStore),
+    Redis(RedisStore),
+}
+
+impl TokenStore {
+    /// Every installed store, ordered by hash.
+    pub fn list(&self) -> Vec<Arc<Installed>> {
+        match self {
+            Self::File(f) => f.list(),
+            Self::Redis(r) => r.list(),
+        }
+    }
+
+    pub fn get(&self, hash: &str) -> Option<Arc<Installed>> {
+        match self {
+            Self::File(f) => f.get(hash),
+            Self::Redis(r) => r.get(hash),
+        }
+    }
+
+    pub fn put(&self, installed: Installed) -> Result<(), String> {
+        match self {
+            Self::File(f) => f.put(installed).map_err(|e| e.to_string()),
+            Self::Redis(r) => r.put(installed),
+        }
+    }
+
+    /// `false` if the store was not there.
+    pub fn delete(&self, hash: &str) -> Result<bool, String> {
+        match self {
+            Self::File(f) => f.delete(hash).map_err(|e| e.to_string()),
+            Self::Redis(r) => r.delete(hash),
+        }
+    }
+
+    /// Picks up changes another process made: the file is read again; the
+    /// Redis backend follows Redis by itself, so there is nothing to do.
+    pub fn reread(&self) -> Result<(), String> {
+        match self {
+            Self::File(f) => f.reread().map_err(|e| e.to_string()),
+            Self::Redis(_) => Ok(()),
+        }
+    }
+
+    /// The file's path, or the Redis URL without credentials.
+    pub fn location(&self) -> String {
+        match self {
+            Self::File(f) => f.path().display().to_string(),
+            Self::Redis(r) => r.location().to_owned(),
+        }
+    }
+}
 
 #[cfg(test)]
 mod tests;

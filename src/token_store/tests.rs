@@ -445,3 +445,62 @@ fn nothing_prints_a_secret() {
         assert!(!shown.contains(secret), "{shown}");
     }
 }
+
+// ---------------------------------------------------------------- Redis values
+
+#[test]
+fn a_redis_value_is_a_sealed_one_store_file() {
+    use super::file::{decode_one, encode_one};
+    let one = Arc::new(record("abc123", TOKEN_A));
+    let value = encode_one(&key(1), &one).expect("seal");
+    assert!(value.starts_with(b"BCGTS1"));
+    assert!(
+        !value
+            .windows(TOKEN_A.len())
+            .any(|w| w == TOKEN_A.as_bytes())
+    );
+    // The same bytes open as a store file holding exactly that store.
+    let (_dir, path) = store_path();
+    fs::write(&path, &value[..]).expect("write");
+    let file = open(&path, 1).expect("a valid store file");
+    assert_eq!(file.list().len(), 1);
+    assert_eq!(token_of(&file.get("abc123").expect("the store")), TOKEN_A);
+
+    let back = decode_one(&key(1), "abc123", value.clone()).expect("open");
+    assert_eq!(*back, *one);
+    // Under another store's key, or with another key: refused.
+    assert!(matches!(
+        decode_one(&key(1), "other9", value.clone()),
+        Err(StoreErrorKind::Damaged)
+    ));
+    assert!(matches!(
+        decode_one(&key(2), "abc123", value.clone()),
+        Err(StoreErrorKind::WrongKey)
+    ));
+    let mut flipped = value;
+    let last = flipped.len() - 1;
+    flipped[last] ^= 1;
+    assert!(matches!(
+        decode_one(&key(1), "abc123", flipped),
+        Err(StoreErrorKind::Damaged)
+    ));
+}
+
+#[test]
+fn redis_urls_are_checked_and_shown_without_credentials() {
+    assert_eq!(
+        redact_url("redis://user:p%40ss@10.0.0.5:6380/2"),
+        "redis://10.0.0.5:6380/2"
+    );
+    assert_eq!(
+        redact_url("redis://127.0.0.1:6379/0"),
+        "redis://127.0.0.1:6379/0"
+    );
+    assert!(check_redis_url("redis://127.0.0.1:6379/0").is_ok());
+    let tls = check_redis_url("rediss://127.0.0.1:6379/0").expect_err("no TLS");
+    assert!(tls.contains("rediss://"), "{tls}");
+    assert!(check_redis_url("http://127.0.0.1/").is_err());
+    // Debug of the config never shows the password.
+    let cfg = crate::config::TokenStoreBackend::Redis("redis://:hunter2@h:1/0".into());
+    assert!(!format!("{cfg:?}").contains("hunter2"));
+}

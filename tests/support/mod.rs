@@ -6,6 +6,7 @@
 //! Each integration test crate uses only part of this, hence the allow.
 #![allow(dead_code, unused_imports)]
 
+pub mod login;
 pub mod process;
 pub mod raw;
 
