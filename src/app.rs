@@ -286,7 +286,7 @@ async fn exchange(
             .client
             .request(req)
             .await
-            .map_err(|e| ExchangeError::Unreachable(innermost(&e)))?;
+            .map_err(|e| ExchangeError::Unreachable(crate::forward::describe(&e)))?;
         let status = resp.status();
         let bytes = Limited::new(resp.into_body(), MAX_TOKEN_RESPONSE)
             .collect()
@@ -303,16 +303,6 @@ async fn exchange(
     tokio::time::timeout(login.timeout, send)
         .await
         .map_err(|_| ExchangeError::Unreachable("timed out".into()))?
-}
-
-fn innermost(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut last = e.to_string();
-    let mut cur = e.source();
-    while let Some(s) = cur {
-        last = s.to_string();
-        cur = s.source();
-    }
-    last
 }
 
 // ---------------------------------------------------------------- signed payloads

@@ -249,7 +249,7 @@ fn error_kind(e: &hyper_util::client::legacy::Error) -> &'static str {
 }
 
 /// A short, secret-free account of a client error (its innermost cause).
-fn describe(e: &(dyn std::error::Error + 'static)) -> String {
+pub(crate) fn describe(e: &(dyn std::error::Error + 'static)) -> String {
     let mut last = e.to_string();
     let mut cur = e.source();
     while let Some(s) = cur {
