@@ -380,18 +380,8 @@ fn tokens(path: &std::path::Path, action: TokensAction) -> Result<String, String
 
 /// Unix seconds as `YYYY-MM-DDTHH:MM:SSZ`.
 fn utc(secs: u64) -> String {
-    let days = secs / 86_400;
+    let (y, m, d) = crate::log::text::civil_from_days(secs / 86_400);
     let rem = secs % 86_400;
-    // Civil from days (Howard Hinnant's algorithm).
-    let z = days as i64 + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
     format!(
         "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
         rem / 3600,

@@ -175,7 +175,7 @@ fn timestamp(now: SystemTime, line: &mut String) {
 
 /// The proleptic Gregorian date of a count of days since 1970-01-01
 /// (Howard Hinnant's `civil_from_days`).
-fn civil_from_days(days: u64) -> (u64, u64, u64) {
+pub(crate) fn civil_from_days(days: u64) -> (u64, u64, u64) {
     let z = days + 719_468;
     let era = z / 146_097;
     let doe = z - era * 146_097;
