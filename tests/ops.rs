@@ -162,6 +162,12 @@ fn get_request(path: &str, key: Option<&str>) -> String {
     format!("GET {path} HTTP/1.1\r\nHost: bcgate\r\n{auth}\r\n")
 }
 
+/// A keyed GET on a kept-open connection (the connection must survive).
+fn get_on(conn: &mut TcpStream, path: &str, key: &str) -> support::RawResponse {
+    exchange_on(conn, get_request(path, Some(key)).as_bytes(), false)
+        .unwrap_or_else(|e| panic!("GET {path} on the same connection: {e}"))
+}
+
 /// One request over a unix socket, `Connection: close`; (status, body).
 fn unix_get(sock: &Path, path: &str, key: Option<&str>) -> (u16, String) {
     let mut s = std::os::unix::net::UnixStream::connect(sock).expect("connect unix socket");
@@ -506,8 +512,7 @@ fn reload_with_a_good_file_serves_a_new_client_on_the_same_connection() {
     let gate = &fx.gate;
     let mut conn = TcpStream::connect(gate.addr).expect("connect");
     let path = "/v3/catalog/products";
-    let before =
-        exchange_on(&mut conn, get_request(path, Some(KEY_B)).as_bytes(), false).expect("exchange");
+    let before = get_on(&mut conn, path, KEY_B);
     assert_eq!(before.status, 401, "bravo is not configured yet");
 
     // The file watch picks up an atomic replace.
@@ -523,11 +528,9 @@ fn reload_with_a_good_file_serves_a_new_client_on_the_same_connection() {
         &[("result", "ok")],
         1.0,
     );
-    let after = exchange_on(&mut conn, get_request(path, Some(KEY_B)).as_bytes(), false)
-        .expect("same connection");
+    let after = get_on(&mut conn, path, KEY_B);
     assert_eq!(after.status, 200, "{}", after.body_text());
-    let still = exchange_on(&mut conn, get_request(path, Some(KEY_A)).as_bytes(), false)
-        .expect("same connection");
+    let still = get_on(&mut conn, path, KEY_A);
     assert_eq!(still.status, 200);
 
     // SIGHUP reloads even when nothing changed on disk.
@@ -548,8 +551,7 @@ fn reload_with_a_good_file_serves_a_new_client_on_the_same_connection() {
         3.0,
     );
     fx.mock.clear();
-    let rotated = exchange_on(&mut conn, get_request(path, Some(KEY_A)).as_bytes(), false)
-        .expect("same connection");
+    let rotated = get_on(&mut conn, path, KEY_A);
     // The mock still knows only the old token, as BigCommerce would until
     // the rotation reached it: its 401 passes through.
     assert_eq!(rotated.status, 401, "{}", rotated.body_text());
@@ -591,11 +593,9 @@ fn reload_with_a_bad_file_keeps_the_old_config_and_counts_the_failure() {
         "the error names the key:\n{}",
         gate.logs()
     );
-    let old =
-        exchange_on(&mut conn, get_request(path, Some(KEY_A)).as_bytes(), false).expect("exchange");
+    let old = get_on(&mut conn, path, KEY_A);
     assert_eq!(old.status, 200, "the old config keeps serving");
-    let new =
-        exchange_on(&mut conn, get_request(path, Some(KEY_B)).as_bytes(), false).expect("exchange");
+    let new = get_on(&mut conn, path, KEY_B);
     assert_eq!(new.status, 401);
     let (_, ready) = admin_get(gate, "/readyz");
     assert!(ready.contains("the last reload was refused"), "{ready}");
@@ -623,8 +623,7 @@ fn reload_with_a_bad_file_keeps_the_old_config_and_counts_the_failure() {
         &[("result", "ok")],
         1.0,
     );
-    let fixed =
-        exchange_on(&mut conn, get_request(path, Some(KEY_B)).as_bytes(), false).expect("exchange");
+    let fixed = get_on(&mut conn, path, KEY_B);
     assert_eq!(fixed.status, 200);
 }
 
