@@ -47,6 +47,8 @@ pub struct FileConfig {
     pub app: Option<AppFile>,
     /// Where installed stores' tokens live.
     pub token_store: Option<TokenStoreFile>,
+    /// Sharing each store's rate-limit window among the clients.
+    pub quota: Option<QuotaFile>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -143,6 +145,10 @@ pub struct ClientFile {
     pub default_store: Option<String>,
     #[serde(default)]
     pub scopes: Vec<String>,
+    /// This client's weight in each store's quota (`[quota]`), default 1.
+    pub quota_weight: Option<u32>,
+    /// The most of each store's quota window this client may use (0 < x ≤ 1).
+    pub quota_max_share: Option<f64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -179,6 +185,28 @@ pub struct TokenStoreFile {
     pub key_env: Option<String>,
     pub key_file: Option<PathBuf>,
     pub url: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct QuotaFile {
+    pub max_wait_ms: u64,
+    pub max_queue: usize,
+    pub retries: u32,
+    pub replicas: u32,
+    pub redis_url: Option<String>,
+}
+
+impl Default for QuotaFile {
+    fn default() -> Self {
+        Self {
+            max_wait_ms: 2_000,
+            max_queue: 1_000,
+            retries: 1,
+            replicas: 1,
+            redis_url: None,
+        }
+    }
 }
 
 // ---------------------------------------------------------------- errors
@@ -283,6 +311,24 @@ pub struct Client {
     pub grants: Grants,
     /// How the client is identified besides a key (`; unix uid 1000`), for `bcgate check`.
     pub identity: String,
+    /// Weight in each store's fair queue (`quota_weight`, 1 to 1000).
+    pub quota_weight: u32,
+    /// Cap on this client's part of each quota window (`quota_max_share`).
+    pub quota_max_share: Option<f64>,
+}
+
+/// The `[quota]` section: how bcgate shares each store's rate-limit window.
+#[derive(Debug, Clone, PartialEq)]
+pub struct QuotaConfig {
+    /// Longest a request waits for its store's budget before a 429.
+    pub max_wait: Duration,
+    /// Requests that may wait per store (on this replica); more are a 429 at once.
+    pub max_queue: usize,
+    /// How often an idempotent request that met an upstream 429 is sent again.
+    pub retries: u32,
+    /// Replicas sharing each store; without Redis each uses 1/replicas of the quota.
+    pub replicas: u32,
+    pub redis_url: Option<String>,
 }
 
 /// The `[app]` section: the BigCommerce app callbacks.
@@ -489,6 +535,7 @@ pub struct Config {
     pub policy: Policy,
     pub app: Option<App>,
     pub token_store: Option<TokenStoreConfig>,
+    pub quota: Option<QuotaConfig>,
 }
 
 impl Config {
@@ -646,6 +693,7 @@ impl Validator<'_> {
                 ));
             }
         }
+        let quota = f.quota.as_ref().map(|q| self.quota(q)).transpose()?;
         Ok(Config {
             path: Some(self.file.to_path_buf()),
             server,
@@ -656,6 +704,32 @@ impl Validator<'_> {
             policy,
             app,
             token_store,
+            quota,
+        })
+    }
+
+    fn quota(&self, q: &QuotaFile) -> Result<QuotaConfig, ConfigError> {
+        if q.max_wait_ms > 600_000 {
+            return Err(self.err("quota.max_wait_ms", "must be at most 600000 (10 minutes)"));
+        }
+        if q.max_queue == 0 {
+            return Err(self.err("quota.max_queue", "must be greater than 0"));
+        }
+        if q.retries > 10 {
+            return Err(self.err("quota.retries", "must be at most 10"));
+        }
+        if q.replicas == 0 {
+            return Err(self.err("quota.replicas", "must be greater than 0"));
+        }
+        if let Some(url) = &q.redis_url {
+            crate::token_store::check_redis_url(url).map_err(|e| self.err("quota.redis_url", e))?;
+        }
+        Ok(QuotaConfig {
+            max_wait: Duration::from_millis(q.max_wait_ms),
+            max_queue: q.max_queue,
+            retries: q.retries,
+            replicas: q.replicas,
+            redis_url: q.redis_url.clone(),
         })
     }
 
@@ -1131,6 +1205,18 @@ impl Validator<'_> {
                 }
             };
             let grants = self.scopes(policy, &key("scopes"), &c.scopes)?;
+            let quota_weight = c.quota_weight.unwrap_or(1);
+            if !(1..=1000).contains(&quota_weight) {
+                return Err(self.err(key("quota_weight"), "must be from 1 to 1000"));
+            }
+            if let Some(share) = c.quota_max_share
+                && !(share > 0.0 && share <= 1.0)
+            {
+                return Err(self.err(
+                    key("quota_max_share"),
+                    "must be a fraction greater than 0 and at most 1",
+                ));
+            }
             let mut identity = String::new();
             if let Some(uid) = c.unix_uid {
                 identity.push_str(&format!("; unix uid {uid}"));
@@ -1146,6 +1232,8 @@ impl Validator<'_> {
                 scopes: c.scopes.clone(),
                 grants,
                 identity,
+                quota_weight,
+                quota_max_share: c.quota_max_share,
             });
             if let Some(digest) = digest
                 && clients.by_digest.insert(digest, client.clone()).is_some()

@@ -47,6 +47,23 @@ pub enum ProxyError {
     UpstreamUnavailable(String),
     /// Upstream did not answer within `upstream.request_timeout_ms`.
     UpstreamTimeout { after_ms: u64 },
+    /// The store's rate-limit budget had nothing for this request within
+    /// `quota.max_wait_ms` (or its queue was full).
+    QuotaExhausted(Box<QuotaDenial>),
+}
+
+/// Who waited for which store's quota, and what the store's window looks
+/// like (the `X-Rate-Limit-*` headers of the 429).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QuotaDenial {
+    pub client: String,
+    pub store: String,
+    pub waited_ms: u64,
+    pub left: u64,
+    pub quota: u64,
+    pub window_ms: u64,
+    /// Until the store has budget again.
+    pub reset_ms: u64,
 }
 
 /// Why a scope check failed: who lacked what for which route.
@@ -90,6 +107,7 @@ impl ProxyError {
             Self::HeaderTimeout { .. } => StatusCode::REQUEST_TIMEOUT,
             Self::UpstreamUnavailable(_) => StatusCode::BAD_GATEWAY,
             Self::UpstreamTimeout { .. } => StatusCode::GATEWAY_TIMEOUT,
+            Self::QuotaExhausted(_) => StatusCode::TOO_MANY_REQUESTS,
         }
     }
 
@@ -110,6 +128,7 @@ impl ProxyError {
             Self::HeaderTimeout { .. } => "header_timeout",
             Self::UpstreamUnavailable(_) => "upstream_unavailable",
             Self::UpstreamTimeout { .. } => "upstream_timeout",
+            Self::QuotaExhausted(_) => "quota_exhausted",
         }
     }
 
@@ -129,6 +148,7 @@ impl ProxyError {
             Self::HeaderTimeout { .. } => "Header timeout",
             Self::UpstreamUnavailable(_) => "Upstream unavailable",
             Self::UpstreamTimeout { .. } => "Upstream timeout",
+            Self::QuotaExhausted(_) => "Quota exhausted",
         }
     }
 
@@ -177,6 +197,14 @@ impl ProxyError {
             Self::UpstreamTimeout { after_ms } => {
                 format!("the BigCommerce API did not answer within {after_ms} ms")
             }
+            Self::QuotaExhausted(d) => format!(
+                "store '{}' has no rate-limit quota left for client '{}' (waited {} ms); \
+                 retry after {} s",
+                d.store,
+                d.client,
+                d.waited_ms,
+                retry_after_s(d.reset_ms)
+            ),
         }
     }
 
@@ -209,8 +237,31 @@ impl ProxyError {
             resp.headers_mut()
                 .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
+        if let Self::QuotaExhausted(d) = self {
+            // What BigCommerce's own 429 carries: the SDKs read these.
+            let h = resp.headers_mut();
+            h.insert(
+                crate::headers::X_RETRY_AFTER,
+                retry_after_s(d.reset_ms).into(),
+            );
+            h.insert(crate::headers::X_RATE_LIMIT_REQUESTS_LEFT, d.left.into());
+            h.insert(crate::headers::X_RATE_LIMIT_REQUESTS_QUOTA, d.quota.into());
+            h.insert(
+                crate::headers::X_RATE_LIMIT_TIME_WINDOW_MS,
+                d.window_ms.into(),
+            );
+            h.insert(
+                crate::headers::X_RATE_LIMIT_TIME_RESET_MS,
+                d.reset_ms.into(),
+            );
+        }
         resp
     }
+}
+
+/// Whole seconds until `reset_ms` has passed, at least 1 (`X-Retry-After`).
+fn retry_after_s(reset_ms: u64) -> u64 {
+    reset_ms.div_ceil(1000).max(1)
 }
 
 impl fmt::Display for ProxyError {
@@ -272,6 +323,15 @@ mod tests {
             ProxyError::HeaderTimeout { after_ms: 1 },
             ProxyError::UpstreamUnavailable("x".into()),
             ProxyError::UpstreamTimeout { after_ms: 1 },
+            ProxyError::QuotaExhausted(Box::new(QuotaDenial {
+                client: "a".into(),
+                store: "b".into(),
+                waited_ms: 1,
+                left: 0,
+                quota: 150,
+                window_ms: 30_000,
+                reset_ms: 1,
+            })),
         ];
         let mut codes: Vec<_> = all.iter().map(|e| e.code()).collect();
         codes.sort_unstable();

@@ -28,6 +28,8 @@ pub struct State {
     /// The code-exchange client and the app listener's TLS (`[app]`).
     pub login: Option<Login>,
     pub app_tls: Option<TlsAcceptor>,
+    /// The quota governor; its per-store state is kept across reloads.
+    pub quota: crate::quota::Governor,
 }
 
 impl std::fmt::Debug for State {
@@ -74,6 +76,11 @@ impl State {
             .map(crate::tls::acceptor)
             .transpose()
             .map_err(|e| e.replacen("server.tls", "app.tls", 1))?;
+        let quota = crate::quota::Governor::next(
+            config.quota.as_ref(),
+            config.upstream.request_timeout,
+            previous.map(|p| &p.quota),
+        )?;
         Ok(Self {
             config: Arc::new(config),
             upstream,
@@ -82,6 +89,7 @@ impl State {
             installs,
             login,
             app_tls,
+            quota,
         })
     }
 }

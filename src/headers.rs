@@ -46,6 +46,15 @@ pub const X_FORWARDED_PREFIX: &str = "x-forwarded-";
 pub const X_RATE_LIMIT_REQUESTS_LEFT: HeaderName =
     HeaderName::from_static("x-rate-limit-requests-left");
 
+/// The rest of BigCommerce's rate-limit headers, for bcgate's own 429 (`quota_exhausted`).
+pub const X_RATE_LIMIT_REQUESTS_QUOTA: HeaderName =
+    HeaderName::from_static("x-rate-limit-requests-quota");
+pub const X_RATE_LIMIT_TIME_WINDOW_MS: HeaderName =
+    HeaderName::from_static("x-rate-limit-time-window-ms");
+pub const X_RATE_LIMIT_TIME_RESET_MS: HeaderName =
+    HeaderName::from_static("x-rate-limit-time-reset-ms");
+pub const X_RETRY_AFTER: HeaderName = HeaderName::from_static("x-retry-after");
+
 /// BigCommerce's rate-limit headers; passed through untouched (SDKs read them).
 pub const RATE_LIMIT_HEADERS: [&str; 5] = [
     "x-rate-limit-requests-left",

@@ -13,6 +13,7 @@
 //!     route::target            /stores/{hash|alias}/… or the default store
 //!     policy                   route table lookup, then authorize (pure)
 //!     rewrite                  strip caller credentials + hop-by-hop, inject token
+//!     quota                    wait for the store's rate-limit budget (fair queue, Redis), retry 429s
 //!     forward                  pooled rustls client, timeouts, Location rule
 //!   error    every rejection as one enum → JSON problem details
 //! reload     SIGHUP and file watch → a new generation, or the old one kept
@@ -42,6 +43,7 @@ pub mod log;
 pub mod metrics;
 pub mod policy;
 pub mod proxy;
+pub mod quota;
 pub mod ready;
 pub mod reload;
 pub mod rewrite;

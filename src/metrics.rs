@@ -31,6 +31,21 @@ pub const OPEN_CONNECTIONS: &str = "bcgate_open_connections";
 /// Tokio tasks alive when `/metrics` was read (connections, requests, background work).
 pub const ALIVE_TASKS: &str = "bcgate_runtime_alive_tasks";
 
+/// Requests waiting for their store's quota now (on this replica), by `store`.
+pub const QUOTA_QUEUE_DEPTH: &str = "bcgate_quota_queue_depth";
+/// Seconds a request waited for its store's quota before it was sent, by `store`.
+pub const QUOTA_WAIT_SECONDS: &str = "bcgate_quota_wait_seconds";
+/// Units of quota granted, by `store` and `client` (each client's share is its part of the store's sum).
+pub const QUOTA_GRANTED_TOTAL: &str = "bcgate_quota_granted_total";
+/// 429 answers, by `store` and `source` (`bcgate`: quota_exhausted; `upstream`: BigCommerce's own).
+pub const RATE_LIMITED_TOTAL: &str = "bcgate_rate_limited_total";
+/// Idempotent requests sent again after an upstream 429, by `store`.
+pub const QUOTA_RETRIES_TOTAL: &str = "bcgate_quota_retries_total";
+/// 1 while quotas are shared through Redis, 0 while this replica uses its local share.
+pub const QUOTA_SHARED: &str = "bcgate_quota_shared";
+/// 0 after the upstream refused a store's token (401), 1 again once a request succeeds, by `store`.
+pub const TOKEN_HEALTHY: &str = "bcgate_store_token_healthy";
+
 /// Histogram buckets (seconds) for both latency histograms: 0.5 ms to 60 s.
 const LATENCY_BUCKETS: [f64; 16] = [
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
@@ -81,6 +96,35 @@ fn describe() {
     );
     metrics::describe_gauge!(OPEN_CONNECTIONS, "Connections open now, by listener.");
     metrics::describe_gauge!(ALIVE_TASKS, "Tokio tasks alive when /metrics was read.");
+    metrics::describe_gauge!(
+        QUOTA_QUEUE_DEPTH,
+        "Requests waiting for their store's quota now on this replica, by store."
+    );
+    metrics::describe_histogram!(
+        QUOTA_WAIT_SECONDS,
+        metrics::Unit::Seconds,
+        "Time a request waited for its store's quota before it was sent, by store."
+    );
+    metrics::describe_counter!(
+        QUOTA_GRANTED_TOTAL,
+        "Units of store quota granted, by store and client."
+    );
+    metrics::describe_counter!(
+        RATE_LIMITED_TOTAL,
+        "429 answers, by store and source (bcgate: quota_exhausted, upstream: BigCommerce)."
+    );
+    metrics::describe_counter!(
+        QUOTA_RETRIES_TOTAL,
+        "Idempotent requests sent again after an upstream 429, by store."
+    );
+    metrics::describe_gauge!(
+        QUOTA_SHARED,
+        "1 while store quotas are shared through Redis, 0 while this replica uses its local share."
+    );
+    metrics::describe_gauge!(
+        TOKEN_HEALTHY,
+        "0 after the upstream refused a store's token (401), 1 once a request succeeds again, by store."
+    );
 }
 
 /// What became of a request, for the `decision` label.
@@ -229,4 +273,34 @@ impl Drop for ConnectionGuard {
     fn drop(&mut self) {
         gauge!(OPEN_CONNECTIONS, "listener" => self.0).decrement(1.0);
     }
+}
+
+pub fn quota_queue_depth(store: &str, depth: usize) {
+    gauge!(QUOTA_QUEUE_DEPTH, "store" => store.to_owned()).set(depth as f64);
+}
+
+pub fn quota_granted(store: &str, client: &str, waited: Duration) {
+    histogram!(QUOTA_WAIT_SECONDS, "store" => store.to_owned()).record(waited.as_secs_f64());
+    counter!(QUOTA_GRANTED_TOTAL, "store" => store.to_owned(), "client" => client.to_owned())
+        .increment(1);
+}
+
+pub fn quota_rejected(store: &str) {
+    counter!(RATE_LIMITED_TOTAL, "store" => store.to_owned(), "source" => "bcgate").increment(1);
+}
+
+pub fn upstream_rate_limited(store: &str) {
+    counter!(RATE_LIMITED_TOTAL, "store" => store.to_owned(), "source" => "upstream").increment(1);
+}
+
+pub fn quota_retry(store: &str) {
+    counter!(QUOTA_RETRIES_TOTAL, "store" => store.to_owned()).increment(1);
+}
+
+pub fn quota_shared(shared: bool) {
+    gauge!(QUOTA_SHARED).set(if shared { 1.0 } else { 0.0 });
+}
+
+pub fn token_healthy(store: &str, healthy: bool) {
+    gauge!(TOKEN_HEALTHY, "store" => store.to_owned()).set(if healthy { 1.0 } else { 0.0 });
 }

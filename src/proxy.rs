@@ -225,11 +225,20 @@ async fn run(
     parts.uri = uri;
     parts.version = Version::HTTP_11;
 
-    // 6. forward
+    // 6. forward, within the store's quota (waiting for it, retrying a 429)
     let sent = Instant::now();
     let resp = state
-        .upstream
-        .send(Request::from_parts(parts, body), limit, idle, &watch)
+        .quota
+        .forward(
+            &state.upstream,
+            &store.hash,
+            client,
+            parts,
+            body,
+            limit,
+            idle,
+            &watch,
+        )
         .await?;
     let upstream_elapsed = sent.elapsed();
     out.upstream_ms = Some(millis_3(upstream_elapsed));

@@ -1,6 +1,7 @@
 //! Readiness (`/readyz`): the config is loaded, every store's token is still
 //! where it was resolved from, the token store's directory is there (with a
 //! `[token_store]`; with `kind = "redis"`, that Redis is in sync), and the upstream accepts a TCP connection.
+//! Informative lines follow: how `[quota]` shares the stores' quotas, and stores whose token the upstream refused.
 //! The answer is JSON naming each check, so an operator sees which failed;
 //! it never contains a token.
 
@@ -111,6 +112,15 @@ pub async fn check(gateway: &Gateway) -> Report {
         ok: upstream.is_none(),
         detail: upstream,
     });
+    // Informative only: neither the local quota share nor a refused store token is fixed by
+    // taking this replica out of rotation.
+    for (name, detail) in state.quota.checks() {
+        checks.push(Check {
+            name,
+            ok: true,
+            detail: Some(detail),
+        });
+    }
     Report {
         ready: checks.iter().all(|c| c.ok),
         checks,

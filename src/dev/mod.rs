@@ -93,11 +93,14 @@ pub fn run(listen: SocketAddr, admin: SocketAddr) -> Result<(), String> {
                 stores: vec![STORE_HASH.into()],
                 default_store: Some(STORE_HASH.into()),
                 scopes: vec![c.scope.into()],
+                quota_weight: None,
+                quota_max_share: None,
             })
             .collect(),
         routes: Vec::new(),
         app: None,
         token_store: None,
+        quota: None,
     };
     drop(token);
     let config = Config::from_memory(file, "bcgate dev").map_err(|e| e.to_string())?;

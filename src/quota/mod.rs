@@ -1,0 +1,665 @@
+//! The store quota governor (`[quota]`): every client of a store shares the
+//! store's one rate-limit window, so bcgate spends it for them. A request
+//! takes one unit of its store's budget before it is forwarded; when there
+//! is none it waits in the store's weighted-fair queue ([`fair`]) for at most
+//! `max_wait_ms`, then gets bcgate's own 429 (`quota_exhausted`). The budget
+//! is learnt from BigCommerce's `X-Rate-Limit-*` headers ([`window`]) and
+//! shared by the replicas through Redis ([`redis`]), with a local share
+//! (quota / replicas) while Redis cannot be reached. An idempotent request
+//! that still meets an upstream 429 is sent again after the reset, within
+//! the same deadline.
+//!
+//! Without `[quota]` nothing waits, but token health (an upstream 401 marks a
+//! store's token unhealthy until a request succeeds) and the upstream 429
+//! count are kept all the same. The per-store state lives outside the config
+//! generation: [`Governor::next`] carries it over a reload.
+
+pub mod fair;
+pub mod redis;
+pub mod window;
+
+#[cfg(test)]
+mod tests;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http::{HeaderMap, Method, Request, Response, StatusCode};
+use http_body::Body as _;
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+use tokio::sync::{Notify, oneshot};
+
+use crate::body::{self, BodyFault, BodyWatch, ProxyBody, millis};
+use crate::config::{Client, QuotaConfig};
+use crate::error::{ProxyError, QuotaDenial};
+use crate::forward::Upstream;
+use fair::FairQueue;
+use window::{Ask, Report, Take, Window};
+
+/// Largest request body kept in memory so that a PUT can be sent again.
+pub const REPLAY_BODY_LIMIT: u64 = 1024 * 1024;
+/// Added to the upstream request timeout: an in-flight grant older than that
+/// lost its answer (a crashed replica) and stops counting.
+const STALE_MARGIN: Duration = Duration::from_secs(5);
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// The governor of one config generation: its settings, and the per-store
+/// state every generation shares.
+#[derive(Debug, Clone)]
+pub struct Governor {
+    settings: Option<Arc<QuotaConfig>>,
+    stale_ms: u64,
+    shared: Arc<Shared>,
+    redis: Option<Arc<redis::RedisBudget>>,
+}
+
+#[derive(Debug)]
+struct Shared {
+    stores: Mutex<HashMap<String, Arc<StoreGov>>>,
+    /// Stores whose token the upstream refused (401), since when.
+    unhealthy: Mutex<HashMap<String, Instant>>,
+    /// The local clock's zero.
+    epoch: Instant,
+    /// Grant ids: a random prefix (unique among replicas) and a counter.
+    id_prefix: u64,
+    ids: AtomicU64,
+}
+
+#[derive(Debug)]
+struct StoreGov {
+    hash: String,
+    /// The local budget: this replica's own accounting, used alone without
+    /// Redis and as the fallback share while Redis is down.
+    window: Mutex<Window>,
+    queue: Mutex<Queue>,
+    /// Rung when an answer may have freed budget, or a request arrived.
+    wake: Notify,
+}
+
+#[derive(Debug)]
+struct Queue {
+    fair: FairQueue<Waiter>,
+    /// Whether the pump task runs.
+    pump: bool,
+    /// Clients at their `quota_max_share` for this window, until when.
+    capped: HashMap<String, Instant>,
+}
+
+#[derive(Debug)]
+struct Waiter {
+    tx: oneshot::Sender<Grant>,
+    max_share: Option<f64>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Grant {
+    id: u64,
+    /// Granted by the shared (Redis) budget, which must hear the answer too.
+    shared: bool,
+}
+
+impl Governor {
+    /// The governor for a new generation, keeping `previous`'s per-store state
+    /// (and its Redis connection while `redis_url` stays the same).
+    pub fn next(
+        settings: Option<&QuotaConfig>,
+        upstream_timeout: Duration,
+        previous: Option<&Governor>,
+    ) -> Result<Self, String> {
+        let shared = match previous {
+            Some(p) => p.shared.clone(),
+            None => {
+                let mut seed = [0u8; 8];
+                // Without randomness, ids of two replicas might collide in Redis: a
+                // grant answered by one would then clear the other's; never fatal.
+                let _ = getrandom::getrandom(&mut seed);
+                Arc::new(Shared {
+                    stores: Mutex::new(HashMap::new()),
+                    unhealthy: Mutex::new(HashMap::new()),
+                    epoch: Instant::now(),
+                    id_prefix: u64::from_le_bytes(seed) << 24,
+                    ids: AtomicU64::new(0),
+                })
+            }
+        };
+        let url = settings.and_then(|s| s.redis_url.as_deref());
+        let redis = match (url, previous.and_then(|p| p.redis.as_ref())) {
+            (Some(url), Some(r)) if r.url() == url => Some(r.clone()),
+            (Some(url), _) => Some(Arc::new(redis::RedisBudget::new(url)?)),
+            (None, _) => None,
+        };
+        if let Some(r) = &redis {
+            r.publish_state();
+        }
+        Ok(Self {
+            settings: settings.cloned().map(Arc::new),
+            stale_ms: millis(upstream_timeout + STALE_MARGIN),
+            shared,
+            redis,
+        })
+    }
+
+    fn now_ms(&self) -> u64 {
+        millis(self.shared.epoch.elapsed())
+    }
+
+    fn divisor(&self) -> u64 {
+        self.settings.as_ref().map_or(1, |s| u64::from(s.replicas))
+    }
+
+    fn store(&self, hash: &str) -> Arc<StoreGov> {
+        let mut stores = lock(&self.shared.stores);
+        if let Some(s) = stores.get(hash) {
+            return s.clone();
+        }
+        let limit = self.settings.as_ref().map_or(1, |s| s.max_queue);
+        let s = Arc::new(StoreGov {
+            hash: hash.to_owned(),
+            window: Mutex::new(Window::default()),
+            queue: Mutex::new(Queue {
+                fair: FairQueue::new(limit),
+                pump: false,
+                capped: HashMap::new(),
+            }),
+            wake: Notify::new(),
+        });
+        stores.insert(hash.to_owned(), s.clone());
+        s
+    }
+
+    fn next_id(&self) -> u64 {
+        self.shared.id_prefix | (self.shared.ids.fetch_add(1, Ordering::Relaxed) & 0xff_ffff)
+    }
+
+    /// One unit of the store's budget: from Redis when it answers, else from
+    /// the local share.
+    async fn take(&self, sg: &StoreGov, client: &str, max_share: Option<f64>) -> (Take, Grant) {
+        let id = self.next_id();
+        if let Some(r) = &self.redis
+            && let Some(take) = r.take(&sg.hash, client, max_share, id, self.stale_ms).await
+        {
+            if take == Take::Granted {
+                lock(&sg.window).grant(self.now_ms(), client, id);
+            }
+            return (take, Grant { id, shared: true });
+        }
+        let ask = Ask {
+            client,
+            max_share,
+            id,
+            divisor: self.divisor(),
+            stale_ms: self.stale_ms,
+        };
+        let take = lock(&sg.window).take(self.now_ms(), &ask);
+        (take, Grant { id, shared: false })
+    }
+
+    /// Waits for one unit of `store`'s budget until `deadline`; a 429
+    /// `quota_exhausted` past it (or at once when the queue is full, or the
+    /// store cannot have budget before the deadline).
+    async fn admit(
+        &self,
+        store: &str,
+        client: &Client,
+        deadline: Instant,
+    ) -> Result<Permit, ProxyError> {
+        let Some(settings) = &self.settings else {
+            return Ok(Permit::none(self.clone(), store));
+        };
+        let started = Instant::now();
+        let sg = self.store(store);
+        if lock(&sg.queue).fair.is_empty() {
+            let (take, grant) = self.take(&sg, &client.name, client.quota_max_share).await;
+            match take {
+                Take::Granted => return Ok(self.permit(&sg, client, grant, started)),
+                Take::Wait { ms } | Take::Capped { ms }
+                    if started + Duration::from_millis(ms) > deadline =>
+                {
+                    return Err(self.exhausted(&sg, client, started));
+                }
+                _ => {}
+            }
+        }
+        let (tx, mut rx) = oneshot::channel();
+        let seq = {
+            let mut q = lock(&sg.queue);
+            q.fair.set_limit(settings.max_queue);
+            let waiter = Waiter {
+                tx,
+                max_share: client.quota_max_share,
+            };
+            let Ok(seq) = q.fair.push(&client.name, client.quota_weight, waiter) else {
+                drop(q);
+                return Err(self.exhausted(&sg, client, started));
+            };
+            crate::metrics::quota_queue_depth(&sg.hash, q.fair.len());
+            if !q.pump {
+                q.pump = true;
+                tokio::spawn(pump(self.clone(), sg.clone()));
+            }
+            seq
+        };
+        sg.wake.notify_one();
+        let granted = match tokio::time::timeout_at(deadline.into(), &mut rx).await {
+            Ok(result) => result.ok(),
+            Err(_) => {
+                let removed = {
+                    let mut q = lock(&sg.queue);
+                    let removed = q.fair.remove(seq).is_some();
+                    crate::metrics::quota_queue_depth(&sg.hash, q.fair.len());
+                    removed
+                };
+                // Not in the queue any more: served just now, the grant is on its way.
+                if removed { None } else { rx.await.ok() }
+            }
+        };
+        match granted {
+            Some(grant) => Ok(self.permit(&sg, client, grant, started)),
+            None => Err(self.exhausted(&sg, client, started)),
+        }
+    }
+
+    fn permit(
+        &self,
+        sg: &Arc<StoreGov>,
+        client: &Client,
+        grant: Grant,
+        started: Instant,
+    ) -> Permit {
+        crate::metrics::quota_granted(&sg.hash, &client.name, started.elapsed());
+        Permit {
+            gov: self.clone(),
+            store: sg.hash.clone(),
+            grant: Some((sg.clone(), grant)),
+        }
+    }
+
+    fn exhausted(&self, sg: &StoreGov, client: &Client, started: Instant) -> ProxyError {
+        crate::metrics::quota_rejected(&sg.hash);
+        let snapshot = lock(&sg.window).snapshot(self.now_ms(), self.divisor());
+        ProxyError::QuotaExhausted(Box::new(QuotaDenial {
+            client: client.name.clone(),
+            store: sg.hash.clone(),
+            waited_ms: millis(started.elapsed()),
+            left: 0,
+            quota: snapshot.quota,
+            window_ms: snapshot.window_ms,
+            reset_ms: snapshot.reset_ms,
+        }))
+    }
+
+    /// Forwards one request under the governor: waits for budget, sends,
+    /// learns from the answer, and sends an idempotent request again after an
+    /// upstream 429 (at most `retries` times, within the same deadline).
+    #[allow(clippy::too_many_arguments)]
+    pub async fn forward(
+        &self,
+        upstream: &Upstream,
+        store: &str,
+        client: &Client,
+        parts: http::request::Parts,
+        body: ProxyBody,
+        limit: u64,
+        idle: Duration,
+        watch: &BodyWatch,
+    ) -> Result<Response<Incoming>, ProxyError> {
+        let deadline = Instant::now()
+            + self
+                .settings
+                .as_ref()
+                .map_or(Duration::ZERO, |s| s.max_wait);
+        let idempotent =
+            [Method::GET, Method::HEAD, Method::PUT, Method::DELETE].contains(&parts.method);
+        let retries = match &self.settings {
+            Some(s) if idempotent => s.retries,
+            _ => 0,
+        };
+        let (first, replay) = if retries == 0 {
+            (body, None)
+        } else {
+            replayable(&parts, body, limit, idle, watch).await?
+        };
+        let mut first = Some(first);
+        let mut attempt = 0;
+        loop {
+            let permit = self.admit(store, client, deadline).await?;
+            let body = match (first.take(), &replay) {
+                (Some(b), _) => b,
+                (None, Some(bytes)) => body::full(bytes.clone()),
+                (None, None) => body::empty(),
+            };
+            let head = match &replay {
+                Some(_) => parts.clone(),
+                // Sent once only: the parts move.
+                None => {
+                    return self
+                        .send_once(upstream, permit, parts, body, limit, idle, watch)
+                        .await;
+                }
+            };
+            let resp = upstream
+                .send(Request::from_parts(head, body), limit, idle, watch)
+                .await;
+            let resp = match resp {
+                Ok(r) => r,
+                Err(e) => {
+                    permit.finish(None);
+                    return Err(e);
+                }
+            };
+            permit.finish(Some((resp.status(), resp.headers())));
+            if resp.status() == StatusCode::TOO_MANY_REQUESTS && attempt < retries {
+                let wait = Duration::from_millis(retry_wait_ms(resp.headers()));
+                if Instant::now() + wait < deadline {
+                    attempt += 1;
+                    crate::metrics::quota_retry(store);
+                    drop(resp);
+                    tokio::time::sleep(wait).await;
+                    continue;
+                }
+            }
+            return Ok(resp);
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn send_once(
+        &self,
+        upstream: &Upstream,
+        permit: Permit,
+        parts: http::request::Parts,
+        body: ProxyBody,
+        limit: u64,
+        idle: Duration,
+        watch: &BodyWatch,
+    ) -> Result<Response<Incoming>, ProxyError> {
+        match upstream
+            .send(Request::from_parts(parts, body), limit, idle, watch)
+            .await
+        {
+            Ok(resp) => {
+                permit.finish(Some((resp.status(), resp.headers())));
+                Ok(resp)
+            }
+            Err(e) => {
+                permit.finish(None);
+                Err(e)
+            }
+        }
+    }
+
+    /// Learns from an answer for `store` (or its absence): the budget, the
+    /// upstream 429 count, token health.
+    fn observe(
+        &self,
+        store: &str,
+        grant: Option<(&StoreGov, Grant)>,
+        answer: Option<(StatusCode, &HeaderMap)>,
+    ) {
+        let report = answer.and_then(|(_, h)| Report::from_headers(h));
+        let throttled = answer.is_some_and(|(s, _)| s == StatusCode::TOO_MANY_REQUESTS);
+        let block_ms = match answer {
+            // No rate-limit headers: the platform itself pushes back.
+            Some((_, h)) if throttled && report.is_none() => {
+                Some(window::retry_after_ms(h).unwrap_or(window::BACKPRESSURE_MS))
+            }
+            _ => None,
+        };
+        if throttled {
+            crate::metrics::upstream_rate_limited(store);
+        }
+        if let Some((status, _)) = answer {
+            self.token_health(store, status);
+        }
+        if self.settings.is_none() {
+            return;
+        }
+        let Some((sg, g)) = grant else { return };
+        {
+            let mut w = lock(&sg.window);
+            let now = self.now_ms();
+            w.observe(now, g.id, report.as_ref(), throttled);
+            if let Some(ms) = block_ms {
+                w.block(now, ms);
+            }
+        }
+        if let Some(r) = &self.redis
+            && g.shared
+        {
+            r.observe_later(sg.hash.clone(), g.id, report, throttled, block_ms);
+        }
+        sg.wake.notify_one();
+    }
+
+    fn token_health(&self, store: &str, status: StatusCode) {
+        if status == StatusCode::UNAUTHORIZED {
+            let mut bad = lock(&self.shared.unhealthy);
+            if !bad.contains_key(store) {
+                bad.insert(store.to_owned(), Instant::now());
+                drop(bad);
+                tracing::warn!(
+                    store,
+                    "the upstream refused this store's token (401); it is marked unhealthy until a request succeeds"
+                );
+                crate::metrics::token_healthy(store, false);
+            }
+        } else if status.is_success() {
+            // Checked without the lock's write first: the common case is a healthy store.
+            let was = {
+                let mut bad = lock(&self.shared.unhealthy);
+                if bad.is_empty() {
+                    None
+                } else {
+                    bad.remove(store)
+                }
+            };
+            if let Some(since) = was {
+                tracing::info!(
+                    store,
+                    unhealthy_s = since.elapsed().as_secs(),
+                    "the upstream accepts this store's token again"
+                );
+                crate::metrics::token_healthy(store, true);
+            }
+        }
+    }
+
+    /// `/readyz` lines: the quota sharing (with `[quota]`) and each store
+    /// whose token the upstream refuses. Neither makes the replica unready:
+    /// the fallback share keeps serving, and a refused token is the store's
+    /// problem, which another replica would have as well.
+    pub fn checks(&self) -> Vec<(String, String)> {
+        let mut out = Vec::new();
+        if let Some(s) = &self.settings {
+            let share = if s.replicas > 1 {
+                format!("1/{} of each store's quota", s.replicas)
+            } else {
+                "each store's whole quota".to_owned()
+            };
+            let detail = match &self.redis {
+                Some(r) => match r.down() {
+                    None => format!("shared through Redis {}", r.location()),
+                    Some(why) => format!(
+                        "Redis unreachable ({why}); falling back to the local share, {share}"
+                    ),
+                },
+                None => format!("local: {share}"),
+            };
+            out.push(("quota".to_owned(), detail));
+        }
+        let mut bad: Vec<(String, Instant)> = lock(&self.shared.unhealthy)
+            .iter()
+            .map(|(k, v)| (k.clone(), *v))
+            .collect();
+        bad.sort();
+        for (store, since) in bad {
+            out.push((
+                format!("store {store} token health"),
+                format!(
+                    "the upstream refused the token with 401 {} s ago; unhealthy until a request succeeds",
+                    since.elapsed().as_secs()
+                ),
+            ));
+        }
+        out
+    }
+}
+
+/// One unit of budget held by a request; the answer (or its absence) must
+/// be told with [`finish`](Self::finish), or it is on drop.
+#[derive(Debug)]
+pub struct Permit {
+    gov: Governor,
+    store: String,
+    grant: Option<(Arc<StoreGov>, Grant)>,
+}
+
+impl Permit {
+    fn none(gov: Governor, store: &str) -> Self {
+        Self {
+            gov,
+            store: store.to_owned(),
+            grant: None,
+        }
+    }
+
+    fn finish(mut self, answer: Option<(StatusCode, &HeaderMap)>) {
+        let grant = self.grant.take();
+        self.gov.observe(
+            &self.store,
+            grant.as_ref().map(|(sg, g)| (sg.as_ref(), *g)),
+            answer,
+        );
+    }
+}
+
+impl Drop for Permit {
+    fn drop(&mut self) {
+        if let Some((sg, g)) = self.grant.take() {
+            self.gov.observe(&self.store, Some((&sg, g)), None);
+        }
+    }
+}
+
+/// Serves a store's queue: the next request in fair order gets budget as
+/// soon as there is some. Ends when the queue is empty.
+async fn pump(gov: Governor, sg: Arc<StoreGov>) {
+    loop {
+        let pick = {
+            let mut q = lock(&sg.queue);
+            let now = Instant::now();
+            q.capped.retain(|_, until| *until > now);
+            let q = &mut *q;
+            let capped = &q.capped;
+            match q.fair.peek(|c| capped.contains_key(c)) {
+                Some((client, seq)) => Ok((
+                    client.to_owned(),
+                    seq,
+                    q.fair.get(seq).and_then(|w| w.max_share),
+                )),
+                None if q.fair.is_empty() => {
+                    q.pump = false;
+                    return;
+                }
+                // Everyone waiting is capped: until the first cap ends.
+                None => Err(q.capped.values().min().copied().unwrap_or(now)),
+            }
+        };
+        let (client, seq, share) = match pick {
+            Ok(p) => p,
+            Err(until) => {
+                tokio::select! {
+                    () = tokio::time::sleep_until(until.into()) => {}
+                    () = sg.wake.notified() => {}
+                }
+                continue;
+            }
+        };
+        let (take, grant) = gov.take(&sg, &client, share).await;
+        match take {
+            Take::Granted => {
+                let waiter = {
+                    let mut q = lock(&sg.queue);
+                    let w = q.fair.serve(seq);
+                    crate::metrics::quota_queue_depth(&sg.hash, q.fair.len());
+                    w
+                };
+                let handed = match waiter {
+                    Some((_, w)) => w.tx.send(grant).is_ok(),
+                    None => false,
+                };
+                if !handed {
+                    // The request gave up meanwhile: the unit goes back.
+                    gov.observe(&sg.hash, Some((&sg, grant)), None);
+                }
+            }
+            Take::Wait { ms } => {
+                tokio::select! {
+                    () = tokio::time::sleep(Duration::from_millis(ms)) => {}
+                    () = sg.wake.notified() => {}
+                }
+            }
+            Take::Capped { ms } => {
+                lock(&sg.queue)
+                    .capped
+                    .insert(client, Instant::now() + Duration::from_millis(ms));
+            }
+        }
+    }
+}
+
+/// How long to wait before sending again after an upstream 429: until the
+/// window resets, else `X-Retry-After`, else [`window::BACKPRESSURE_MS`].
+fn retry_wait_ms(h: &HeaderMap) -> u64 {
+    Report::from_headers(h)
+        .map(|r| r.reset_ms)
+        .or_else(|| window::retry_after_ms(h))
+        .unwrap_or(window::BACKPRESSURE_MS)
+}
+
+/// The body as sent first, and a copy to send again: an empty body, or one
+/// read into memory when `Content-Length` says it is small enough. Larger or
+/// chunked bodies are streamed and not retried.
+async fn replayable(
+    parts: &http::request::Parts,
+    body: ProxyBody,
+    limit: u64,
+    idle: Duration,
+    watch: &BodyWatch,
+) -> Result<(ProxyBody, Option<Bytes>), ProxyError> {
+    if body.is_end_stream() {
+        return Ok((body, Some(Bytes::new())));
+    }
+    let small = parts
+        .headers
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())
+        .is_some_and(|n| n <= REPLAY_BODY_LIMIT);
+    if !small {
+        return Ok((body, None));
+    }
+    match body.collect().await {
+        Ok(collected) => {
+            let bytes = collected.to_bytes();
+            Ok((body::full(bytes.clone()), Some(bytes)))
+        }
+        Err(e) => Err(match watch.fault() {
+            Some(BodyFault::TooLarge) => ProxyError::BodyTooLarge { limit },
+            Some(BodyFault::Stalled) => ProxyError::BodyTimeout {
+                after_ms: millis(idle),
+            },
+            None => ProxyError::BadRequest(format!(
+                "the request body could not be read: {}",
+                crate::forward::describe(e.as_ref())
+            )),
+        }),
+    }
+}

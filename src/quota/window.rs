@@ -1,0 +1,234 @@
+//! One store's rate-limit window as bcgate accounts for it: what BigCommerce
+//! last reported, what bcgate granted in the window, what is in flight.
+//! Plain data and pure functions over a millisecond clock; the Redis budget
+//! ([`super::redis`]) runs the same rules as Lua scripts, so keep the two in step.
+//!
+//! The rules, in short:
+//! - A grant is allowed while `used < quota / divisor` and `seen + in flight < quota`,
+//!   where `used` counts this budget's grants in the window and `seen` is
+//!   what the upstream says was used (`quota − left`, other API clients included).
+//! - The window ends at `reset_at`, learnt from `X-Rate-Limit-Time-Reset-Ms`.
+//!   Every report is at or after the upstream's real boundary (it is read
+//!   after the upstream wrote it), so the earliest report of a window is
+//!   kept: bcgate never opens a window before the upstream does.
+//! - A new window starts with the requests still in flight counted as used:
+//!   sent late in the old window, they may reach the upstream in the new one.
+//! - Until a store has answered once (quota unknown), one request at a time.
+//! - A 429 without rate-limit headers (platform back-pressure) blocks the
+//!   store for its `X-Retry-After`, or [`BACKPRESSURE_MS`].
+
+use std::collections::HashMap;
+
+use http::HeaderMap;
+
+/// How long a store is held after a 429 without rate-limit headers and without `X-Retry-After`.
+pub const BACKPRESSURE_MS: u64 = 1_000;
+/// How soon to try again while the one probe of a store with an unknown quota is in flight.
+pub const PROBE_WAIT_MS: u64 = 50;
+
+/// BigCommerce's four rate-limit headers of one response.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Report {
+    pub left: u64,
+    pub quota: u64,
+    pub window_ms: u64,
+    pub reset_ms: u64,
+}
+
+impl Report {
+    /// All four headers, or `None` (a missing or unreadable one, a zero quota or window).
+    pub fn from_headers(h: &HeaderMap) -> Option<Report> {
+        let num = |name: &str| -> Option<u64> {
+            let text = h.get(name)?.to_str().ok()?.trim();
+            // BigCommerce sends integers; tolerate a fraction, never a negative.
+            text.parse::<u64>().ok().or_else(|| {
+                text.parse::<f64>()
+                    .ok()
+                    .filter(|f| *f >= 0.0)
+                    .map(|f| f as u64)
+            })
+        };
+        let report = Report {
+            left: num("x-rate-limit-requests-left")?,
+            quota: num("x-rate-limit-requests-quota")?,
+            window_ms: num("x-rate-limit-time-window-ms")?,
+            reset_ms: num("x-rate-limit-time-reset-ms")?,
+        };
+        (report.quota > 0 && report.window_ms > 0).then_some(report)
+    }
+}
+
+/// `X-Retry-After` in milliseconds (BigCommerce sends seconds).
+pub fn retry_after_ms(h: &HeaderMap) -> Option<u64> {
+    let secs: f64 = h.get("x-retry-after")?.to_str().ok()?.trim().parse().ok()?;
+    (secs.is_finite() && secs >= 0.0).then(|| (secs * 1000.0).min(600_000.0) as u64)
+}
+
+/// The answer to a request for one unit of a store's budget.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Take {
+    Granted,
+    /// The store has no budget now; ask again in `ms`.
+    Wait {
+        ms: u64,
+    },
+    /// This client used its `quota_max_share` of the window; ask again in `ms`.
+    Capped {
+        ms: u64,
+    },
+}
+
+/// Who asks for budget, and under which limits.
+#[derive(Debug, Clone, Copy)]
+pub struct Ask<'a> {
+    pub client: &'a str,
+    pub max_share: Option<f64>,
+    /// Grant id, for the in-flight set.
+    pub id: u64,
+    /// 1 when the budget is the whole store's (Redis); the replica count for a local share.
+    pub divisor: u64,
+    /// In-flight grants older than this are forgotten (their answer was lost).
+    pub stale_ms: u64,
+}
+
+/// What bcgate tells a caller it refuses (the four `X-Rate-Limit-*` headers).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Snapshot {
+    pub left: u64,
+    pub quota: u64,
+    pub window_ms: u64,
+    pub reset_ms: u64,
+}
+
+/// See the module docs. Times are milliseconds on one clock.
+#[derive(Debug, Default, Clone)]
+pub struct Window {
+    /// 0 while unknown (no report yet).
+    pub quota: u64,
+    pub window_ms: u64,
+    /// End of the current window; 0 while unknown.
+    pub reset_at: u64,
+    pub used: u64,
+    pub seen: u64,
+    pub blocked_until: u64,
+    /// Grant id → when it was granted.
+    pending: HashMap<u64, u64>,
+    /// Grants per client in this window.
+    clients: HashMap<String, u64>,
+}
+
+impl Window {
+    pub fn in_flight(&self) -> u64 {
+        self.pending.len() as u64
+    }
+
+    fn roll_to(&mut self, reset_at: u64) {
+        self.reset_at = reset_at;
+        self.used = self.in_flight();
+        self.seen = 0;
+        self.clients.clear();
+    }
+
+    fn prune(&mut self, now: u64, stale_ms: u64) {
+        let oldest = now.saturating_sub(stale_ms);
+        self.pending.retain(|_, at| *at >= oldest);
+    }
+
+    /// Starts the next window if the current one ended.
+    fn advance(&mut self, now: u64) {
+        if self.reset_at > 0 && self.window_ms > 0 && now >= self.reset_at {
+            let k = (now - self.reset_at) / self.window_ms + 1;
+            self.roll_to(self.reset_at + k * self.window_ms);
+        }
+    }
+
+    fn wait_ms(&self, now: u64) -> u64 {
+        self.reset_at.saturating_sub(now).max(1)
+    }
+
+    /// One unit of budget for `ask`, or how long to wait for it.
+    pub fn take(&mut self, now: u64, ask: &Ask<'_>) -> Take {
+        self.prune(now, ask.stale_ms);
+        if now < self.blocked_until {
+            return Take::Wait {
+                ms: self.blocked_until - now,
+            };
+        }
+        self.advance(now);
+        if self.quota == 0 {
+            if self.in_flight() > 0 {
+                return Take::Wait { ms: PROBE_WAIT_MS };
+            }
+        } else {
+            let limit = (self.quota / ask.divisor.max(1)).max(1);
+            if self.used >= limit || self.seen + self.in_flight() >= self.quota {
+                return Take::Wait {
+                    ms: self.wait_ms(now),
+                };
+            }
+            if let Some(share) = ask.max_share {
+                let cap = ((limit as f64 * share).ceil() as u64).max(1);
+                if self.clients.get(ask.client).copied().unwrap_or(0) >= cap {
+                    return Take::Capped {
+                        ms: self.wait_ms(now),
+                    };
+                }
+            }
+        }
+        self.grant(now, ask.client, ask.id);
+        Take::Granted
+    }
+
+    /// Counts a grant made elsewhere (by the shared budget), so this local
+    /// window knows what this replica used if it must fall back to it.
+    pub fn grant(&mut self, now: u64, client: &str, id: u64) {
+        self.advance(now);
+        self.used += 1;
+        *self.clients.entry(client.to_owned()).or_default() += 1;
+        self.pending.insert(id, now);
+    }
+
+    /// The answer to grant `id` arrived (`report`, if it had the headers;
+    /// `throttled` for a 429), or the request ended without one (`None, false`).
+    pub fn observe(&mut self, now: u64, id: u64, report: Option<&Report>, throttled: bool) {
+        let ours = self.pending.remove(&id).is_some();
+        if let Some(r) = report {
+            self.quota = r.quota;
+            self.window_ms = r.window_ms;
+            let at = now + r.reset_ms;
+            let half = r.window_ms / 2;
+            let seen = r.quota.saturating_sub(r.left);
+            if self.reset_at == 0 || at > self.reset_at + half {
+                // The upstream is in a window this budget has not started yet,
+                // and counted this answer's request in it.
+                self.roll_to(at);
+                self.used += u64::from(ours);
+                self.seen = seen;
+            } else if at + half >= self.reset_at {
+                self.reset_at = self.reset_at.min(at);
+                self.seen = self.seen.max(seen);
+            }
+            if throttled {
+                self.seen = self.quota;
+            }
+        }
+    }
+
+    /// Holds every grant for `ms` (a 429 without rate-limit headers).
+    pub fn block(&mut self, now: u64, ms: u64) {
+        self.blocked_until = self.blocked_until.max(now + ms);
+    }
+
+    /// The `X-Rate-Limit-*` values for a 429 bcgate sends itself.
+    pub fn snapshot(&self, now: u64, divisor: u64) -> Snapshot {
+        let limit = (self.quota / divisor.max(1)).max(u64::from(self.quota > 0));
+        let spent = self.used.max(self.seen + self.in_flight());
+        let until = self.reset_at.max(self.blocked_until);
+        Snapshot {
+            left: limit.saturating_sub(spent),
+            quota: self.quota,
+            window_ms: self.window_ms,
+            reset_ms: until.saturating_sub(now),
+        }
+    }
+}
