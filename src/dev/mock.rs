@@ -25,6 +25,13 @@
 //! - `mock_no_ratelimit=1` send no `X-Rate-Limit-*` and no `X-Retry-After`
 //! - `mock_retry_after=V` (with `mock_status`) send `X-Retry-After: V`
 //!
+//! By default the mock only advertises a quota ([`QUOTA`] per [`WINDOW_MS`],
+//! counting down and never refusing). [`MockBigCommerce::enforce_quota`]
+//! makes it enforce one, as BigCommerce does: fixed windows per store, and
+//! past the quota a 429 with BigCommerce's error body, the four
+//! `X-Rate-Limit-*` headers and `X-Retry-After`, counted in
+//! [`MockStats::rate_limited`].
+//!
 //! A `mock_redirect` or `mock_retry_after` value that cannot be a header
 //! value is answered 400; nothing a request carries makes the mock panic.
 //!
@@ -94,6 +101,8 @@ pub struct Recorded {
     /// False when the body stream ended in an error (e.g. the proxy aborted
     /// it) or was too large to keep.
     pub body_complete: bool,
+    /// When its head arrived.
+    pub received: Instant,
 }
 
 impl Recorded {
@@ -141,6 +150,17 @@ struct State {
     left: Mutex<HashMap<String, u32>>,
     started: Instant,
     counters: Counters,
+    /// Set by [`MockBigCommerce::enforce_quota`].
+    enforced: Mutex<Option<Enforced>>,
+}
+
+/// An enforced quota: `quota` requests per store in each `window` since `since`.
+struct Enforced {
+    quota: u32,
+    window_ms: u64,
+    since: Instant,
+    /// Store → (window number, requests counted in it).
+    counts: HashMap<String, (u64, u32)>,
 }
 
 #[derive(Default)]
@@ -155,6 +175,7 @@ struct Counters {
     peak_in_flight: AtomicU64,
     bodies_completed: AtomicU64,
     bodies_cut: AtomicU64,
+    rate_limited: AtomicU64,
 }
 
 /// A snapshot of the mock's counters (see the module docs).
@@ -181,6 +202,8 @@ pub struct MockStats {
     pub bodies_completed: u64,
     /// Streamed bodies dropped before their end (the peer went away).
     pub bodies_cut: u64,
+    /// Requests refused with a 429 by an enforced quota.
+    pub rate_limited: u64,
 }
 
 impl Counters {
@@ -197,6 +220,7 @@ impl Counters {
             peak_in_flight: get(&self.peak_in_flight),
             bodies_completed: get(&self.bodies_completed),
             bodies_cut: get(&self.bodies_cut),
+            rate_limited: get(&self.rate_limited),
         }
     }
 }
@@ -310,6 +334,7 @@ impl MockBigCommerce {
             left: Mutex::new(HashMap::new()),
             started: Instant::now(),
             counters: Counters::default(),
+            enforced: Mutex::new(None),
         });
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let thread_state = state.clone();
@@ -370,6 +395,17 @@ impl MockBigCommerce {
     /// test turns it off so memory stays flat.
     pub fn set_recording(&self, on: bool) {
         self.state.record.store(on, Ordering::SeqCst);
+    }
+
+    /// From now on, allow each store `quota` requests per `window` (fixed
+    /// windows starting now) and answer the rest with BigCommerce's 429.
+    pub fn enforce_quota(&self, quota: u32, window: Duration) {
+        *self.state.enforced.lock().expect("mock quota poisoned") = Some(Enforced {
+            quota,
+            window_ms: (window.as_millis() as u64).max(1),
+            since: Instant::now(),
+            counts: HashMap::new(),
+        });
     }
 
     /// The mock's counters now.
@@ -502,6 +538,7 @@ fn serve(
 }
 
 async fn handle(state: Arc<State>, req: Request<Incoming>) -> Response<MockBody> {
+    let received = Instant::now();
     let (parts, mut body) = req.into_parts();
     let mut buf = Vec::new();
     let mut complete = true;
@@ -542,6 +579,7 @@ async fn handle(state: Arc<State>, req: Request<Incoming>) -> Response<MockBody>
             .collect(),
         body: buf.clone(),
         body_complete: complete,
+        received,
     };
     if state.record.load(Ordering::SeqCst) {
         state
@@ -557,17 +595,47 @@ async fn handle(state: Arc<State>, req: Request<Incoming>) -> Response<MockBody>
         .clone()
         .filter(|s| state.stores.contains_key(s))
         .unwrap_or_else(|| "_".to_owned());
-    let left = {
-        let mut left = state.left.lock().expect("mock rate limits poisoned");
-        let entry = left.entry(counter_key).or_insert(QUOTA);
-        *entry = entry.saturating_sub(1);
-        *entry
+    let enforced = state
+        .enforced
+        .lock()
+        .expect("mock quota poisoned")
+        .as_mut()
+        .map(|e| e.count(&counter_key));
+    let rate = match enforced {
+        Some(rate) => rate,
+        None => {
+            let left = {
+                let mut left = state.left.lock().expect("mock rate limits poisoned");
+                let entry = left.entry(counter_key).or_insert(QUOTA);
+                *entry = entry.saturating_sub(1);
+                *entry
+            };
+            RateInfo {
+                left,
+                quota: QUOTA,
+                window_ms: WINDOW_MS,
+                reset_ms: WINDOW_MS - (state.started.elapsed().as_millis() as u64 % WINDOW_MS),
+                enabled: true,
+                over: false,
+            }
+        }
     };
     let rate = RateInfo {
-        left,
-        reset_ms: WINDOW_MS - (state.started.elapsed().as_millis() as u64 % WINDOW_MS),
         enabled: param(&params, "mock_no_ratelimit").is_none_or(|v| v != "1"),
+        ..rate
     };
+    if rate.over {
+        state.counters.rate_limited.fetch_add(1, Ordering::SeqCst);
+        let mut resp = error(
+            StatusCode::TOO_MANY_REQUESTS,
+            "You have exceeded your request quota.",
+            &rate,
+        );
+        let secs = rate.reset_ms.div_ceil(1000).max(1);
+        resp.headers_mut()
+            .insert("x-retry-after", HeaderValue::from(secs));
+        return resp;
+    }
 
     // Shape: /stores/{hash}/v2/..., /stores/{hash}/v3/..., /stores/{hash}/graphql
     let routable = store.as_deref().is_some_and(|hash| {
@@ -716,9 +784,37 @@ async fn handle(state: Arc<State>, req: Request<Incoming>) -> Response<MockBody>
 
 struct RateInfo {
     left: u32,
+    quota: u32,
+    window_ms: u64,
     reset_ms: u64,
     /// False with `mock_no_ratelimit=1`.
     enabled: bool,
+    /// The enforced quota of this window is used up: answer 429.
+    over: bool,
+}
+
+impl Enforced {
+    /// Counts one request of `store` in the current window.
+    fn count(&mut self, store: &str) -> RateInfo {
+        let elapsed = self.since.elapsed().as_millis() as u64;
+        let window = elapsed / self.window_ms;
+        let entry = self.counts.entry(store.to_owned()).or_insert((window, 0));
+        if entry.0 != window {
+            *entry = (window, 0);
+        }
+        let over = entry.1 >= self.quota;
+        if !over {
+            entry.1 += 1;
+        }
+        RateInfo {
+            left: self.quota - entry.1,
+            quota: self.quota,
+            window_ms: self.window_ms,
+            reset_ms: self.window_ms - elapsed % self.window_ms,
+            enabled: true,
+            over,
+        }
+    }
 }
 
 impl RateInfo {
@@ -728,8 +824,11 @@ impl RateInfo {
         }
         let h = resp.headers_mut();
         h.insert("x-rate-limit-requests-left", HeaderValue::from(self.left));
-        h.insert("x-rate-limit-requests-quota", HeaderValue::from(QUOTA));
-        h.insert("x-rate-limit-time-window-ms", HeaderValue::from(WINDOW_MS));
+        h.insert("x-rate-limit-requests-quota", HeaderValue::from(self.quota));
+        h.insert(
+            "x-rate-limit-time-window-ms",
+            HeaderValue::from(self.window_ms),
+        );
         h.insert(
             "x-rate-limit-time-reset-ms",
             HeaderValue::from(self.reset_ms),

@@ -1,0 +1,607 @@
+//! The store quota governor (`[quota]`) against the mock BigCommerce
+//! enforcing a real quota (BigCommerce's 150 requests per window, the
+//! window scaled down to 1.5 s): two bcgate replicas sharing one real
+//! `redis-server`, three clients weighted 1/1/2 pushing as fast as they can
+//! (no upstream 429, shares by weight, each client's waiting requests served
+//! in deadline order); bcgate's own 429 and its headers; Redis going down
+//! (local share) and back; a refused token (401) and its recovery; the retry
+//! of an idempotent request after an upstream 429, and no retry of a POST.
+//!
+//! The Redis tests are skipped without `redis-server`, except under
+//! `CI=true` (see `tests/support/redis.rs`).
+
+mod support;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use support::redis::{RedisServer, redis_or_skip};
+use support::{Bcgate, MockBigCommerce, TestCa, assert_problem, key_sha256, plain_client, send};
+
+const STORE: &str = "q150store";
+const TOKEN: &str = "bc-store-token-QUOTA-8Jd3Lq0Vx2";
+const PRODUCTS: &str = "/stores/q150store/v3/catalog/products";
+
+/// (name, key, weight)
+const CLIENTS: [(&str, &str, u32); 3] = [
+    ("alpha", "bcg-key-quota-alpha-4Rt8Wq", 1),
+    ("beta", "bcg-key-quota-beta-7Yp2Xn", 1),
+    ("gamma", "bcg-key-quota-gamma-1Ks5Vb", 2),
+];
+
+fn config(mock_url: &str, quota: &str) -> String {
+    let mut clients = String::new();
+    for (name, key, weight) in CLIENTS {
+        clients.push_str(&format!(
+            "\n[[clients]]\nname = \"{name}\"\nkey_sha256 = \"{}\"\nstores = [\"{STORE}\"]\n\
+             scopes = [\"store_v2_products\"]\nquota_weight = {weight}\n",
+            key_sha256(key)
+        ));
+    }
+    format!(
+        r#"
+[server]
+listen = "127.0.0.1:0"
+
+[admin]
+listen = "127.0.0.1:0"
+
+[upstream]
+base_url = "{mock_url}"
+ca_file = "ca.pem"
+connect_timeout_ms = 2000
+request_timeout_ms = 5000
+
+[[stores]]
+hash = "{STORE}"
+token_env = "BC_TOKEN_Q"
+
+{quota}
+{clients}
+"#
+    )
+}
+
+/// bcgate with `[quota]` and these keys, or without `[quota]` (`None`).
+fn start(ca: &TestCa, mock: &MockBigCommerce, quota: Option<&str>) -> Bcgate {
+    let dir = support::process::temp_dir();
+    ca.write_to(dir.path());
+    let quota = match quota {
+        None => String::new(),
+        Some(keys) => format!("[quota]\n{keys}"),
+    };
+    Bcgate::start_in(
+        dir,
+        &config(&mock.base_url(), &quota),
+        &[("BC_TOKEN_Q", TOKEN)],
+    )
+}
+
+fn admin_get(gate: &Bcgate, path: &str) -> (u16, String) {
+    let addr = gate.admin_addr().expect("admin address printed");
+    let req = format!("GET {path} HTTP/1.1\r\nHost: admin\r\nConnection: close\r\n\r\n");
+    let resp = support::raw_request(addr, req.as_bytes());
+    (resp.status, resp.body_text())
+}
+
+/// The sum of the samples of `name` whose labels include all of `labels`.
+fn metric(gate: &Bcgate, name: &str, labels: &[(&str, &str)]) -> f64 {
+    let (status, text) = admin_get(gate, "/metrics");
+    assert_eq!(status, 200, "{text}");
+    let mut total = 0.0;
+    for line in text.lines().filter(|l| !l.starts_with('#')) {
+        let Some((series, value)) = line.rsplit_once(' ') else {
+            continue;
+        };
+        let (n, label_text) = series.split_once('{').unwrap_or((series, ""));
+        if n == name
+            && labels
+                .iter()
+                .all(|(k, v)| label_text.contains(&format!("{k}=\"{v}\"")))
+        {
+            total += value.parse::<f64>().unwrap_or(0.0);
+        }
+    }
+    total
+}
+
+/// `/readyz`: the status and the check called `name`, if any.
+fn ready_check(gate: &Bcgate, name: &str) -> (u16, Option<serde_json::Value>) {
+    let (status, body) = admin_get(gate, "/readyz");
+    let report: serde_json::Value = serde_json::from_str(&body).expect("readyz JSON");
+    let check = report["checks"]
+        .as_array()
+        .and_then(|c| c.iter().find(|c| c["name"] == name).cloned());
+    (status, check)
+}
+
+async fn get(gate: &Bcgate, key: &str, query: &str) -> support::Resp {
+    send(
+        plain_client()
+            .get(gate.url(&format!("{PRODUCTS}?{query}")))
+            .header("X-Auth-Token", key),
+    )
+    .await
+}
+
+/// Straight to the mock, as another API client of the store would.
+async fn direct(ca: &TestCa, mock: &MockBigCommerce) -> support::Resp {
+    send(
+        support::client(ca)
+            .get(mock.url(&format!("{PRODUCTS}?direct=1")))
+            .header("X-Auth-Token", TOKEN),
+    )
+    .await
+}
+
+/// Sleeps into a fresh window of the mock's enforced quota when less than
+/// `need` of the current one is left, judged from a response's reset header.
+async fn fresh_window(resp: &support::Resp, need: Duration) {
+    let reset: u64 = resp
+        .header("x-rate-limit-time-reset-ms")
+        .and_then(|v| v.parse().ok())
+        .expect("reset header");
+    if Duration::from_millis(reset) < need {
+        tokio::time::sleep(Duration::from_millis(reset + 30)).await;
+    }
+}
+
+/// The value of query parameter `name` in a recorded request's URI.
+fn param<'a>(uri: &'a str, name: &str) -> Option<&'a str> {
+    uri.split_once('?')?
+        .1
+        .split('&')
+        .find_map(|kv| kv.strip_prefix(name)?.strip_prefix('='))
+}
+
+#[derive(Debug, Clone)]
+struct Sent {
+    client: &'static str,
+    replica: usize,
+    sent: Instant,
+    took: Duration,
+    status: u16,
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_weighted_clients_on_two_replicas_share_one_quota() {
+    let Some(exe) = redis_or_skip() else { return };
+    let redis = RedisServer::start(&exe);
+    let ca = TestCa::new();
+    let mock = MockBigCommerce::start(&ca, &[(STORE, TOKEN)]);
+    let window = Duration::from_millis(1500);
+    let t0 = Instant::now();
+    mock.enforce_quota(150, window);
+    let quota = format!(
+        "max_wait_ms = 2000\nreplicas = 2\nredis_url = \"{}\"",
+        redis.url()
+    );
+    let replicas = [
+        start(&ca, &mock, Some(&quota)),
+        start(&ca, &mock, Some(&quota)),
+    ];
+
+    // Every client pushes from 16 loops on each replica for 4.5 windows.
+    let run = Duration::from_millis(6_750);
+    let end = Instant::now() + run;
+    let log = Arc::new(Mutex::new(HashMap::<u64, Sent>::new()));
+    let next = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let mut tasks = Vec::new();
+    for (replica, gate) in replicas.iter().enumerate() {
+        for (client, key, _) in CLIENTS {
+            for _ in 0..16 {
+                let url = gate.url(PRODUCTS);
+                let (log, next) = (log.clone(), next.clone());
+                tasks.push(tokio::spawn(async move {
+                    let http = plain_client();
+                    while Instant::now() < end {
+                        let n = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        let sent = Instant::now();
+                        let resp = send(
+                            http.get(format!("{url}?c={client}&n={n}"))
+                                .header("X-Auth-Token", key),
+                        )
+                        .await;
+                        if resp.status == 429 {
+                            assert_problem(&resp, 429, "quota_exhausted");
+                        } else {
+                            assert_eq!(resp.status, 200, "{}", resp.text());
+                        }
+                        let took = sent.elapsed();
+                        let entry = Sent {
+                            client,
+                            replica,
+                            sent,
+                            took,
+                            status: resp.status,
+                        };
+                        log.lock().expect("log").insert(n, entry);
+                    }
+                }));
+            }
+        }
+    }
+    for t in tasks {
+        t.await.expect("client loop");
+    }
+    let log = log.lock().expect("log").clone();
+    let stats = mock.stats();
+    assert_eq!(
+        stats.rate_limited, 0,
+        "the upstream answered 429 {} times",
+        stats.rate_limited
+    );
+
+    // Shares, over the windows after the first (which starts cold).
+    let records = mock.requests();
+    let mut per_window: HashMap<u64, HashMap<&str, u64>> = HashMap::new();
+    for r in &records {
+        let k = (r.received.duration_since(t0).as_millis() / window.as_millis()) as u64;
+        let c = param(&r.uri, "c").unwrap_or("?");
+        let c = CLIENTS.iter().map(|c| c.0).find(|n| *n == c).unwrap_or("?");
+        *per_window.entry(k).or_default().entry(c).or_default() += 1;
+    }
+    let full_windows: Vec<u64> = (1..(run.as_millis() / window.as_millis()) as u64).collect();
+    let mut counts: HashMap<&str, u64> = HashMap::new();
+    for k in &full_windows {
+        let w = per_window.get(k).cloned().unwrap_or_default();
+        let sum: u64 = w.values().sum();
+        println!("window {k}: {sum} upstream requests {w:?}");
+        assert!(
+            sum >= 120,
+            "window {k} used only {sum} of 150: the quota is not spent"
+        );
+        for (c, n) in w {
+            *counts.entry(c).or_default() += n;
+        }
+    }
+    let total: u64 = counts.values().sum();
+    let weights: u32 = CLIENTS.iter().map(|c| c.2).sum();
+    for (name, _, weight) in CLIENTS {
+        let share = counts.get(name).copied().unwrap_or(0) as f64 / total as f64;
+        let expected = f64::from(weight) / f64::from(weights);
+        println!("{name}: share {share:.3}, weight share {expected:.3}");
+        assert!(
+            (share - expected).abs() <= expected * 0.10,
+            "{name}'s share {share:.3} is not within 10% of {expected:.3}: {counts:?}"
+        );
+    }
+    let own_429 = log.values().filter(|s| s.status == 429).count();
+    println!(
+        "{} requests sent, {} reached the upstream, {own_429} answered 429 quota_exhausted by bcgate",
+        log.len(),
+        records.len()
+    );
+
+    // Deadline order: of two requests of one client on one replica, sent at
+    // least 20 ms apart, the earlier (whose deadline is earlier) does not
+    // reach the upstream later. A grant and the forward that follows it
+    // race other requests by a few ms, so "later" means by more than
+    // `slack`; waiting for the wrong window costs a whole window (1.5 s).
+    // Pairs where both waited make the check bite.
+    let position: HashMap<u64, Instant> = records
+        .iter()
+        .filter_map(|r| Some((param(&r.uri, "n")?.parse().ok()?, r.received)))
+        .collect();
+    // (client, replica) → (sent, reached the upstream, took)
+    type Group = Vec<(Instant, Instant, Duration)>;
+    let mut groups: HashMap<(&str, usize), Group> = HashMap::new();
+    for (n, s) in &log {
+        if let Some(&pos) = position.get(n) {
+            groups
+                .entry((s.client, s.replica))
+                .or_default()
+                .push((s.sent, pos, s.took));
+        }
+    }
+    let gap = Duration::from_millis(20);
+    let waited = Duration::from_millis(100);
+    let slack = Duration::from_millis(50);
+    let (mut pairs, mut waited_pairs, mut inversions) = (0u64, 0u64, Vec::new());
+    for (group, mut list) in groups {
+        list.sort_by_key(|e| e.0);
+        for (i, a) in list.iter().enumerate() {
+            for b in list[i + 1..].iter().filter(|b| b.0 >= a.0 + gap) {
+                pairs += 1;
+                if a.2 >= waited && b.2 >= waited {
+                    waited_pairs += 1;
+                }
+                if a.1 > b.1 + slack {
+                    inversions.push((group, a.0.duration_since(t0), b.0.duration_since(t0)));
+                }
+            }
+        }
+    }
+    println!("deadline order: {pairs} pairs, {waited_pairs} where both waited >= 100 ms");
+    assert!(
+        waited_pairs >= 1_000,
+        "too few waiting pairs ({waited_pairs}) for the order check to mean anything"
+    );
+    assert!(
+        inversions.is_empty(),
+        "{} pairs served against deadline order, e.g. {:?}",
+        inversions.len(),
+        &inversions[..inversions.len().min(5)]
+    );
+
+    // What the replicas say about it.
+    for gate in &replicas {
+        assert_eq!(metric(gate, "bcgate_quota_shared", &[]), 1.0);
+        assert_eq!(
+            metric(gate, "bcgate_rate_limited_total", &[("source", "upstream")]),
+            0.0
+        );
+        for (name, _, _) in CLIENTS {
+            assert!(
+                metric(gate, "bcgate_quota_granted_total", &[("client", name)]) > 0.0,
+                "no grants counted for {name}"
+            );
+        }
+        let waits = metric(gate, "bcgate_quota_wait_seconds_count", &[("store", STORE)]);
+        assert!(waits > 0.0, "no waits recorded");
+        let (status, check) = ready_check(gate, "quota");
+        assert_eq!(status, 200);
+        let detail = check.expect("a quota check")["detail"].to_string();
+        assert!(detail.contains("shared through Redis"), "{detail}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn past_the_deadline_the_caller_gets_bcgates_429_with_the_sdk_headers() {
+    let ca = TestCa::new();
+    let mock = MockBigCommerce::start(&ca, &[(STORE, TOKEN)]);
+    mock.enforce_quota(5, Duration::from_secs(3));
+    let gate = start(&ca, &mock, Some("max_wait_ms = 200"));
+    let key = CLIENTS[0].1;
+    let first = get(&gate, key, "i=0").await;
+    assert_eq!(first.status, 200, "{}", first.text());
+    fresh_window(&first, Duration::from_millis(2_000)).await;
+    let mut statuses = Vec::new();
+    let mut refused = None;
+    for i in 1..10 {
+        let started = Instant::now();
+        let r = get(&gate, key, &format!("i={i}")).await;
+        statuses.push(r.status);
+        if r.status == 429 {
+            refused = Some((r, started.elapsed()));
+        }
+    }
+    // The window's 5 (or what the first request left of them), then 429s.
+    let ok = statuses.iter().filter(|s| **s == 200).count();
+    assert!((4..=5).contains(&ok), "{statuses:?}");
+    assert!(statuses[ok..].iter().all(|s| *s == 429), "{statuses:?}");
+    assert_eq!(
+        mock.stats().rate_limited,
+        0,
+        "the upstream was sent past its quota"
+    );
+    let (r, took) = refused.expect("a 429");
+    let body = assert_problem(&r, 429, "quota_exhausted");
+    // The store cannot have budget within 200 ms: refused at once, not after waiting.
+    assert!(took < Duration::from_millis(150), "took {took:?}");
+    let num = |h: &str| -> u64 {
+        r.header(h)
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("{h} missing or not a number: {:?}", r.headers))
+    };
+    assert_eq!(num("x-rate-limit-requests-left"), 0);
+    assert_eq!(num("x-rate-limit-requests-quota"), 5);
+    assert_eq!(num("x-rate-limit-time-window-ms"), 3_000);
+    let reset = num("x-rate-limit-time-reset-ms");
+    assert!((1..=3_000).contains(&reset), "reset {reset}");
+    assert_eq!(num("x-retry-after"), reset.div_ceil(1000));
+    let detail = body["detail"].as_str().unwrap_or_default();
+    assert!(
+        detail.contains(STORE) && detail.contains("alpha"),
+        "{detail}"
+    );
+    assert!(!r.text().contains(TOKEN) && !r.text().contains(key));
+    assert_eq!(
+        metric(&gate, "bcgate_rate_limited_total", &[("source", "bcgate")]),
+        (9 - ok) as f64
+    );
+    // Without Redis, the local share is the whole quota.
+    let (_, check) = ready_check(&gate, "quota");
+    let detail = check.expect("quota check")["detail"].to_string();
+    assert!(
+        detail.contains("local: each store's whole quota"),
+        "{detail}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_redis_down_a_replica_uses_its_local_share_and_says_so() {
+    let Some(exe) = redis_or_skip() else { return };
+    let mut redis = RedisServer::start(&exe);
+    let ca = TestCa::new();
+    let mock = MockBigCommerce::start(&ca, &[(STORE, TOKEN)]);
+    mock.enforce_quota(20, Duration::from_secs(2));
+    let quota = format!(
+        "max_wait_ms = 100\nreplicas = 2\nredis_url = \"{}\"",
+        redis.url()
+    );
+    let gate = start(&ca, &mock, Some(&quota));
+    let key = CLIENTS[1].1;
+    let r = get(&gate, key, "shared=1").await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(metric(&gate, "bcgate_quota_shared", &[]), 1.0);
+    let (status, check) = ready_check(&gate, "quota");
+    assert_eq!(status, 200);
+    let detail = check.expect("quota check")["detail"].to_string();
+    assert!(detail.contains("shared through Redis"), "{detail}");
+
+    redis.kill();
+    // The next window, from its start: this replica's half of 20.
+    let r = get(&gate, key, "down=0").await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    fresh_window(&r, Duration::from_secs(3)).await;
+    let mut ok = 0;
+    for i in 1..=15 {
+        let r = get(&gate, key, &format!("down={i}")).await;
+        match r.status {
+            200 => ok += 1,
+            _ => {
+                assert_problem(&r, 429, "quota_exhausted");
+            }
+        }
+    }
+    assert_eq!(
+        ok, 10,
+        "the local share of a 20-request window on 2 replicas"
+    );
+    assert_eq!(mock.stats().rate_limited, 0);
+    assert_eq!(metric(&gate, "bcgate_quota_shared", &[]), 0.0);
+    let (status, check) = ready_check(&gate, "quota");
+    assert_eq!(status, 200, "the fallback keeps the replica ready");
+    let detail = check.expect("quota check")["detail"].to_string();
+    assert!(
+        detail.contains("Redis unreachable") && detail.contains("1/2 of each store's quota"),
+        "{detail}"
+    );
+    assert!(gate.logs().contains("Redis unreachable"));
+
+    // Redis back: shared again after the backoff.
+    redis.restart();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let _ = get(&gate, key, "back=1").await;
+        if metric(&gate, "bcgate_quota_shared", &[]) == 1.0 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "never shared again:\n{}",
+            gate.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let (_, check) = ready_check(&gate, "quota");
+    let detail = check.expect("quota check")["detail"].to_string();
+    assert!(detail.contains("shared through Redis"), "{detail}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upstream_401_marks_the_token_unhealthy_until_a_request_succeeds() {
+    let ca = TestCa::new();
+    let mock = MockBigCommerce::start(&ca, &[(STORE, TOKEN)]);
+    // Token health is kept without [quota] too.
+    let gate = start(&ca, &mock, None);
+    let key = CLIENTS[2].1;
+    let name = format!("store {STORE} token health");
+    assert_eq!(ready_check(&gate, &name).1, None);
+    assert_eq!(
+        ready_check(&gate, "quota").1,
+        None,
+        "no [quota], no quota check"
+    );
+    for _ in 0..3 {
+        let r = get(&gate, key, "mock_status=401").await;
+        assert_eq!(r.status, 401);
+    }
+    let (status, check) = ready_check(&gate, &name);
+    assert_eq!(status, 200, "a refused token does not take the replica out");
+    let detail = check.expect("token health check")["detail"].to_string();
+    assert!(detail.contains("401"), "{detail}");
+    assert_eq!(
+        metric(&gate, "bcgate_store_token_healthy", &[("store", STORE)]),
+        0.0
+    );
+    gate.settle_logs();
+    let warned = gate
+        .logs()
+        .matches("the upstream refused this store's token")
+        .count();
+    assert_eq!(warned, 1, "logged once, not per request");
+
+    let r = get(&gate, key, "ok=1").await;
+    assert_eq!(r.status, 200);
+    assert_eq!(ready_check(&gate, &name).1, None);
+    assert_eq!(
+        metric(&gate, "bcgate_store_token_healthy", &[("store", STORE)]),
+        1.0
+    );
+    gate.assert_logs_free_of(&[TOKEN, key]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idempotent_request_is_sent_again_after_an_upstream_429_and_a_post_is_not() {
+    let ca = TestCa::new();
+    let mock = MockBigCommerce::start(&ca, &[(STORE, TOKEN)]);
+    mock.enforce_quota(10, Duration::from_millis(1500));
+    let gate = start(&ca, &mock, Some("max_wait_ms = 4000\nretries = 1"));
+    let key = CLIENTS[0].1;
+    let r = get(&gate, key, "learn=1").await;
+    assert_eq!(r.status, 200);
+
+    // Another API client of the store spends the rest of the window, unseen by bcgate.
+    let spend = |tag: &'static str| {
+        let (ca, mock) = (&ca, &mock);
+        async move {
+            let r = direct(ca, mock).await;
+            fresh_window(&r, Duration::from_millis(1_000)).await;
+            while direct(ca, mock).await.status != 429 {}
+            assert!(mock.stats().rate_limited >= 1, "{tag}");
+        }
+    };
+    spend("GET").await;
+    let limited = mock.stats().rate_limited;
+    let started = Instant::now();
+    let r = get(&gate, key, "retry=get").await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let sent: Vec<_> = mock
+        .requests()
+        .into_iter()
+        .filter(|q| q.uri.contains("retry=get"))
+        .collect();
+    assert_eq!(sent.len(), 2, "the GET is sent twice");
+    assert_eq!(mock.stats().rate_limited, limited + 1);
+    // The first met the 429, the second (after the reset) did not.
+    let gap = sent[1].received.duration_since(sent[0].received);
+    println!(
+        "GET answered after {:?}, resent after {gap:?}",
+        started.elapsed()
+    );
+    assert_eq!(
+        metric(&gate, "bcgate_quota_retries_total", &[("store", STORE)]),
+        1.0
+    );
+    assert_eq!(
+        metric(
+            &gate,
+            "bcgate_rate_limited_total",
+            &[("source", "upstream")]
+        ),
+        1.0
+    );
+
+    spend("POST").await;
+    let limited = mock.stats().rate_limited;
+    let r = send(
+        plain_client()
+            .post(gate.url(&format!("{PRODUCTS}?retry=post")))
+            .header("X-Auth-Token", key)
+            .header("content-type", "application/json")
+            .body(r#"{"name":"x"}"#),
+    )
+    .await;
+    assert_eq!(
+        r.status,
+        429,
+        "the upstream's 429, passed through: {}",
+        r.text()
+    );
+    assert_eq!(r.json()["title"], "You have exceeded your request quota.");
+    assert!(r.header("x-retry-after").is_some());
+    let posts = mock
+        .requests()
+        .into_iter()
+        .filter(|q| q.uri.contains("retry=post"))
+        .count();
+    assert_eq!(posts, 1, "a POST is never sent twice");
+    assert_eq!(mock.stats().rate_limited, limited + 1);
+    assert_eq!(
+        metric(&gate, "bcgate_quota_retries_total", &[("store", STORE)]),
+        1.0
+    );
+}
