@@ -9,7 +9,8 @@
 //! 4. **authorize** — store allowed, route proxied, scopes at the right level,
 //!    body facts for GraphQL and scripts ([`Policy::authorize`](crate::policy::Policy::authorize)).
 //! 5. **rewrite**   — credentials and hop-by-hop out, store token in ([`rewrite`]).
-//! 6. **forward**   — stream to the upstream and back ([`forward`]).
+//! 6. **forward**   — stream to the upstream and back ([`forward`]), within the
+//!    store's quota: wait for it, retry an idempotent 429 ([`quota`](crate::quota)).
 //!
 //! Every error of every stage becomes a response in one place, [`handle`].
 
@@ -226,8 +227,7 @@ async fn run(
     parts.version = Version::HTTP_11;
 
     // 6. forward, within the store's quota (waiting for it, retrying a 429)
-    let sent = Instant::now();
-    let resp = state
+    let (resp, upstream_elapsed) = state
         .quota
         .forward(
             &state.upstream,
@@ -240,7 +240,6 @@ async fn run(
             &watch,
         )
         .await?;
-    let upstream_elapsed = sent.elapsed();
     out.upstream_ms = Some(millis_3(upstream_elapsed));
     let (mut rparts, rbody) = resp.into_parts();
     let requests_left = rparts

@@ -298,6 +298,7 @@ impl Governor {
     /// Forwards one request under the governor: waits for budget, sends,
     /// learns from the answer, and sends an idempotent request again after an
     /// upstream 429 (at most `retries` times, within the same deadline).
+    /// Returns the answer and the time the upstream took for it (no waiting).
     #[allow(clippy::too_many_arguments)]
     pub async fn forward(
         &self,
@@ -309,7 +310,7 @@ impl Governor {
         limit: u64,
         idle: Duration,
         watch: &BodyWatch,
-    ) -> Result<Response<Incoming>, ProxyError> {
+    ) -> Result<(Response<Incoming>, Duration), ProxyError> {
         let deadline = Instant::now()
             + self
                 .settings
@@ -344,9 +345,11 @@ impl Governor {
                         .await;
                 }
             };
+            let sent = Instant::now();
             let resp = upstream
                 .send(Request::from_parts(head, body), limit, idle, watch)
                 .await;
+            let took = sent.elapsed();
             let resp = match resp {
                 Ok(r) => r,
                 Err(e) => {
@@ -365,7 +368,7 @@ impl Governor {
                     continue;
                 }
             }
-            return Ok(resp);
+            return Ok((resp, took));
         }
     }
 
@@ -379,14 +382,15 @@ impl Governor {
         limit: u64,
         idle: Duration,
         watch: &BodyWatch,
-    ) -> Result<Response<Incoming>, ProxyError> {
+    ) -> Result<(Response<Incoming>, Duration), ProxyError> {
+        let sent = Instant::now();
         match upstream
             .send(Request::from_parts(parts, body), limit, idle, watch)
             .await
         {
             Ok(resp) => {
                 permit.finish(Some((resp.status(), resp.headers())));
-                Ok(resp)
+                Ok((resp, sent.elapsed()))
             }
             Err(e) => {
                 permit.finish(None);

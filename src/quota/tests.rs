@@ -250,3 +250,41 @@ fn the_fair_queue_is_bounded_skips_and_forgets() {
     }
     assert_eq!(order, ["b", "a", "d"]);
 }
+
+#[test]
+fn config_errors_name_the_quota_keys() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    std::fs::write(dir.path().join("t"), "token-for-config-test").expect("token file");
+    let path = dir.path().join("bcgate.toml");
+    let load = |client: &str, quota: &str| {
+        let toml = format!(
+            "[[stores]]\nhash = \"abc\"\ntoken_file = \"t\"\n\n[[clients]]\nname = \"c\"\n\
+             key_sha256 = \"{}\"\nstores = [\"abc\"]\n{client}\n[quota]\n{quota}\n",
+            "ab".repeat(32)
+        );
+        std::fs::write(&path, toml).expect("config");
+        crate::config::Config::load(&path)
+    };
+    let cfg = load("quota_weight = 3\nquota_max_share = 0.5", "").expect("valid");
+    let q = cfg.quota.as_ref().expect("[quota]");
+    assert_eq!(
+        (q.max_wait.as_millis(), q.max_queue, q.retries, q.replicas),
+        (2_000, 1_000, 1, 1)
+    );
+    let c = cfg.clients.by_name("c").expect("client");
+    assert_eq!((c.quota_weight, c.quota_max_share), (3, Some(0.5)));
+    for (client, quota, key) in [
+        ("quota_weight = 0", "", "clients[0].quota_weight"),
+        ("quota_weight = 1001", "", "clients[0].quota_weight"),
+        ("quota_max_share = 1.5", "", "clients[0].quota_max_share"),
+        ("quota_max_share = 0.0", "", "clients[0].quota_max_share"),
+        ("", "replicas = 0", "quota.replicas"),
+        ("", "max_queue = 0", "quota.max_queue"),
+        ("", "retries = 11", "quota.retries"),
+        ("", "redis_url = \"rediss://h:1/0\"", "quota.redis_url"),
+        ("", "nope = 1", "quota"),
+    ] {
+        let err = load(client, quota).expect_err(key);
+        assert_eq!(err.key, key, "{err}");
+    }
+}
