@@ -408,6 +408,17 @@ async fn past_the_deadline_the_caller_gets_bcgates_429_with_the_sdk_headers() {
         detail.contains("local: each store's whole quota"),
         "{detail}"
     );
+
+    // A reload keeps what the governor knows: still refused here, and the
+    // upstream sees neither a request nor a 429.
+    let sent = mock.requests().len();
+    gate.rewrite_config(&config(&mock.base_url(), "[quota]\nmax_wait_ms = 250"));
+    gate.signal("HUP");
+    assert!(gate.wait_for_log("config reloaded", Duration::from_secs(5)));
+    let r = get(&gate, key, "after=reload").await;
+    assert_problem(&r, 429, "quota_exhausted");
+    assert_eq!(mock.requests().len(), sent);
+    assert_eq!(mock.stats().rate_limited, 0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

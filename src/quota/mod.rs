@@ -65,6 +65,8 @@ struct Shared {
     stores: Mutex<HashMap<String, Arc<StoreGov>>>,
     /// Stores whose token the upstream refused (401), since when.
     unhealthy: Mutex<HashMap<String, Instant>>,
+    /// How many stores `unhealthy` holds: a success reads this, not the lock.
+    unhealthy_count: AtomicU64,
     /// The local clock's zero.
     epoch: Instant,
     /// Grant ids: a random prefix (unique among replicas) and a counter.
@@ -123,6 +125,7 @@ impl Governor {
                 Arc::new(Shared {
                     stores: Mutex::new(HashMap::new()),
                     unhealthy: Mutex::new(HashMap::new()),
+                    unhealthy_count: AtomicU64::new(0),
                     epoch: Instant::now(),
                     id_prefix: u64::from_le_bytes(seed) << 24,
                     ids: AtomicU64::new(0),
@@ -206,13 +209,11 @@ impl Governor {
     /// store cannot have budget before the deadline).
     async fn admit(
         &self,
+        settings: &QuotaConfig,
         store: &str,
         client: &Client,
         deadline: Instant,
     ) -> Result<Permit, ProxyError> {
-        let Some(settings) = &self.settings else {
-            return Ok(Permit::none(self.clone(), store));
-        };
         let started = Instant::now();
         let sg = self.store(store);
         if lock(&sg.queue).fair.is_empty() {
@@ -311,17 +312,19 @@ impl Governor {
         idle: Duration,
         watch: &BodyWatch,
     ) -> Result<(Response<Incoming>, Duration), ProxyError> {
-        let deadline = Instant::now()
-            + self
-                .settings
-                .as_ref()
-                .map_or(Duration::ZERO, |s| s.max_wait);
+        let Some(settings) = &self.settings else {
+            // No [quota]: straight through; only token health and the 429 count.
+            let sent = Instant::now();
+            let resp = upstream
+                .send(Request::from_parts(parts, body), limit, idle, watch)
+                .await?;
+            self.observe(store, None, Some((resp.status(), resp.headers())));
+            return Ok((resp, sent.elapsed()));
+        };
+        let deadline = Instant::now() + settings.max_wait;
         let idempotent =
             [Method::GET, Method::HEAD, Method::PUT, Method::DELETE].contains(&parts.method);
-        let retries = match &self.settings {
-            Some(s) if idempotent => s.retries,
-            _ => 0,
-        };
+        let retries = if idempotent { settings.retries } else { 0 };
         let (first, replay) = if retries == 0 {
             (body, None)
         } else {
@@ -330,7 +333,7 @@ impl Governor {
         let mut first = Some(first);
         let mut attempt = 0;
         loop {
-            let permit = self.admit(store, client, deadline).await?;
+            let permit = self.admit(settings, store, client, deadline).await?;
             let body = match (first.take(), &replay) {
                 (Some(b), _) => b,
                 (None, Some(bytes)) => body::full(bytes.clone()),
@@ -407,8 +410,15 @@ impl Governor {
         grant: Option<(&StoreGov, Grant)>,
         answer: Option<(StatusCode, &HeaderMap)>,
     ) {
-        let report = answer.and_then(|(_, h)| Report::from_headers(h));
         let throttled = answer.is_some_and(|(s, _)| s == StatusCode::TOO_MANY_REQUESTS);
+        if throttled {
+            crate::metrics::upstream_rate_limited(store);
+        }
+        if let Some((status, _)) = answer {
+            self.token_health(store, status);
+        }
+        let Some((sg, g)) = grant else { return };
+        let report = answer.and_then(|(_, h)| Report::from_headers(h));
         let block_ms = match answer {
             // No rate-limit headers: the platform itself pushes back.
             Some((_, h)) if throttled && report.is_none() => {
@@ -416,16 +426,6 @@ impl Governor {
             }
             _ => None,
         };
-        if throttled {
-            crate::metrics::upstream_rate_limited(store);
-        }
-        if let Some((status, _)) = answer {
-            self.token_health(store, status);
-        }
-        if self.settings.is_none() {
-            return;
-        }
-        let Some((sg, g)) = grant else { return };
         {
             let mut w = lock(&sg.window);
             let now = self.now_ms();
@@ -447,22 +447,23 @@ impl Governor {
             let mut bad = lock(&self.shared.unhealthy);
             if !bad.contains_key(store) {
                 bad.insert(store.to_owned(), Instant::now());
+                let n = bad.len() as u64;
                 drop(bad);
+                self.shared.unhealthy_count.store(n, Ordering::Relaxed);
                 tracing::warn!(
                     store,
                     "the upstream refused this store's token (401); it is marked unhealthy until a request succeeds"
                 );
                 crate::metrics::token_healthy(store, false);
             }
-        } else if status.is_success() {
-            // Checked without the lock's write first: the common case is a healthy store.
+        } else if status.is_success() && self.shared.unhealthy_count.load(Ordering::Relaxed) > 0 {
             let was = {
                 let mut bad = lock(&self.shared.unhealthy);
-                if bad.is_empty() {
-                    None
-                } else {
-                    bad.remove(store)
-                }
+                let was = bad.remove(store);
+                self.shared
+                    .unhealthy_count
+                    .store(bad.len() as u64, Ordering::Relaxed);
+                was
             };
             if let Some(since) = was {
                 tracing::info!(
@@ -519,21 +520,13 @@ impl Governor {
 /// One unit of budget held by a request; the answer (or its absence) must
 /// be told with [`finish`](Self::finish), or it is on drop.
 #[derive(Debug)]
-pub struct Permit {
+struct Permit {
     gov: Governor,
     store: String,
     grant: Option<(Arc<StoreGov>, Grant)>,
 }
 
 impl Permit {
-    fn none(gov: Governor, store: &str) -> Self {
-        Self {
-            gov,
-            store: store.to_owned(),
-            grant: None,
-        }
-    }
-
     fn finish(mut self, answer: Option<(StatusCode, &HeaderMap)>) {
         let grant = self.grant.take();
         self.gov.observe(
