@@ -258,6 +258,32 @@ fn check(path: &std::path::Path) -> Result<String, String> {
             app.scopes.join(", ")
         );
     }
+    if let Some(q) = &cfg.quota {
+        let sharing = match &q.redis_url {
+            Some(url) => format!(
+                "shared through Redis {} (else 1/{} each)",
+                crate::token_store::redact_url(url),
+                q.replicas
+            ),
+            None => format!("1/{} of each store's quota per replica", q.replicas),
+        };
+        let weights: Vec<String> = cfg
+            .clients
+            .iter()
+            .map(|c| match c.quota_max_share {
+                Some(cap) => format!("{} {} (at most {cap})", c.name, c.quota_weight),
+                None => format!("{} {}", c.name, c.quota_weight),
+            })
+            .collect();
+        let _ = writeln!(
+            out,
+            "quota:    wait up to {} ms, {} waiting per store, {} retries; {sharing}; weights {}",
+            q.max_wait.as_millis(),
+            q.max_queue,
+            q.retries,
+            weights.join(", ")
+        );
+    }
     if let Some(ts) = &cfg.token_store {
         let store = match ts.open_once() {
             Ok(store) => Some(store),
