@@ -321,6 +321,27 @@ impl Governor {
             self.observe(store, None, Some((resp.status(), resp.headers())));
             return Ok((resp, sent.elapsed()));
         };
+        // Boxed: the request future without [quota] stays as small as before
+        // (it is held per request in flight, and idle-connection memory shows it).
+        Box::pin(self.governed(
+            settings, upstream, store, client, parts, body, limit, idle, watch,
+        ))
+        .await
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn governed(
+        &self,
+        settings: &QuotaConfig,
+        upstream: &Upstream,
+        store: &str,
+        client: &Client,
+        parts: http::request::Parts,
+        body: ProxyBody,
+        limit: u64,
+        idle: Duration,
+        watch: &BodyWatch,
+    ) -> Result<(Response<Incoming>, Duration), ProxyError> {
         let deadline = Instant::now() + settings.max_wait;
         let idempotent =
             [Method::GET, Method::HEAD, Method::PUT, Method::DELETE].contains(&parts.method);
@@ -554,6 +575,12 @@ async fn pump(gov: Governor, sg: Arc<StoreGov>) {
             let now = Instant::now();
             q.capped.retain(|_, until| *until > now);
             let q = &mut *q;
+            // Requests whose caller went away get no budget spent on them.
+            while let Some((_, seq)) = q.fair.peek(|_| false)
+                && q.fair.get(seq).is_some_and(|w| w.tx.is_closed())
+            {
+                q.fair.remove(seq);
+            }
             let capped = &q.capped;
             match q.fair.peek(|c| capped.contains_key(c)) {
                 Some((client, seq)) => Ok((
