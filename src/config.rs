@@ -318,7 +318,7 @@ pub struct Client {
 }
 
 /// The `[quota]` section: how bcgate shares each store's rate-limit window.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Clone, PartialEq)]
 pub struct QuotaConfig {
     /// Longest a request waits for its store's budget before a 429.
     pub max_wait: Duration,
@@ -329,6 +329,25 @@ pub struct QuotaConfig {
     /// Replicas sharing each store; without Redis each uses 1/replicas of the quota.
     pub replicas: u32,
     pub redis_url: Option<String>,
+}
+
+impl fmt::Debug for QuotaConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("QuotaConfig")
+            .field("max_wait", &self.max_wait)
+            .field("max_queue", &self.max_queue)
+            .field("retries", &self.retries)
+            .field("replicas", &self.replicas)
+            // The URL may hold a password.
+            .field(
+                "redis_url",
+                &self
+                    .redis_url
+                    .as_deref()
+                    .map(crate::token_store::redact_url),
+            )
+            .finish()
+    }
 }
 
 /// The `[app]` section: the BigCommerce app callbacks.

@@ -288,3 +288,19 @@ fn config_errors_name_the_quota_keys() {
         assert_eq!(err.key, key, "{err}");
     }
 }
+
+#[test]
+fn the_quota_config_never_shows_the_redis_password() {
+    let cfg = crate::config::QuotaConfig {
+        max_wait: std::time::Duration::from_secs(2),
+        max_queue: 1,
+        retries: 1,
+        replicas: 2,
+        redis_url: Some("redis://user:s3cret-pw@10.0.0.5:6379/0".into()),
+    };
+    let shown = format!("{cfg:?}");
+    assert!(
+        !shown.contains("s3cret-pw") && shown.contains("10.0.0.5:6379"),
+        "{shown}"
+    );
+}
