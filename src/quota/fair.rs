@@ -120,6 +120,21 @@ impl<T> FairQueue<T> {
         Some(entry.item)
     }
 
+    /// Takes out unserved every request whose item matches `doomed`.
+    pub fn remove_where(&mut self, doomed: impl Fn(&T) -> bool) -> Vec<T> {
+        let seqs: Vec<u64> = self
+            .entries
+            .iter()
+            .filter(|(_, e)| doomed(&e.item))
+            .map(|((_, seq), _)| *seq)
+            .collect();
+        // Newest first, so each client's turns are handed back in order.
+        seqs.into_iter()
+            .rev()
+            .filter_map(|seq| self.remove(seq))
+            .collect()
+    }
+
     /// A client with nothing queued whose tag virtual time has passed has no
     /// claim left; dropping it keeps the map as small as the set of waiters.
     fn forget_idle(&mut self, client: &str) {

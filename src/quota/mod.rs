@@ -1,8 +1,10 @@
 //! The store quota governor (`[quota]`): every client of a store shares the
 //! store's one rate-limit window, so bcgate spends it for them. A request
-//! takes one unit of its store's budget before it is forwarded; when there
-//! is none it waits in the store's weighted-fair queue ([`fair`]) for at most
-//! `max_wait_ms`, then gets bcgate's own 429 (`quota_exhausted`). The budget
+//! takes one unit of its store's budget before it is forwarded: it joins the
+//! store's weighted-fair queue ([`fair`]), whose one pump task hands out
+//! budget in queue order — at once while there is some, else as it comes
+//! back. A request not served within `max_wait_ms` (or that cannot be, as
+//! the store has nothing before then) gets bcgate's own 429 (`quota_exhausted`). The budget
 //! is learnt from BigCommerce's `X-Rate-Limit-*` headers ([`window`]) and
 //! shared by the replicas through Redis ([`redis`]), with a local share
 //! (quota / replicas) while Redis cannot be reached. An idempotent request
@@ -96,8 +98,10 @@ struct Queue {
 
 #[derive(Debug)]
 struct Waiter {
-    tx: oneshot::Sender<Grant>,
+    /// A grant, or `None`: refused now, the store has no budget before the deadline.
+    tx: oneshot::Sender<Option<Grant>>,
     max_share: Option<f64>,
+    deadline: Instant,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -216,18 +220,9 @@ impl Governor {
     ) -> Result<Permit, ProxyError> {
         let started = Instant::now();
         let sg = self.store(store);
-        if lock(&sg.queue).fair.is_empty() {
-            let (take, grant) = self.take(&sg, &client.name, client.quota_max_share).await;
-            match take {
-                Take::Granted => return Ok(self.permit(&sg, client, grant, started)),
-                Take::Wait { ms } | Take::Capped { ms }
-                    if started + Duration::from_millis(ms) > deadline =>
-                {
-                    return Err(self.exhausted(&sg, client, started));
-                }
-                _ => {}
-            }
-        }
+        // Every request queues, even when budget is plenty: the pump alone
+        // takes budget, in queue order, so no request overtakes an earlier
+        // one of its client while that one waits for Redis.
         let (tx, mut rx) = oneshot::channel();
         let seq = {
             let mut q = lock(&sg.queue);
@@ -235,6 +230,7 @@ impl Governor {
             let waiter = Waiter {
                 tx,
                 max_share: client.quota_max_share,
+                deadline,
             };
             let Ok(seq) = q.fair.push(&client.name, client.quota_weight, waiter) else {
                 drop(q);
@@ -249,7 +245,7 @@ impl Governor {
         };
         sg.wake.notify_one();
         let granted = match tokio::time::timeout_at(deadline.into(), &mut rx).await {
-            Ok(result) => result.ok(),
+            Ok(result) => result.ok().flatten(),
             Err(_) => {
                 let removed = {
                     let mut q = lock(&sg.queue);
@@ -258,7 +254,11 @@ impl Governor {
                     removed
                 };
                 // Not in the queue any more: served just now, the grant is on its way.
-                if removed { None } else { rx.await.ok() }
+                if removed {
+                    None
+                } else {
+                    rx.await.ok().flatten()
+                }
             }
         };
         match granted {
@@ -616,7 +616,7 @@ async fn pump(gov: Governor, sg: Arc<StoreGov>) {
                     w
                 };
                 let handed = match waiter {
-                    Some((_, w)) => w.tx.send(grant).is_ok(),
+                    Some((_, w)) => w.tx.send(Some(grant)).is_ok(),
                     None => false,
                 };
                 if !handed {
@@ -625,6 +625,16 @@ async fn pump(gov: Governor, sg: Arc<StoreGov>) {
                 }
             }
             Take::Wait { ms } => {
+                // Whoever cannot be served before its deadline hears so now,
+                // rather than after a useless wait.
+                let until = Instant::now() + Duration::from_millis(ms);
+                {
+                    let mut q = lock(&sg.queue);
+                    for w in q.fair.remove_where(|w| w.deadline < until) {
+                        let _ = w.tx.send(None);
+                    }
+                    crate::metrics::quota_queue_depth(&sg.hash, q.fair.len());
+                }
                 tokio::select! {
                     () = tokio::time::sleep(Duration::from_millis(ms)) => {}
                     () = sg.wake.notified() => {}

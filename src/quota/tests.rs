@@ -249,6 +249,12 @@ fn the_fair_queue_is_bounded_skips_and_forgets() {
         order.push(c);
     }
     assert_eq!(order, ["b", "a", "d"]);
+    // Removing by item, and the turns come back: e queues at the front again.
+    for i in 0..3 {
+        q.push("e", 1, 10 + i).expect("room");
+    }
+    assert_eq!(q.remove_where(|i| *i >= 10), vec![12, 11, 10]);
+    assert!(q.is_empty());
 }
 
 #[test]
