@@ -162,6 +162,17 @@ struct Sent {
     sent: Instant,
     took: Duration,
     status: u16,
+    /// The counter in bcgate's `X-Request-Id`: the order in which the replica
+    /// took requests in (a new connection may be slower than a warm one).
+    arrival: u64,
+}
+
+/// The counter of a generated `X-Request-Id` (16 hex digits of prefix, 16 of counter).
+fn arrival(resp: &support::Resp) -> u64 {
+    let id = resp.header("x-request-id").unwrap_or_default();
+    id.get(16..)
+        .and_then(|c| u64::from_str_radix(c, 16).ok())
+        .unwrap_or_else(|| panic!("not a generated request id: {id:?}"))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -215,6 +226,7 @@ async fn three_weighted_clients_on_two_replicas_share_one_quota() {
                             sent,
                             took,
                             status: resp.status,
+                            arrival: arrival(&resp),
                         };
                         log.lock().expect("log").insert(n, entry);
                     }
@@ -275,24 +287,24 @@ async fn three_weighted_clients_on_two_replicas_share_one_quota() {
     );
 
     // Deadline order: of two requests of one client on one replica, sent at
-    // least 20 ms apart, the earlier (whose deadline is earlier) does not
-    // reach the upstream later. A grant and the forward that follows it
-    // race other requests by a few ms, so "later" means by more than
-    // `slack`; waiting for the wrong window costs a whole window (1.5 s).
-    // Pairs where both waited make the check bite.
+    // least 20 ms apart and taken in by bcgate in that order, the earlier
+    // (whose deadline is earlier) does not reach the upstream later. A grant
+    // and the forward that follows it race other requests by a few ms, so
+    // "later" means by more than `slack`; waiting for the wrong window costs
+    // a whole window (1.5 s). Pairs where both waited make the check bite.
     let position: HashMap<u64, Instant> = records
         .iter()
         .filter_map(|r| Some((param(&r.uri, "n")?.parse().ok()?, r.received)))
         .collect();
-    // (client, replica) → (sent, reached the upstream, took)
-    type Group = Vec<(Instant, Instant, Duration)>;
+    // (client, replica) → (sent, reached the upstream, took, arrival)
+    type Group = Vec<(Instant, Instant, Duration, u64)>;
     let mut groups: HashMap<(&str, usize), Group> = HashMap::new();
     for (n, s) in &log {
         if let Some(&pos) = position.get(n) {
             groups
                 .entry((s.client, s.replica))
                 .or_default()
-                .push((s.sent, pos, s.took));
+                .push((s.sent, pos, s.took, s.arrival));
         }
     }
     let gap = Duration::from_millis(20);
@@ -302,7 +314,10 @@ async fn three_weighted_clients_on_two_replicas_share_one_quota() {
     for (group, mut list) in groups {
         list.sort_by_key(|e| e.0);
         for (i, a) in list.iter().enumerate() {
-            for b in list[i + 1..].iter().filter(|b| b.0 >= a.0 + gap) {
+            for b in list[i + 1..]
+                .iter()
+                .filter(|b| b.0 >= a.0 + gap && b.3 > a.3)
+            {
                 pairs += 1;
                 if a.2 >= waited && b.2 >= waited {
                     waited_pairs += 1;
