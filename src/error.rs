@@ -59,7 +59,6 @@ pub struct QuotaDenial {
     pub client: String,
     pub store: String,
     pub waited_ms: u64,
-    pub left: u64,
     pub quota: u64,
     pub window_ms: u64,
     /// Until the store has budget again.
@@ -244,7 +243,8 @@ impl ProxyError {
                 crate::headers::X_RETRY_AFTER,
                 retry_after_s(d.reset_ms).into(),
             );
-            h.insert(crate::headers::X_RATE_LIMIT_REQUESTS_LEFT, d.left.into());
+            // Nothing left for this caller, whatever others may still get.
+            h.insert(crate::headers::X_RATE_LIMIT_REQUESTS_LEFT, 0.into());
             h.insert(crate::headers::X_RATE_LIMIT_REQUESTS_QUOTA, d.quota.into());
             h.insert(
                 crate::headers::X_RATE_LIMIT_TIME_WINDOW_MS,
@@ -299,6 +299,35 @@ mod tests {
     }
 
     #[test]
+    fn quota_exhausted_carries_what_the_sdks_read() {
+        let err = ProxyError::QuotaExhausted(Box::new(QuotaDenial {
+            client: "inventory-sync".into(),
+            store: "abc123".into(),
+            waited_ms: 2_000,
+            quota: 150,
+            window_ms: 30_000,
+            reset_ms: 12_001,
+        }));
+        let resp = err.to_response("rid-2");
+        assert_eq!(resp.status(), 429);
+        let h = resp.headers();
+        for (name, value) in [
+            ("x-retry-after", "13"),
+            ("x-rate-limit-requests-left", "0"),
+            ("x-rate-limit-requests-quota", "150"),
+            ("x-rate-limit-time-window-ms", "30000"),
+            ("x-rate-limit-time-reset-ms", "12001"),
+        ] {
+            assert_eq!(h[name], value, "{name}");
+        }
+        assert!(
+            err.detail().contains("retry after 13 s"),
+            "{}",
+            err.detail()
+        );
+    }
+
+    #[test]
     fn every_code_is_distinct_and_snake_case() {
         let all = [
             ProxyError::Unauthenticated("x"),
@@ -327,7 +356,6 @@ mod tests {
                 client: "a".into(),
                 store: "b".into(),
                 waited_ms: 1,
-                left: 0,
                 quota: 150,
                 window_ms: 30_000,
                 reset_ms: 1,

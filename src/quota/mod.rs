@@ -284,12 +284,11 @@ impl Governor {
 
     fn exhausted(&self, sg: &StoreGov, client: &Client, started: Instant) -> ProxyError {
         crate::metrics::quota_rejected(&sg.hash);
-        let snapshot = lock(&sg.window).snapshot(self.now_ms(), self.divisor());
+        let snapshot = lock(&sg.window).snapshot(self.now_ms());
         ProxyError::QuotaExhausted(Box::new(QuotaDenial {
             client: client.name.clone(),
             store: sg.hash.clone(),
             waited_ms: millis(started.elapsed()),
-            left: 0,
             quota: snapshot.quota,
             window_ms: snapshot.window_ms,
             reset_ms: snapshot.reset_ms,

@@ -91,10 +91,10 @@ pub struct Ask<'a> {
     pub stale_ms: u64,
 }
 
-/// What bcgate tells a caller it refuses (the four `X-Rate-Limit-*` headers).
+/// What bcgate tells a caller it refuses, besides `left` (0): the store's
+/// quota and window, and the time until it has budget again.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Snapshot {
-    pub left: u64,
     pub quota: u64,
     pub window_ms: u64,
     pub reset_ms: u64,
@@ -220,12 +220,9 @@ impl Window {
     }
 
     /// The `X-Rate-Limit-*` values for a 429 bcgate sends itself.
-    pub fn snapshot(&self, now: u64, divisor: u64) -> Snapshot {
-        let limit = (self.quota / divisor.max(1)).max(u64::from(self.quota > 0));
-        let spent = self.used.max(self.seen + self.in_flight());
+    pub fn snapshot(&self, now: u64) -> Snapshot {
         let until = self.reset_at.max(self.blocked_until);
         Snapshot {
-            left: limit.saturating_sub(spent),
             quota: self.quota,
             window_ms: self.window_ms,
             reset_ms: until.saturating_sub(now),
