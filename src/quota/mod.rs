@@ -44,6 +44,9 @@ use window::{Ask, Report, Take, Window};
 
 /// Largest request body kept in memory so that a PUT can be sent again.
 pub const REPLAY_BODY_LIMIT: u64 = 1024 * 1024;
+/// How long a request may wait for the pump to hand out budget there is,
+/// whatever its deadline.
+const GRANT_GRACE: Duration = Duration::from_millis(100);
 /// Added to the upstream request timeout: an in-flight grant older than that
 /// lost its answer (a crashed replica) and stops counting.
 const STALE_MARGIN: Duration = Duration::from_secs(5);
@@ -244,7 +247,10 @@ impl Governor {
             seq
         };
         sg.wake.notify_one();
-        let granted = match tokio::time::timeout_at(deadline.into(), &mut rx).await {
+        // The pump refuses by the deadline itself when the store has nothing;
+        // the grace lets it hand out budget there is even at `max_wait_ms = 0`.
+        let timer = deadline.max(started + GRANT_GRACE);
+        let granted = match tokio::time::timeout_at(timer.into(), &mut rx).await {
             Ok(result) => result.ok().flatten(),
             Err(_) => {
                 let removed = {
