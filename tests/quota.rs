@@ -5,7 +5,8 @@
 //! (no upstream 429, shares by weight, each client's waiting requests served
 //! in deadline order); bcgate's own 429 and its headers; Redis going down
 //! (local share) and back; a refused token (401) and its recovery; the retry
-//! of an idempotent request after an upstream 429, and no retry of a POST.
+//! of an idempotent request after an upstream 429, and no retry of a POST;
+//! a client capped by `quota_max_share` in the shared (Redis) window.
 //!
 //! The Redis tests are skipped without `redis-server`, except under
 //! `CI=true` (see `tests/support/redis.rs`).
@@ -630,4 +631,58 @@ async fn an_idempotent_request_is_sent_again_after_an_upstream_429_and_a_post_is
         metric(&gate, "bcgate_quota_retries_total", &[("store", STORE)]),
         1.0
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_capped_client_gets_its_share_of_the_shared_window_and_no_more() {
+    let Some(exe) = redis_or_skip() else { return };
+    let redis = RedisServer::start(&exe);
+    let ca = TestCa::new();
+    let mock = MockBigCommerce::start(&ca, &[(STORE, TOKEN)]);
+    mock.enforce_quota(20, Duration::from_secs(2));
+    let quota = format!(
+        "[quota]\nmax_wait_ms = 100\nredis_url = \"{}\"",
+        redis.url()
+    );
+    let toml = config(&mock.base_url(), &quota).replace(
+        "name = \"alpha\"\n",
+        "name = \"alpha\"\nquota_max_share = 0.25\n",
+    );
+    let dir = support::process::temp_dir();
+    ca.write_to(dir.path());
+    let gate = Bcgate::start_in(dir, &toml, &[("BC_TOKEN_Q", TOKEN)]);
+    let (alpha, beta) = (CLIENTS[0].1, CLIENTS[1].1);
+    let r = get(&gate, beta, "warm=1").await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    fresh_window(&r, Duration::from_secs(3)).await;
+    let mut served = 0;
+    for i in 0..10 {
+        let r = get(&gate, alpha, &format!("cap={i}")).await;
+        match r.status {
+            200 => served += 1,
+            _ => {
+                assert_problem(&r, 429, "quota_exhausted");
+            }
+        }
+    }
+    assert_eq!(served, 5, "a quarter of a 20-request window");
+    // The rest of the window is there for the others.
+    for i in 0..5 {
+        let r = get(&gate, beta, &format!("other={i}")).await;
+        assert_eq!(r.status, 200, "{}", r.text());
+    }
+    assert_eq!(mock.stats().rate_limited, 0);
+    // The window is Redis's: its state and the per-client count are there.
+    let mut c = redis.conn().expect("redis");
+    let state: HashMap<String, String> = redis::cmd("HGETALL")
+        .arg(format!("bcgate:quota:{{{STORE}}}:w"))
+        .query(&mut c)
+        .expect("HGETALL");
+    assert_eq!(state.get("q").map(String::as_str), Some("20"), "{state:?}");
+    let per_client: HashMap<String, u64> = redis::cmd("HGETALL")
+        .arg(format!("bcgate:quota:{{{STORE}}}:c"))
+        .query(&mut c)
+        .expect("HGETALL");
+    assert_eq!(per_client.get("alpha"), Some(&5), "{per_client:?}");
+    assert_eq!(per_client.get("beta"), Some(&5), "{per_client:?}");
 }
