@@ -6,7 +6,8 @@
 //! in deadline order); bcgate's own 429 and its headers; Redis going down
 //! (local share) and back; a refused token (401) and its recovery; the retry
 //! of an idempotent request after an upstream 429, and no retry of a POST;
-//! a client capped by `quota_max_share` in the shared (Redis) window.
+//! a client capped by `quota_max_share` in the shared (Redis) window; a 429
+//! without rate-limit headers (platform back-pressure) holding the store.
 //!
 //! The Redis tests are skipped without `redis-server`, except under
 //! `CI=true` (see `tests/support/redis.rs`).
@@ -685,4 +686,38 @@ async fn a_capped_client_gets_its_share_of_the_shared_window_and_no_more() {
         .expect("HGETALL");
     assert_eq!(per_client.get("alpha"), Some(&5), "{per_client:?}");
     assert_eq!(per_client.get("beta"), Some(&5), "{per_client:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_429_without_rate_limit_headers_holds_the_store_for_its_retry_after() {
+    let ca = TestCa::new();
+    let mock = MockBigCommerce::start(&ca, &[(STORE, TOKEN)]);
+    let gate = start(&ca, &mock, Some("max_wait_ms = 100"));
+    let key = CLIENTS[0].1;
+    assert_eq!(get(&gate, key, "warm=1").await.status, 200);
+    // BigCommerce's platform back-pressure: a 429 with only X-Retry-After.
+    let r = get(
+        &gate,
+        key,
+        "mock_status=429&mock_no_ratelimit=1&mock_retry_after=1",
+    )
+    .await;
+    assert_eq!(
+        r.status, 429,
+        "passed through (the wait is past the deadline)"
+    );
+    assert!(r.header("x-rate-limit-requests-left").is_none());
+    let held = Instant::now();
+    let sent = mock.requests().len();
+    let r = get(&gate, key, "held=1").await;
+    assert_problem(&r, 429, "quota_exhausted");
+    assert_eq!(mock.requests().len(), sent, "held back, not sent");
+    tokio::time::sleep(Duration::from_millis(1_050).saturating_sub(held.elapsed())).await;
+    let r = get(&gate, key, "after=1").await;
+    assert_eq!(
+        r.status,
+        200,
+        "served again after X-Retry-After: {}",
+        r.text()
+    );
 }
