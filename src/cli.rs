@@ -131,7 +131,15 @@ pub fn main() -> ExitCode {
 fn run(path: &std::path::Path, format: crate::log::Format) -> Result<String, String> {
     crate::log::init(format);
     let config = Config::load(path).map_err(|e| e.to_string())?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
+    // On one CPU (a pinned sidecar) the multi-thread scheduler only adds its
+    // cross-thread bookkeeping; the current-thread one runs the same tasks.
+    let one_cpu = std::thread::available_parallelism().is_ok_and(|n| n.get() == 1);
+    let mut builder = if one_cpu {
+        tokio::runtime::Builder::new_current_thread()
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+    };
+    let runtime = builder
         .enable_all()
         .build()
         .map_err(|e| format!("cannot start the runtime: {e}"))?;

@@ -70,15 +70,21 @@ struct Fx {
 }
 
 fn start(server_extra: &str, clients: &str, ca: TestCa) -> Fx {
+    start_on(None, server_extra, clients, ca)
+}
+
+/// [`start`], with bcgate on the given CPU only when `cpu` is set.
+fn start_on(cpu: Option<u32>, server_extra: &str, clients: &str, ca: TestCa) -> Fx {
     let mock = MockBigCommerce::start(&ca, &[(STORE, TOKEN)]);
     let dir = support::process::temp_dir();
     ca.write_to(dir.path());
     std::fs::write(dir.path().join("abc123.token"), TOKEN).expect("write token file");
-    let gate = Bcgate::start_in(
-        dir,
-        &config(&mock.base_url(), server_extra, clients),
-        &[("BCGATE_LOG", "info,bcgate=debug")],
-    );
+    let config = config(&mock.base_url(), server_extra, clients);
+    let env = [("BCGATE_LOG", "info,bcgate=debug")];
+    let gate = match cpu {
+        Some(cpu) => Bcgate::start_pinned_in(cpu, dir, &config, &env),
+        None => Bcgate::start_in(dir, &config, &env),
+    };
     Fx {
         _ca: ca,
         mock,
@@ -631,25 +637,75 @@ fn reload_with_a_bad_file_keeps_the_old_config_and_counts_the_failure() {
 
 #[test]
 fn sigterm_lets_a_slow_in_flight_request_finish_then_exits_zero() {
+    drains_a_slow_request(None);
+}
+
+/// On one CPU bcgate runs its tasks on the main thread (no runtime workers),
+/// and serving, reloading and draining work the same.
+#[test]
+fn on_one_cpu_it_runs_without_worker_threads_and_still_reloads_and_drains() {
+    drains_a_slow_request(Some(0));
+}
+
+fn drains_a_slow_request(cpu: Option<u32>) {
     let alpha = client(
         "alpha",
         &key_identity(KEY_A),
         r#"["store_v2_products_read_only"]"#,
     );
-    let mut fx = start(
-        &format!("{TCP}\ndrain_timeout_ms = 10000"),
-        &alpha,
-        TestCa::new(),
-    );
+    let server = format!("{TCP}\ndrain_timeout_ms = 10000");
+    let mut fx = start_on(cpu, &server, &alpha, TestCa::new());
     let addr = fx.gate.addr;
+    if cpu.is_some() {
+        let names = fx.gate.thread_names();
+        assert!(
+            !names.iter().any(|n| n.starts_with("tokio-rt")),
+            "no runtime worker threads on one CPU: {names:?}"
+        );
+        let resp = support::raw_exchange(
+            addr,
+            get_request("/v3/catalog/products", Some(KEY_A)).as_bytes(),
+            false,
+        )
+        .expect("a request on one CPU");
+        assert_eq!(resp.status, 200, "{}", resp.body_text());
+        // A reload is read by the watcher thread and applied on the runtime's one thread.
+        let beta = client(
+            "beta",
+            &key_identity(KEY_B),
+            r#"["store_v2_products_read_only"]"#,
+        );
+        fx.gate.rewrite_config(&config(
+            &fx.mock.base_url(),
+            &server,
+            &format!("{alpha}\n{beta}"),
+        ));
+        fx.gate.signal("HUP");
+        assert!(
+            fx.gate.wait_for_log("config reloaded", WAIT),
+            "{}",
+            fx.gate.logs()
+        );
+        let resp = support::raw_exchange(
+            addr,
+            get_request("/v3/catalog/products", Some(KEY_B)).as_bytes(),
+            false,
+        )
+        .expect("a request from the reloaded client");
+        assert_eq!(resp.status, 200, "{}", resp.body_text());
+    }
+    let before = fx.mock.wait_for_stats(WAIT, |_| true).handlers_started;
     let slow = std::thread::spawn(move || {
         let req = get_request("/v3/catalog/products?mock_delay_ms=1500", Some(KEY_A))
             .replace("\r\n\r\n", "\r\nConnection: close\r\n\r\n");
         support::raw_exchange(addr, req.as_bytes(), false)
     });
-    let stats = fx.mock.wait_for_stats(WAIT, |s| s.handlers_started >= 1);
+    let stats = fx
+        .mock
+        .wait_for_stats(WAIT, |s| s.handlers_started > before);
     assert_eq!(
-        stats.handlers_started, 1,
+        stats.handlers_started,
+        before + 1,
         "the slow request reached the mock"
     );
     let signalled = Instant::now();

@@ -91,9 +91,40 @@ impl Bcgate {
         config_toml: &str,
         env: &[(&str, &str)],
     ) -> Result<Bcgate, String> {
+        Self::try_start_on(None, dir, config_toml, env)
+    }
+
+    /// Like [`start_in`](Self::start_in), on one CPU (`taskset -c CPU`), as a
+    /// pinned sidecar runs.
+    pub fn start_pinned_in(
+        cpu: u32,
+        dir: tempfile::TempDir,
+        config_toml: &str,
+        env: &[(&str, &str)],
+    ) -> Bcgate {
+        match Self::try_start_on(Some(cpu), dir, config_toml, env) {
+            Ok(gate) => gate,
+            Err(msg) => panic!("{msg}"),
+        }
+    }
+
+    fn try_start_on(
+        cpu: Option<u32>,
+        dir: tempfile::TempDir,
+        config_toml: &str,
+        env: &[(&str, &str)],
+    ) -> Result<Bcgate, String> {
         let config_path = dir.path().join("bcgate.toml");
         std::fs::write(&config_path, config_toml).expect("write bcgate.toml");
-        let mut cmd = Command::new(bcgate_exe());
+        // taskset execs the binary, so the child's pid stays bcgate's.
+        let mut cmd = match cpu {
+            Some(cpu) => {
+                let mut cmd = Command::new("taskset");
+                cmd.arg("-c").arg(cpu.to_string()).arg(bcgate_exe());
+                cmd
+            }
+            None => Command::new(bcgate_exe()),
+        };
         cmd.arg("run").arg("--config").arg(&config_path);
         let context = format!("--- config ---\n{config_toml}");
         Self::launch(cmd, dir, Some(config_path), env, &context)
@@ -215,6 +246,16 @@ impl Bcgate {
     /// How many threads the process runs (`/proc/<pid>/task`).
     pub fn threads(&self) -> usize {
         proc_threads(self.pid())
+    }
+
+    /// The names of the process's threads (`/proc/<pid>/task/*/comm`).
+    pub fn thread_names(&self) -> Vec<String> {
+        let dir = format!("/proc/{}/task", self.pid());
+        let tasks = std::fs::read_dir(dir).expect("read /proc/<pid>/task");
+        tasks
+            .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("comm")).ok())
+            .map(|n| n.trim().to_owned())
+            .collect()
     }
 
     /// `{scheme}://{addr}{path}`
