@@ -193,7 +193,10 @@ async fn serve_bound(bound: Bound) -> Result<(), String> {
                         service_fn(move |req: Request<Incoming>| {
                             let gw = gw.clone();
                             let conn = conn.clone();
-                            async move { Ok::<_, Infallible>(proxy::handle(gw, conn, req).await) }
+                            // Boxed per request: hyper keeps a connection's request
+                            // future allocated while it sits idle, so it stays a pointer.
+                            let handled = Box::pin(proxy::handle(gw, conn, req));
+                            async move { Ok::<_, Infallible>(handled.await) }
                         })
                     };
                     match (io, tls) {
