@@ -1,0 +1,404 @@
+//! The observations of learn-mode clients: counted in memory on the request
+//! path, written to `[learn] path` every `flush_interval_ms` and on
+//! shutdown, read back at start.
+//!
+//! Recording is a lock-free map lookup and two atomic adds: the map is an
+//! immutable snapshot behind an [`ArcSwap`], replaced (copy on write) only
+//! when a new (client, method, route, level) entry appears, which happens a
+//! bounded number of times (`max_entries`). Timestamps come from the flush,
+//! not from each request: `last_seen` is exact to one flush interval.
+//!
+//! The file holds client names, route templates, scope names and counts —
+//! never a key, token, raw path or query — as JSON, replaced atomically
+//! (write a sibling, fsync, rename, fsync the directory).
+
+use std::collections::HashMap;
+use std::fs::{self, File, OpenOptions};
+use std::hash::BuildHasher;
+use std::io::{self, Write};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use arc_swap::ArcSwap;
+use http::Method;
+use serde::{Deserialize, Serialize};
+
+use crate::config::LearnConfig;
+use crate::policy::{Policy, Request};
+
+/// The file's format version.
+const VERSION: u32 = 1;
+
+/// The observations file.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Observations {
+    pub version: u32,
+    pub entries: Vec<Observation>,
+}
+
+/// One (client, method, route template, level) and what was seen of it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Observation {
+    pub client: String,
+    pub method: String,
+    pub route: String,
+    /// Whether the operation needed a modify-level scope.
+    pub write: bool,
+    /// Whether a script's visibility also needed Checkout Content.
+    #[serde(default)]
+    pub checkout_content: bool,
+    /// The scopes that would grant it: every clause met by any one of its scopes.
+    pub needs: Vec<Vec<String>>,
+    pub count: u64,
+    /// How many of them enforce mode would have refused (client scopes as configured then).
+    pub would_deny: u64,
+    /// Unix seconds.
+    pub first_seen: u64,
+    pub last_seen: u64,
+}
+
+/// Reads an observations file; a missing file is no observations.
+pub fn load(path: &Path) -> Result<Vec<Observation>, String> {
+    let data = match fs::read(path) {
+        Ok(d) => d,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => {
+            return Err(format!(
+                "learn.path {}: cannot read it: {e}",
+                path.display()
+            ));
+        }
+    };
+    let obs: Observations = serde_json::from_slice(&data).map_err(|e| {
+        format!(
+            "learn.path {}: not a bcgate observations file: {e}",
+            path.display()
+        )
+    })?;
+    if obs.version != VERSION {
+        return Err(format!(
+            "learn.path {}: format version {} is not one this bcgate reads ({VERSION})",
+            path.display(),
+            obs.version
+        ));
+    }
+    Ok(obs.entries)
+}
+
+#[derive(Debug)]
+struct Entry {
+    client: Box<str>,
+    method: Method,
+    route: Arc<str>,
+    write: bool,
+    checkout_content: bool,
+    needs: Vec<Vec<String>>,
+    count: AtomicU64,
+    would_deny: AtomicU64,
+    first_seen: u64,
+    last_seen: AtomicU64,
+    /// `count` as of the last successful write.
+    written: AtomicU64,
+}
+
+impl Entry {
+    fn is(&self, client: &str, method: &Method, route: &str, write: bool, checkout: bool) -> bool {
+        self.write == write
+            && self.checkout_content == checkout
+            && self.method == *method
+            && *self.route == *route
+            && *self.client == *client
+    }
+}
+
+/// Entries by a hash of their key; a bucket holds the (rare) collisions.
+type Map = HashMap<u64, Vec<Arc<Entry>>>;
+
+/// The recorder. One per process, kept across config reloads.
+#[derive(Debug)]
+pub struct Learner {
+    config: Option<LearnConfig>,
+    hasher: std::collections::hash_map::RandomState,
+    map: ArcSwap<Map>,
+    /// Held to add an entry or to write the file.
+    insert: Mutex<usize>,
+    write: Mutex<()>,
+    dropped: AtomicU64,
+}
+
+fn now_secs() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+impl Learner {
+    /// A recorder that keeps nothing (no `[learn]`; no client can be in learn mode).
+    pub fn disabled() -> Self {
+        Self::with(None, Map::new())
+    }
+
+    fn with(config: Option<LearnConfig>, map: Map) -> Self {
+        let n = map.values().map(Vec::len).sum();
+        Self {
+            config,
+            hasher: Default::default(),
+            map: ArcSwap::from_pointee(map),
+            insert: Mutex::new(n),
+            write: Mutex::new(()),
+            dropped: AtomicU64::new(0),
+        }
+    }
+
+    /// Opens the recorder of `[learn]`, with what its file holds.
+    pub fn open(config: &LearnConfig) -> Result<Self, String> {
+        let dir = dir_of(&config.path);
+        if !dir.is_dir() {
+            return Err(format!(
+                "learn.path {}: the directory {} does not exist",
+                config.path.display(),
+                dir.display()
+            ));
+        }
+        let learner = Self::with(Some(config.clone()), Map::new());
+        let mut map = Map::new();
+        for o in load(&config.path)? {
+            let Ok(method) = Method::from_bytes(o.method.as_bytes()) else {
+                continue;
+            };
+            let hash = learner.hash(&o.client, &method, &o.route, o.write, o.checkout_content);
+            map.entry(hash).or_default().push(Arc::new(Entry {
+                client: o.client.into(),
+                method,
+                route: o.route.into(),
+                write: o.write,
+                checkout_content: o.checkout_content,
+                needs: o.needs,
+                count: AtomicU64::new(o.count),
+                would_deny: AtomicU64::new(o.would_deny),
+                first_seen: o.first_seen,
+                last_seen: AtomicU64::new(o.last_seen),
+                written: AtomicU64::new(o.count),
+            }));
+        }
+        let n = map.values().map(Vec::len).sum();
+        learner.map.store(Arc::new(map));
+        *learner
+            .insert
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = n;
+        Ok(learner)
+    }
+
+    pub fn config(&self) -> Option<&LearnConfig> {
+        self.config.as_ref()
+    }
+
+    fn hash(&self, client: &str, method: &Method, route: &str, write: bool, checkout: bool) -> u64 {
+        self.hasher
+            .hash_one((client, method.as_str(), route, write, checkout))
+    }
+
+    /// Counts one request of a learn-mode client.
+    pub fn record(&self, policy: &Policy, client: &str, req: &Request<'_>, would_deny: bool) {
+        if self.config.is_none() {
+            return;
+        }
+        let need = policy.need(req);
+        let route = &req.route.template;
+        let (write, checkout) = (need.write, need.checkout_content);
+        let hash = self.hash(client, req.method, route, write, checkout);
+        let found = |map: &Map| {
+            map.get(&hash)?
+                .iter()
+                .find(|e| e.is(client, req.method, route, write, checkout))
+                .cloned()
+        };
+        let entry = match found(&self.map.load()) {
+            Some(e) => e,
+            None => {
+                let mut len = self.insert.lock().unwrap_or_else(PoisonError::into_inner);
+                // Another request may have added it meanwhile.
+                let current = self.map.load_full();
+                match found(&current) {
+                    Some(e) => e,
+                    None => {
+                        let max = self.config.as_ref().map_or(0, |c| c.max_entries);
+                        if *len >= max {
+                            if self.dropped.fetch_add(1, Ordering::Relaxed) == 0 {
+                                tracing::warn!(
+                                    target: "bcgate::learn",
+                                    max_entries = max,
+                                    "learn.max_entries reached: new routes are not recorded"
+                                );
+                            }
+                            crate::metrics::learn_dropped();
+                            return;
+                        }
+                        let entry = Arc::new(Entry {
+                            client: client.into(),
+                            method: req.method.clone(),
+                            route: route.clone(),
+                            write,
+                            checkout_content: checkout,
+                            needs: policy.need_scopes(&need),
+                            count: AtomicU64::new(0),
+                            would_deny: AtomicU64::new(0),
+                            first_seen: now_secs(),
+                            last_seen: AtomicU64::new(0),
+                            written: AtomicU64::new(0),
+                        });
+                        let mut next = (*current).clone();
+                        next.entry(hash).or_default().push(entry.clone());
+                        self.map.store(Arc::new(next));
+                        *len += 1;
+                        crate::metrics::learn_entries(*len);
+                        entry
+                    }
+                }
+            }
+        };
+        entry.count.fetch_add(1, Ordering::Relaxed);
+        if would_deny {
+            entry.would_deny.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Everything recorded, sorted by client, route, method.
+    pub fn snapshot(&self) -> Vec<Observation> {
+        let map = self.map.load();
+        let mut out: Vec<Observation> = map
+            .values()
+            .flatten()
+            .map(|e| Observation {
+                client: e.client.to_string(),
+                method: e.method.to_string(),
+                route: e.route.to_string(),
+                write: e.write,
+                checkout_content: e.checkout_content,
+                needs: e.needs.clone(),
+                count: e.count.load(Ordering::Relaxed),
+                would_deny: e.would_deny.load(Ordering::Relaxed),
+                first_seen: e.first_seen,
+                last_seen: e.last_seen.load(Ordering::Relaxed).max(e.first_seen),
+            })
+            .collect();
+        out.sort_by(|a, b| {
+            (&a.client, &a.route, &a.method, a.write, a.checkout_content).cmp(&(
+                &b.client,
+                &b.route,
+                &b.method,
+                b.write,
+                b.checkout_content,
+            ))
+        });
+        out
+    }
+
+    /// Writes the file if anything changed since the last write. Blocks
+    /// (fsync): call it from `spawn_blocking` or at shutdown.
+    pub fn flush(&self) -> Result<(), String> {
+        let Some(config) = &self.config else {
+            return Ok(());
+        };
+        let _writing = self.write.lock().unwrap_or_else(PoisonError::into_inner);
+        let map = self.map.load_full();
+        let now = now_secs();
+        let mut changed = Vec::new();
+        for e in map.values().flatten() {
+            let count = e.count.load(Ordering::Relaxed);
+            if count != e.written.load(Ordering::Relaxed) {
+                e.last_seen.store(now, Ordering::Relaxed);
+                changed.push((e.clone(), count));
+            }
+        }
+        if changed.is_empty() {
+            return Ok(());
+        }
+        let file = Observations {
+            version: VERSION,
+            entries: self.snapshot(),
+        };
+        let data = serde_json::to_vec_pretty(&file).map_err(|e| e.to_string())?;
+        write_atomic(&config.path, &data)
+            .map_err(|e| format!("learn.path {}: {e}", config.path.display()))?;
+        for (e, count) in changed {
+            e.written.store(count, Ordering::Relaxed);
+        }
+        Ok(())
+    }
+
+    /// Writes every `flush_interval` until the process ends (the shutdown
+    /// path calls [`flush`](Self::flush) once more after draining).
+    pub fn spawn_flusher(self: &Arc<Self>) {
+        let Some(interval) = self.config.as_ref().map(|c| c.flush_interval) else {
+            return;
+        };
+        let learner = self.clone();
+        tokio::spawn(async move {
+            let mut tick =
+                tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                learner.flush_in_background().await;
+            }
+        });
+    }
+
+    /// [`flush`](Self::flush) on the blocking pool; failures are logged and
+    /// retried on the next tick (the counts stay in memory).
+    pub async fn flush_in_background(self: &Arc<Self>) {
+        let learner = self.clone();
+        let result = tokio::task::spawn_blocking(move || learner.flush())
+            .await
+            .unwrap_or_else(|e| Err(format!("the flush task failed: {e}")));
+        crate::metrics::learn_flush(result.is_ok());
+        if let Err(e) = result {
+            tracing::error!(target: "bcgate::learn", error = %e, "cannot write the observations");
+        }
+    }
+}
+
+/// How long a write may take before the shutdown path gives up on it.
+pub const SHUTDOWN_FLUSH_LIMIT: Duration = Duration::from_secs(5);
+
+fn dir_of(path: &Path) -> &Path {
+    match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    }
+}
+
+/// `data` in a sibling file (0600, fsynced), renamed over `path`, then the
+/// directory fsynced: a crash leaves the old file or the new one.
+fn write_atomic(path: &Path, data: &[u8]) -> io::Result<()> {
+    let mut name = path
+        .file_name()
+        .map(|n| n.to_os_string())
+        .unwrap_or_default();
+    name.push(".tmp");
+    let tmp: PathBuf = path.with_file_name(name);
+    let _ = fs::remove_file(&tmp);
+    let result = (|| {
+        let mut f = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&tmp)?;
+        f.write_all(data)?;
+        f.sync_all()?;
+        drop(f);
+        fs::rename(&tmp, path)?;
+        File::open(dir_of(path))?.sync_all()
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    result
+}
