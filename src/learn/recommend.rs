@@ -182,8 +182,8 @@ pub struct ClientReport {
     pub first_seen: u64,
     pub last_seen: u64,
     pub recommendation: Recommendation,
-    /// Recommended but not configured.
-    pub add: Vec<String>,
+    /// Recommended but not configured, each with why.
+    pub add: Vec<(String, &'static str)>,
     /// Configured but not recommended, each with why.
     pub remove: Vec<(String, &'static str)>,
 }
@@ -200,11 +200,27 @@ pub fn report(
     let (add, remove) = match configured {
         None => (Vec::new(), Vec::new()),
         Some((scopes, _)) => {
+            // Whether the configured scopes already grant every use of `s`
+            // (a read clause lists the modify scopes too).
+            let granted_now = |s: &str| {
+                observations.iter().all(|o| {
+                    o.needs.iter().all(|clause| {
+                        !clause.iter().any(|n| n == s) || clause.iter().any(|n| scopes.contains(n))
+                    })
+                })
+            };
             let add = rec
                 .scopes
                 .iter()
                 .filter(|s| !scopes.contains(s))
-                .cloned()
+                .map(|s| {
+                    let why = if granted_now(s) {
+                        "in place of a broader scope granted now"
+                    } else {
+                        "not granted now: enforce mode would deny"
+                    };
+                    (s.clone(), why)
+                })
                 .collect();
             let used: BTreeSet<&str> = observations
                 .iter()
@@ -327,8 +343,8 @@ pub fn text(reports: &[ClientReport], utc: &dyn Fn(u64) -> String) -> String {
             if r.add.is_empty() && r.remove.is_empty() {
                 let _ = writeln!(out, "    no change");
             }
-            for s in &r.add {
-                let _ = writeln!(out, "    + {s}  (not granted now: enforce mode would deny)");
+            for (s, why) in &r.add {
+                let _ = writeln!(out, "    + {s}  ({why})");
             }
             for (s, why) in &r.remove {
                 let _ = writeln!(out, "    - {s}  ({why})");

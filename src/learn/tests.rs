@@ -229,9 +229,19 @@ fn report_diffs_against_the_configured_scopes() {
         r.recommendation.scopes,
         ["store_v2_orders_read_only", "store_v2_products_read_only"]
     );
+    let added: Vec<(&str, &str)> = r.add.iter().map(|(s, w)| (s.as_str(), *w)).collect();
     assert_eq!(
-        r.add,
-        ["store_v2_orders_read_only", "store_v2_products_read_only"]
+        added,
+        [
+            (
+                "store_v2_orders_read_only",
+                "in place of a broader scope granted now"
+            ),
+            (
+                "store_v2_products_read_only",
+                "not granted now: enforce mode would deny"
+            ),
+        ]
     );
     let removed: Vec<(&str, &str)> = r.remove.iter().map(|(s, w)| (s.as_str(), *w)).collect();
     assert_eq!(
