@@ -27,7 +27,7 @@ use http::Method;
 use serde::{Deserialize, Serialize};
 
 use crate::config::LearnConfig;
-use crate::policy::{Policy, Request};
+use crate::policy::{Need, Policy, Request};
 
 /// The file's format version.
 const VERSION: u32 = 1;
@@ -106,13 +106,24 @@ struct Entry {
     written: AtomicU64,
 }
 
-impl Entry {
-    fn is(&self, client: &str, method: &Method, route: &str, write: bool, checkout: bool) -> bool {
-        self.write == write
-            && self.checkout_content == checkout
-            && self.method == *method
-            && *self.route == *route
-            && *self.client == *client
+/// What tells entries apart, borrowed from the request.
+struct Key<'a> {
+    client: &'a str,
+    method: &'a Method,
+    route: &'a Arc<str>,
+    write: bool,
+    checkout: bool,
+}
+
+impl Key<'_> {
+    fn find<'m>(&self, map: &'m Map, hash: u64) -> Option<&'m Arc<Entry>> {
+        map.get(&hash)?.iter().find(|e| {
+            e.write == self.write
+                && e.checkout_content == self.checkout
+                && e.method == *self.method
+                && *e.route == **self.route
+                && *e.client == *self.client
+        })
     }
 }
 
@@ -210,63 +221,69 @@ impl Learner {
             return;
         }
         let need = policy.need(req);
-        let route = &req.route.template;
-        let (write, checkout) = (need.write, need.checkout_content);
-        let hash = self.hash(client, req.method, route, write, checkout);
-        let found = |map: &Map| {
-            map.get(&hash)?
-                .iter()
-                .find(|e| e.is(client, req.method, route, write, checkout))
-                .cloned()
+        let key = Key {
+            client,
+            method: req.method,
+            route: &req.route.template,
+            write: need.write,
+            checkout: need.checkout_content,
         };
-        let entry = match found(&self.map.load()) {
-            Some(e) => e,
-            None => {
-                let mut len = self.insert.lock().unwrap_or_else(PoisonError::into_inner);
-                // Another request may have added it meanwhile.
-                let current = self.map.load_full();
-                match found(&current) {
-                    Some(e) => e,
-                    None => {
-                        let max = self.config.as_ref().map_or(0, |c| c.max_entries);
-                        if *len >= max {
-                            if self.dropped.fetch_add(1, Ordering::Relaxed) == 0 {
-                                tracing::warn!(
-                                    target: "bcgate::learn",
-                                    max_entries = max,
-                                    "learn.max_entries reached: new routes are not recorded"
-                                );
-                            }
-                            crate::metrics::learn_dropped();
-                            return;
-                        }
-                        let entry = Arc::new(Entry {
-                            client: client.into(),
-                            method: req.method.clone(),
-                            route: route.clone(),
-                            write,
-                            checkout_content: checkout,
-                            needs: policy.need_scopes(&need),
-                            count: AtomicU64::new(0),
-                            would_deny: AtomicU64::new(0),
-                            first_seen: now_secs(),
-                            last_seen: AtomicU64::new(0),
-                            written: AtomicU64::new(0),
-                        });
-                        let mut next = (*current).clone();
-                        next.entry(hash).or_default().push(entry.clone());
-                        self.map.store(Arc::new(next));
-                        *len += 1;
-                        crate::metrics::learn_entries(*len);
-                        entry
-                    }
-                }
+        let hash = self.hash(client, req.method, key.route, key.write, key.checkout);
+        let count = |e: &Entry| {
+            e.count.fetch_add(1, Ordering::Relaxed);
+            if would_deny {
+                e.would_deny.fetch_add(1, Ordering::Relaxed);
             }
         };
-        entry.count.fetch_add(1, Ordering::Relaxed);
-        if would_deny {
-            entry.would_deny.fetch_add(1, Ordering::Relaxed);
+        // The common case: the entry exists; no lock, no allocation.
+        if let Some(e) = key.find(&self.map.load(), hash) {
+            count(e);
+            return;
         }
+        if let Some(e) = self.add(policy, &key, hash, &need) {
+            count(&e);
+        }
+    }
+
+    /// Adds an entry (copy on write of the map), unless `max_entries` is reached.
+    fn add(&self, policy: &Policy, key: &Key<'_>, hash: u64, need: &Need) -> Option<Arc<Entry>> {
+        let mut len = self.insert.lock().unwrap_or_else(PoisonError::into_inner);
+        // Another request may have added it meanwhile.
+        let current = self.map.load_full();
+        if let Some(e) = key.find(&current, hash) {
+            return Some(e.clone());
+        }
+        let max = self.config.as_ref().map_or(0, |c| c.max_entries);
+        if *len >= max {
+            if self.dropped.fetch_add(1, Ordering::Relaxed) == 0 {
+                tracing::warn!(
+                    target: "bcgate::learn",
+                    max_entries = max,
+                    "learn.max_entries reached: new routes are not recorded"
+                );
+            }
+            crate::metrics::learn_dropped();
+            return None;
+        }
+        let entry = Arc::new(Entry {
+            client: key.client.into(),
+            method: key.method.clone(),
+            route: key.route.clone(),
+            write: key.write,
+            checkout_content: key.checkout,
+            needs: policy.need_scopes(need),
+            count: AtomicU64::new(0),
+            would_deny: AtomicU64::new(0),
+            first_seen: now_secs(),
+            last_seen: AtomicU64::new(0),
+            written: AtomicU64::new(0),
+        });
+        let mut next = (*current).clone();
+        next.entry(hash).or_default().push(entry.clone());
+        self.map.store(Arc::new(next));
+        *len += 1;
+        crate::metrics::learn_entries(*len);
+        Some(entry)
     }
 
     /// Everything recorded, sorted by client, route, method.
