@@ -256,12 +256,25 @@ fn check(path: &std::path::Path) -> Result<String, String> {
             .as_deref()
             .map(|d| format!(" (default {d})"))
             .unwrap_or_default();
+        let mode = match c.mode {
+            crate::learn::Mode::Learn => "; mode learn",
+            crate::learn::Mode::Enforce => "",
+        };
         let _ = writeln!(
             out,
-            "  {}: stores {stores}{default}; scopes {}{}",
+            "  {}: stores {stores}{default}; scopes {}{}{mode}",
             c.name,
             c.scopes.join(", "),
             c.identity
+        );
+    }
+    if let Some(l) = &cfg.learn {
+        let _ = writeln!(
+            out,
+            "learn:    observations in {} ({} kept now; max {})",
+            l.path.display(),
+            crate::learn::load(&l.path)?.len(),
+            l.max_entries
         );
     }
     if let Some(app) = &cfg.app {

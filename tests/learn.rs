@@ -489,7 +489,8 @@ async fn explain_shows_both_modes() {
 #[test]
 fn a_bad_mode_or_a_missing_learn_section_names_the_key() {
     let dir = support::process::temp_dir();
-    let write = |mode: &str, learn: &str| {
+    // `bcgate check` on a one-client config: (success, stdout, stderr).
+    let check = |mode: &str, learn: &str| {
         let path = dir.path().join("bcgate.toml");
         std::fs::write(
             &path,
@@ -502,21 +503,26 @@ fn a_bad_mode_or_a_missing_learn_section_names_the_key() {
         let out = Bcgate::run_cli(&["check", "--config", path.to_str().expect("utf-8")], &[]);
         (
             out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
             String::from_utf8_lossy(&out.stderr).into_owned(),
         )
     };
-    let (ok, err) = write("Learn", "[learn]\npath = \"o.json\"");
+    let (ok, _, err) = check("Learn", "[learn]\npath = \"o.json\"");
     assert!(
         !ok && err.contains("clients[0].mode: \"Learn\" is not a mode"),
         "{err}"
     );
-    let (ok, err) = write("learn", "");
+    let (ok, _, err) = check("learn", "");
     assert!(
         !ok && err.contains("clients[0].mode: learn mode needs a [learn] section"),
         "{err}"
     );
-    let (ok, err) = write("learn", "[learn]\npath = \"o.json\"\nmax_entries = 0");
+    let (ok, _, err) = check("learn", "[learn]\npath = \"o.json\"\nmax_entries = 0");
     assert!(!ok && err.contains("learn.max_entries"), "{err}");
-    let (ok, err) = write("enforce", "");
+    let (ok, _, err) = check("enforce", "");
     assert!(ok, "{err}");
+    let (ok, out, err) = check("learn", "[learn]\npath = \"o.json\"");
+    assert!(ok, "{err}");
+    assert!(out.contains("; mode learn\n"), "{out}");
+    assert!(out.contains("o.json (0 kept now; max 10000)"), "{out}");
 }
