@@ -424,6 +424,60 @@ async fn learn_mode_records_across_a_restart_and_recommends_the_least_scopes() {
     }
     let (ok, _, err) = fx.cli(&["recommend", "--client", "nobody"]);
     assert!(!ok && err.contains("no client named \"nobody\""), "{err}");
+
+    // --- enforce: paste the recommended scopes, drop learn mode, reload.
+    let recommended = text
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("scopes = "))
+        .expect("a scopes line");
+    let enforced = config(&fx.mock.base_url(), 60_000).replace(
+        r#"scopes = ["store_v2_orders", "store_v2_content_read_only"]
+mode = "learn""#,
+        &format!("scopes = {recommended}"),
+    );
+    assert!(!enforced.contains(r#"mode = "learn""#));
+    fx.gate().rewrite_config(&enforced);
+    let deadline = Instant::now() + WAIT;
+    while metric(
+        &fx.metrics(),
+        "bcgate_config_reloads_total",
+        &[("result", "ok")],
+    ) < 1.0
+    {
+        assert!(
+            Instant::now() < deadline,
+            "no reload:\n{}",
+            fx.gate().logs()
+        );
+        std::thread::sleep(Duration::from_millis(25));
+    }
+    // Everything observed still works, now granted; anything else is refused.
+    fx.forwarded("GET", "/v2/orders", None).await;
+    fx.forwarded("PUT", "/v3/catalog/products/5", Some("{}"))
+        .await;
+    fx.forwarded(
+        "POST",
+        "/graphql",
+        Some(r#"{"query":"{ store { name } }"}"#),
+    )
+    .await;
+    fx.refused("POST", "/v2/orders", Some("{}"), 403, "scope_denied")
+        .await;
+    fx.refused(
+        "POST",
+        "/graphql",
+        Some(r#"{"query":"mutation { a }"}"#),
+        403,
+        "scope_denied",
+    )
+    .await;
+    fx.refused("GET", "/v3/content/scripts", None, 403, "scope_denied")
+        .await;
+    assert_eq!(
+        would_deny(&fx.metrics(), &[("client", "sync")]),
+        0.0,
+        "enforce mode refuses; it counts nothing as would_deny"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
