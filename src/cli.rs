@@ -269,12 +269,18 @@ fn check(path: &std::path::Path) -> Result<String, String> {
         );
     }
     if let Some(l) = &cfg.learn {
+        let kept = match crate::learn::load(&l.backend) {
+            Ok(obs) => format!("{} kept now", obs.len()),
+            // A Redis that is down now is not a config error.
+            Err(e) if matches!(l.backend, crate::config::LearnBackend::Redis(_)) => {
+                format!("not reachable now: {e}")
+            }
+            Err(e) => return Err(e),
+        };
         let _ = writeln!(
             out,
-            "learn:    observations in {} ({} kept now; max {})",
-            l.path.display(),
-            crate::learn::load(&l.path)?.len(),
-            l.max_entries
+            "learn:    observations in {} ({kept}; max {})",
+            l.backend, l.max_entries
         );
     }
     if let Some(app) = &cfg.app {
@@ -591,7 +597,7 @@ fn recommend(
     }
     let mut by_client: std::collections::BTreeMap<String, Vec<crate::learn::Observation>> =
         Default::default();
-    for o in crate::learn::load(&learn.path)? {
+    for o in crate::learn::load(&learn.backend)? {
         if client.is_none_or(|n| n == o.client) {
             by_client.entry(o.client.clone()).or_default().push(o);
         }
@@ -606,7 +612,7 @@ fn recommend(
             recommend::report(&cfg.policy.scopes, name, configured, obs)
         })
         .collect();
-    let source = learn.path.display().to_string().replace(['\n', '\r'], " ");
+    let source = learn.backend.to_string().replace(['\n', '\r'], " ");
     Ok(match format {
         RecommendFormat::Text => recommend::text(&reports, &utc),
         RecommendFormat::Toml => recommend::toml(&reports, &source),

@@ -189,7 +189,7 @@ pub struct TokenStoreFile {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LearnFile {
-    pub path: PathBuf,
+    pub path: Option<PathBuf>,
     #[serde(default = "default_learn_max_entries")]
     pub max_entries: usize,
     #[serde(default = "default_learn_flush_interval_ms")]
@@ -446,10 +446,33 @@ impl TokenStoreConfig {
 /// The `[learn]` section: where learn-mode observations are kept.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LearnConfig {
-    pub path: PathBuf,
+    pub backend: LearnBackend,
     /// Distinct (client, method, route, level) entries kept; more are dropped.
     pub max_entries: usize,
     pub flush_interval: Duration,
+}
+
+/// `learn.path`, or without it the Redis of `[token_store] kind = "redis"`.
+#[derive(Clone, PartialEq, Eq)]
+pub enum LearnBackend {
+    File(PathBuf),
+    Redis(String),
+}
+
+impl fmt::Display for LearnBackend {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::File(p) => write!(f, "{}", p.display()),
+            // The URL may hold a password.
+            Self::Redis(url) => f.write_str(&crate::token_store::redact_url(url)),
+        }
+    }
+}
+
+impl fmt::Debug for LearnBackend {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "LearnBackend({self})")
+    }
 }
 
 /// Stores by hash and by alias.
@@ -681,7 +704,7 @@ impl Validator<'_> {
                 ));
             }
         }
-        let learn = self.learn(f.learn.as_ref(), &clients)?;
+        let learn = self.learn(f.learn.as_ref(), &clients, token_store.as_ref())?;
         Ok(Config {
             path: Some(self.file.to_path_buf()),
             server,
@@ -700,19 +723,30 @@ impl Validator<'_> {
         &self,
         l: Option<&LearnFile>,
         clients: &Clients,
+        token_store: Option<&TokenStoreConfig>,
     ) -> Result<Option<LearnConfig>, ConfigError> {
         let Some(l) = l else {
             if let Some(i) = clients.iter().position(|c| c.mode == Mode::Learn) {
                 return Err(self.err(
                     format!("clients[{i}].mode"),
-                    "learn mode needs a [learn] section with a path for the observations",
+                    "learn mode needs a [learn] section (where the observations are kept)",
                 ));
             }
             return Ok(None);
         };
-        if l.path.file_name().is_none() {
-            return Err(self.err("learn.path", "must name a file"));
-        }
+        let backend = match (&l.path, token_store.map(|t| &t.backend)) {
+            (Some(p), _) if p.file_name().is_none() => {
+                return Err(self.err("learn.path", "must name a file"));
+            }
+            (Some(p), _) => LearnBackend::File(self.resolve(p)),
+            (None, Some(TokenStoreBackend::Redis(url))) => LearnBackend::Redis(url.clone()),
+            (None, _) => {
+                return Err(self.err(
+                    "learn.path",
+                    "needed, unless [token_store] kind = \"redis\" keeps the observations",
+                ));
+            }
+        };
         if l.max_entries == 0 {
             return Err(self.err("learn.max_entries", "must be greater than 0"));
         }
@@ -720,7 +754,7 @@ impl Validator<'_> {
             return Err(self.err("learn.flush_interval_ms", "must be greater than 0"));
         }
         Ok(Some(LearnConfig {
-            path: self.resolve(&l.path),
+            backend,
             max_entries: l.max_entries,
             flush_interval: Duration::from_millis(l.flush_interval_ms),
         }))

@@ -23,7 +23,14 @@ const KEY_STRICT: &str = "bcg-key-learn-strict-2Mv6Tn4Qe";
 const SECRETS: [&str; 5] = [TOKEN, TOKEN_OTHER, TOKEN_NARROW, KEY_LEARN, KEY_STRICT];
 const WAIT: Duration = Duration::from_secs(10);
 
-fn config(mock_url: &str, flush_interval_ms: u64) -> String {
+/// `[learn]` keeping the observations in `state/observations.json`.
+fn file_learn(flush_interval_ms: u64) -> String {
+    format!(
+        "[learn]\npath = \"state/observations.json\"\nflush_interval_ms = {flush_interval_ms}\n"
+    )
+}
+
+fn config(mock_url: &str, learn: &str) -> String {
     format!(
         r#"
 [server]
@@ -51,13 +58,11 @@ hash = "{NARROW}"
 token_file = "{NARROW}.token"
 scopes = ["store_v2_orders_read_only"]
 
-[learn]
-path = "state/observations.json"
-flush_interval_ms = {flush_interval_ms}
+{learn}
 
 [[clients]]
 name = "sync"
-key_sha256 = "{learn}"
+key_sha256 = "{learn_key}"
 stores = ["{STORE}", "{NARROW}"]
 default_store = "{STORE}"
 scopes = ["store_v2_orders", "store_v2_content_read_only"]
@@ -65,13 +70,13 @@ mode = "learn"
 
 [[clients]]
 name = "strict"
-key_sha256 = "{strict}"
+key_sha256 = "{strict_key}"
 stores = ["{STORE}"]
 default_store = "{STORE}"
 scopes = ["store_v2_orders"]
 "#,
-        learn = key_sha256(KEY_LEARN),
-        strict = key_sha256(KEY_STRICT),
+        learn_key = key_sha256(KEY_LEARN),
+        strict_key = key_sha256(KEY_STRICT),
     )
 }
 
@@ -80,10 +85,12 @@ struct Fx {
     mock: MockBigCommerce,
     gate: Option<Bcgate>,
     http: reqwest::Client,
+    /// The environment bcgate runs with, again after a restart.
+    env: &'static [(&'static str, &'static str)],
 }
 
 impl Fx {
-    fn start(flush_interval_ms: u64) -> Fx {
+    fn start(learn: &str, env: &'static [(&'static str, &'static str)]) -> Fx {
         let ca = TestCa::new();
         let mock = MockBigCommerce::start(
             &ca,
@@ -95,12 +102,13 @@ impl Fx {
         for (hash, token) in [(STORE, TOKEN), (OTHER, TOKEN_OTHER), (NARROW, TOKEN_NARROW)] {
             std::fs::write(dir.path().join(format!("{hash}.token")), token).expect("token file");
         }
-        let gate = Bcgate::start_in(dir, &config(&mock.base_url(), flush_interval_ms), &[]);
+        let gate = Bcgate::start_in(dir, &config(&mock.base_url(), learn), env);
         Fx {
             _ca: ca,
             mock,
             gate: Some(gate),
             http: support::plain_client(),
+            env,
         }
     }
 
@@ -111,7 +119,7 @@ impl Fx {
     fn restart(&mut self) {
         let gate = self.gate.take().expect("bcgate running");
         gate.assert_logs_free_of(&SECRETS);
-        self.gate = Some(gate.restart(&[]));
+        self.gate = Some(gate.restart(self.env));
     }
 
     async fn send(&self, method: &str, path: &str, key: &str, body: Option<&str>) -> support::Resp {
@@ -160,7 +168,7 @@ impl Fx {
         let config = self.gate().config_path().to_str().expect("utf-8 path");
         let mut all = args.to_vec();
         all.extend(["--config", config]);
-        let out = Bcgate::run_cli(&all, &[]);
+        let out = Bcgate::run_cli(&all, self.env);
         (
             out.status.success(),
             String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -221,7 +229,7 @@ fn read_json(path: &Path) -> serde_json::Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn learn_mode_records_across_a_restart_and_recommends_the_least_scopes() {
-    let mut fx = Fx::start(60_000);
+    let mut fx = Fx::start(&file_learn(60_000), &[]);
 
     // --- before the restart: two granted reads, two that enforce would deny.
     fx.forwarded("GET", "/v2/orders", None).await;
@@ -430,7 +438,7 @@ async fn learn_mode_records_across_a_restart_and_recommends_the_least_scopes() {
         .lines()
         .find_map(|l| l.trim().strip_prefix("scopes = "))
         .expect("a scopes line");
-    let enforced = config(&fx.mock.base_url(), 60_000).replace(
+    let enforced = config(&fx.mock.base_url(), &file_learn(60_000)).replace(
         r#"scopes = ["store_v2_orders", "store_v2_content_read_only"]
 mode = "learn""#,
         &format!("scopes = {recommended}"),
@@ -482,7 +490,7 @@ mode = "learn""#,
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_periodic_write_survives_a_kill() {
-    let fx = Fx::start(100);
+    let fx = Fx::start(&file_learn(100), &[]);
     fx.forwarded("GET", "/v3/catalog/products/3", None).await;
     let path = fx.observations_path();
     let deadline = Instant::now() + WAIT;
@@ -507,7 +515,7 @@ async fn the_periodic_write_survives_a_kill() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn explain_shows_both_modes() {
-    let fx = Fx::start(60_000);
+    let fx = Fx::start(&file_learn(60_000), &[]);
     let (ok, out, err) = fx.cli(&["explain", "PUT", "/v3/catalog/products/5"]);
     assert!(ok, "{err}");
     assert!(
@@ -579,4 +587,84 @@ fn a_bad_mode_or_a_missing_learn_section_names_the_key() {
     assert!(ok, "{err}");
     assert!(out.contains("; mode learn\n"), "{out}");
     assert!(out.contains("o.json (0 kept now; max 10000)"), "{out}");
+}
+
+const STORE_KEY: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
+
+/// `[token_store] kind = "redis"` and `[learn]` without a path: the
+/// observations go to that Redis.
+fn redis_learn(url: &str) -> String {
+    format!(
+        "[token_store]\nkind = \"redis\"\nurl = \"{url}\"\nkey_env = \"BCGATE_STORE_KEY\"\n\n\
+         [learn]\nflush_interval_ms = 60000\n"
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replicas_share_their_observations_in_the_token_stores_redis() {
+    let Some(exe) = support::redis::redis_or_skip() else {
+        return;
+    };
+    let redis = support::redis::RedisServer::start(&exe);
+    const ENV: &[(&str, &str)] = &[("BCGATE_STORE_KEY", STORE_KEY)];
+    let a = Fx::start(&redis_learn(&redis.url()), ENV);
+    let mut b = Fx::start(&redis_learn(&redis.url()), ENV);
+    a.forwarded("GET", "/v2/orders", None).await;
+    a.forwarded("GET", "/v2/orders", None).await;
+    a.forwarded("GET", "/v3/catalog/products", None).await;
+    b.forwarded("GET", "/v2/orders", None).await;
+    b.forwarded("PUT", "/v3/catalog/products/5", Some("{}"))
+        .await;
+    b.refused(
+        "GET",
+        &format!("/stores/{OTHER}/v2/orders"),
+        None,
+        403,
+        "store_not_allowed",
+    )
+    .await;
+    // b writes at shutdown and comes back; a writes at its shutdown below.
+    b.restart();
+    b.forwarded("GET", "/v2/orders/9", None).await;
+    b.restart();
+    let (ok, text, err) = a.cli(&["recommend"]);
+    assert!(ok, "{err}");
+    assert!(
+        text.contains("seen: 3 requests on 3 routes, 1 would have been denied"),
+        "only b's writes so far:\n{text}"
+    );
+    let gate = a.gate.as_ref().expect("a running");
+    gate.signal("TERM");
+    assert!(gate.wait_for_log("shutting down", WAIT));
+    let deadline = Instant::now() + WAIT;
+    let text = loop {
+        let (ok, text, err) = b.cli(&["recommend"]);
+        assert!(ok, "{err}");
+        if text.contains("seen: 6 requests") || Instant::now() > deadline {
+            break text;
+        }
+        std::thread::sleep(Duration::from_millis(25));
+    };
+    for line in [
+        "seen: 6 requests on 4 routes, 2 would have been denied by its scopes",
+        "    store_v2_orders_read_only\n        GET /v2/orders\n        GET /v2/orders/{order_id}\n",
+        "  scopes = [\"store_v2_orders_read_only\", \"store_v2_products\"]",
+    ] {
+        assert!(text.contains(line), "missing {line:?} in:\n{text}");
+    }
+    // What Redis holds: counts by entry, no secret.
+    let mut c = redis.conn().expect("connect to redis");
+    let counts: std::collections::HashMap<String, u64> = redis::cmd("HGETALL")
+        .arg("bcgate:learn:count")
+        .query(&mut c)
+        .expect("HGETALL");
+    assert_eq!(
+        counts.get(r#"["sync","GET","/v2/orders",false,false]"#),
+        Some(&3),
+        "{counts:?}"
+    );
+    let dump = format!("{counts:?}");
+    for secret in SECRETS {
+        assert!(!dump.contains(secret));
+    }
 }

@@ -9,6 +9,7 @@
 
 pub mod recommend;
 mod record;
+pub mod redis;
 #[cfg(test)]
 mod tests;
 

@@ -1,6 +1,7 @@
 //! The observations of learn-mode clients: counted in memory on the request
-//! path, written to `[learn] path` every `flush_interval_ms` and on
-//! shutdown, read back at start.
+//! path, written every `flush_interval_ms` and on shutdown — to `[learn]
+//! path` (the whole state, read back at start) or to the token store's
+//! Redis (what was counted since the last write, see [`super::redis`]).
 //!
 //! Recording is a lock-free map lookup and two atomic adds: the map is an
 //! immutable snapshot behind an [`ArcSwap`], replaced (copy on write) only
@@ -8,9 +9,9 @@
 //! bounded number of times (`max_entries`). Timestamps come from the flush,
 //! not from each request: `last_seen` is exact to one flush interval.
 //!
-//! The file holds client names, route templates, scope names and counts —
-//! never a key, token, raw path or query — as JSON, replaced atomically
-//! (write a sibling, fsync, rename, fsync the directory).
+//! What is kept is client names, route templates, scope names and counts —
+//! never a key, token, raw path or query. The file is JSON, replaced
+//! atomically (write a sibling, fsync, rename, fsync the directory).
 
 use std::collections::HashMap;
 use std::fs::{self, File, OpenOptions};
@@ -18,7 +19,7 @@ use std::hash::BuildHasher;
 use std::io::{self, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -26,7 +27,8 @@ use arc_swap::ArcSwap;
 use http::Method;
 use serde::{Deserialize, Serialize};
 
-use crate::config::LearnConfig;
+use super::redis::{Delta, RedisLearn};
+use crate::config::{LearnBackend, LearnConfig};
 use crate::policy::{Need, Policy, Request};
 
 /// The file's format version.
@@ -62,8 +64,16 @@ pub struct Observation {
     pub last_seen: u64,
 }
 
+/// Everything kept: the file, or every replica's writes in Redis.
+pub fn load(backend: &LearnBackend) -> Result<Vec<Observation>, String> {
+    match backend {
+        LearnBackend::File(path) => load_file(path),
+        LearnBackend::Redis(url) => RedisLearn::new(url)?.load(),
+    }
+}
+
 /// Reads an observations file; a missing file is no observations.
-pub fn load(path: &Path) -> Result<Vec<Observation>, String> {
+fn load_file(path: &Path) -> Result<Vec<Observation>, String> {
     let data = match fs::read(path) {
         Ok(d) => d,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
@@ -102,8 +112,11 @@ struct Entry {
     would_deny: AtomicU64,
     first_seen: u64,
     last_seen: AtomicU64,
-    /// `count` as of the last successful write.
+    /// `count` and `would_deny` as of the last successful write.
     written: AtomicU64,
+    deny_written: AtomicU64,
+    /// Redis holds the entry (an earlier write of this process added it).
+    in_store: AtomicBool,
 }
 
 /// What tells entries apart, borrowed from the request.
@@ -134,6 +147,7 @@ type Map = HashMap<u64, Vec<Arc<Entry>>>;
 #[derive(Debug)]
 pub struct Learner {
     config: Option<LearnConfig>,
+    redis: Option<RedisLearn>,
     hasher: std::collections::hash_map::RandomState,
     map: ArcSwap<Map>,
     /// Held to add an entry or to write the file.
@@ -158,6 +172,7 @@ impl Learner {
         let n = map.values().map(Vec::len).sum();
         Self {
             config,
+            redis: None,
             hasher: Default::default(),
             map: ArcSwap::from_pointee(map),
             insert: Mutex::new(n),
@@ -166,19 +181,28 @@ impl Learner {
         }
     }
 
-    /// Opens the recorder of `[learn]`, with what its file holds.
+    /// Opens the recorder of `[learn]`: with what its file holds, or empty
+    /// in front of Redis (which keeps the totals).
     pub fn open(config: &LearnConfig) -> Result<Self, String> {
-        let dir = dir_of(&config.path);
+        let path = match &config.backend {
+            LearnBackend::Redis(url) => {
+                let mut learner = Self::with(Some(config.clone()), Map::new());
+                learner.redis = Some(RedisLearn::new(url)?);
+                return Ok(learner);
+            }
+            LearnBackend::File(path) => path,
+        };
+        let dir = dir_of(path);
         if !dir.is_dir() {
             return Err(format!(
                 "learn.path {}: the directory {} does not exist",
-                config.path.display(),
+                path.display(),
                 dir.display()
             ));
         }
         let learner = Self::with(Some(config.clone()), Map::new());
         let mut map = Map::new();
-        for o in load(&config.path)? {
+        for o in load_file(path)? {
             let Ok(method) = Method::from_bytes(o.method.as_bytes()) else {
                 continue;
             };
@@ -195,6 +219,8 @@ impl Learner {
                 first_seen: o.first_seen,
                 last_seen: AtomicU64::new(o.last_seen),
                 written: AtomicU64::new(o.count),
+                deny_written: AtomicU64::new(o.would_deny),
+                in_store: AtomicBool::new(true),
             }));
         }
         let n = map.values().map(Vec::len).sum();
@@ -277,6 +303,8 @@ impl Learner {
             first_seen: now_secs(),
             last_seen: AtomicU64::new(0),
             written: AtomicU64::new(0),
+            deny_written: AtomicU64::new(0),
+            in_store: AtomicBool::new(false),
         });
         let mut next = (*current).clone();
         next.entry(hash).or_default().push(entry.clone());
@@ -317,8 +345,8 @@ impl Learner {
         out
     }
 
-    /// Writes the file if anything changed since the last write. Blocks
-    /// (fsync): call it from `spawn_blocking` or at shutdown.
+    /// Writes what changed since the last write, if anything. Blocks (fsync,
+    /// or a Redis round trip): call it from `spawn_blocking` or at shutdown.
     pub fn flush(&self) -> Result<(), String> {
         let Some(config) = &self.config else {
             return Ok(());
@@ -326,26 +354,61 @@ impl Learner {
         let _writing = self.write.lock().unwrap_or_else(PoisonError::into_inner);
         let map = self.map.load_full();
         let now = now_secs();
-        let mut changed = Vec::new();
-        for e in map.values().flatten() {
-            let count = e.count.load(Ordering::Relaxed);
-            if count != e.written.load(Ordering::Relaxed) {
-                e.last_seen.store(now, Ordering::Relaxed);
-                changed.push((e.clone(), count));
-            }
-        }
+        let changed: Vec<(Arc<Entry>, u64, u64)> = map
+            .values()
+            .flatten()
+            .filter_map(|e| {
+                let count = e.count.load(Ordering::Relaxed);
+                (count != e.written.load(Ordering::Relaxed))
+                    .then(|| (e.clone(), count, e.would_deny.load(Ordering::Relaxed)))
+            })
+            .collect();
         if changed.is_empty() {
             return Ok(());
         }
-        let file = Observations {
-            version: VERSION,
-            entries: self.snapshot(),
+        let written = match (&config.backend, &self.redis) {
+            (LearnBackend::Redis(_), Some(redis)) => {
+                let deltas: Vec<Delta<'_>> = changed
+                    .iter()
+                    .map(|(e, count, deny)| Delta {
+                        client: &e.client,
+                        method: e.method.as_str(),
+                        route: &e.route,
+                        write: e.write,
+                        checkout_content: e.checkout_content,
+                        needs: &e.needs,
+                        first_seen: e.first_seen,
+                        count: count - e.written.load(Ordering::Relaxed),
+                        would_deny: deny - e.deny_written.load(Ordering::Relaxed),
+                        known: e.in_store.load(Ordering::Relaxed),
+                    })
+                    .collect();
+                redis.write(&deltas, config.max_entries, now)?
+            }
+            (LearnBackend::File(path), _) => {
+                for (e, _, _) in &changed {
+                    e.last_seen.store(now, Ordering::Relaxed);
+                }
+                let file = Observations {
+                    version: VERSION,
+                    entries: self.snapshot(),
+                };
+                let data = serde_json::to_vec_pretty(&file).map_err(|e| e.to_string())?;
+                write_atomic(path.as_path(), &data)
+                    .map_err(|e| format!("learn.path {}: {e}", path.display()))?;
+                vec![true; changed.len()]
+            }
+            (LearnBackend::Redis(_), None) => return Err("learn: Redis is not open".into()),
         };
-        let data = serde_json::to_vec_pretty(&file).map_err(|e| e.to_string())?;
-        write_atomic(&config.path, &data)
-            .map_err(|e| format!("learn.path {}: {e}", config.path.display()))?;
-        for (e, count) in changed {
+        for ((e, count, deny), ok) in changed.into_iter().zip(written) {
             e.written.store(count, Ordering::Relaxed);
+            e.deny_written.store(deny, Ordering::Relaxed);
+            if ok {
+                e.in_store.store(true, Ordering::Relaxed);
+                e.last_seen.store(now, Ordering::Relaxed);
+            } else {
+                crate::metrics::learn_dropped();
+            }
         }
         Ok(())
     }

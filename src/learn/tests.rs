@@ -8,7 +8,7 @@ use http::Method;
 
 use super::recommend::{self, recommend};
 use super::*;
-use crate::config::LearnConfig;
+use crate::config::{LearnBackend, LearnConfig};
 use crate::error::ProxyError;
 use crate::policy::{BodyFacts, GraphqlKind, Lookup, ScopeTable};
 
@@ -327,9 +327,16 @@ fn learn_mode_replaces_only_the_clients_scope_denial() {
 
 // ---------------------------------------------------------------- recorder
 
+fn file_of(cfg: &LearnConfig) -> &std::path::Path {
+    match &cfg.backend {
+        LearnBackend::File(p) => p,
+        LearnBackend::Redis(_) => panic!("a file backend"),
+    }
+}
+
 fn learn_config(dir: &std::path::Path, max_entries: usize) -> LearnConfig {
     LearnConfig {
-        path: dir.join("observations.json"),
+        backend: LearnBackend::File(dir.join("observations.json")),
         max_entries,
         flush_interval: Duration::from_secs(60),
     }
@@ -372,7 +379,7 @@ fn the_recorder_counts_bounds_and_survives_a_reopen() {
         [["store_v2_orders_read_only", "store_v2_orders"]]
     );
     l.flush().expect("flush");
-    let text = std::fs::read_to_string(&cfg.path).expect("file written");
+    let text = std::fs::read_to_string(file_of(&cfg)).expect("file written");
     assert!(text.contains("\"/v2/orders/{order_id}\""), "{text}");
     drop(l);
 
@@ -396,17 +403,17 @@ fn the_recorder_counts_bounds_and_survives_a_reopen() {
     );
     assert_eq!(snap[2].needs, [["store_v2_orders"]]);
     l.flush().expect("flush");
-    assert_eq!(load(&cfg.path).expect("load"), snap);
+    assert_eq!(load(&cfg.backend).expect("load"), snap);
 }
 
 #[test]
 fn a_damaged_file_is_an_error_not_a_fresh_start() {
     let dir = tempfile::tempdir().expect("temp dir");
     let cfg = learn_config(dir.path(), 10);
-    std::fs::write(&cfg.path, b"{\"version\":1,\"entries\":[").expect("write");
+    std::fs::write(file_of(&cfg), b"{\"version\":1,\"entries\":[").expect("write");
     let err = Learner::open(&cfg).expect_err("damaged");
     assert!(err.contains("learn.path"), "{err}");
-    std::fs::write(&cfg.path, b"{\"version\":9,\"entries\":[]}").expect("write");
+    std::fs::write(file_of(&cfg), b"{\"version\":9,\"entries\":[]}").expect("write");
     let err = Learner::open(&cfg).expect_err("future version");
     assert!(err.contains("version 9"), "{err}");
 }

@@ -9,6 +9,7 @@
 pub mod login;
 pub mod process;
 pub mod raw;
+pub mod redis;
 
 use std::time::Duration;
 
