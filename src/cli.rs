@@ -1,6 +1,7 @@
 //! The command line (DESIGN §4): `run`, `check`, `keygen`, `explain`,
-//! `routes`, `recommend` (learn mode's least scopes), `healthcheck` for container health probes, and `dev` (bcgate in
-//! front of a mock BigCommerce, to try it out).
+//! `routes`, `recommend` (learn mode's least scopes), `healthcheck` for
+//! container health probes, and `dev` (bcgate in front of a mock
+//! BigCommerce, to try it out).
 
 use std::fmt::Write as _;
 use std::net::SocketAddr;

@@ -153,7 +153,8 @@ impl Gateway {
         }
         if config.learn != old.learn {
             return Err(
-                "[learn] changed; restart bcgate for that (observations so far are kept)".into(),
+                "[learn] (or the Redis keeping its observations) changed; restart bcgate for that"
+                    .into(),
             );
         }
         match (&config.app, &old.app) {

@@ -150,8 +150,9 @@ pub struct Learner {
     redis: Option<RedisLearn>,
     hasher: std::collections::hash_map::RandomState,
     map: ArcSwap<Map>,
-    /// Held to add an entry or to write the file.
+    /// Held to add an entry; how many there are.
     insert: Mutex<usize>,
+    /// Held for a whole write, so two writes never interleave.
     write: Mutex<()>,
     dropped: AtomicU64,
 }
@@ -165,17 +166,16 @@ fn now_secs() -> u64 {
 impl Learner {
     /// A recorder that keeps nothing (no `[learn]`; no client can be in learn mode).
     pub fn disabled() -> Self {
-        Self::with(None, Map::new())
+        Self::with(None)
     }
 
-    fn with(config: Option<LearnConfig>, map: Map) -> Self {
-        let n = map.values().map(Vec::len).sum();
+    fn with(config: Option<LearnConfig>) -> Self {
         Self {
             config,
             redis: None,
             hasher: Default::default(),
-            map: ArcSwap::from_pointee(map),
-            insert: Mutex::new(n),
+            map: ArcSwap::from_pointee(Map::new()),
+            insert: Mutex::new(0),
             write: Mutex::new(()),
             dropped: AtomicU64::new(0),
         }
@@ -186,7 +186,7 @@ impl Learner {
     pub fn open(config: &LearnConfig) -> Result<Self, String> {
         let path = match &config.backend {
             LearnBackend::Redis(url) => {
-                let mut learner = Self::with(Some(config.clone()), Map::new());
+                let mut learner = Self::with(Some(config.clone()));
                 learner.redis = Some(RedisLearn::new(url)?);
                 return Ok(learner);
             }
@@ -200,7 +200,7 @@ impl Learner {
                 dir.display()
             ));
         }
-        let learner = Self::with(Some(config.clone()), Map::new());
+        let learner = Self::with(Some(config.clone()));
         let mut map = Map::new();
         for o in load_file(path)? {
             let Ok(method) = Method::from_bytes(o.method.as_bytes()) else {
