@@ -668,3 +668,39 @@ async fn replicas_share_their_observations_in_the_token_stores_redis() {
         assert!(!dump.contains(secret));
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn max_entries_bounds_what_redis_keeps() {
+    let Some(exe) = support::redis::redis_or_skip() else {
+        return;
+    };
+    let redis = support::redis::RedisServer::start(&exe);
+    const ENV: &[(&str, &str)] = &[("BCGATE_STORE_KEY", STORE_KEY)];
+    let learn = redis_learn(&redis.url()).replace("[learn]\n", "[learn]\nmax_entries = 2\n");
+    let mut a = Fx::start(&learn, ENV);
+    let mut b = Fx::start(&learn, ENV);
+    a.forwarded("GET", "/v2/orders", None).await;
+    a.forwarded("GET", "/v2/orders/1", None).await;
+    a.restart();
+    // b holds one entry of its own, but Redis is full: it is not added...
+    b.forwarded("GET", "/v3/catalog/products", None).await;
+    // ...while one Redis holds already still counts.
+    b.forwarded("GET", "/v2/orders", None).await;
+    b.restart();
+    let (ok, text, err) = b.cli(&["recommend"]);
+    assert!(ok, "{err}");
+    assert!(
+        text.contains("seen: 3 requests on 2 routes"),
+        "the third entry was refused by the cap:\n{text}"
+    );
+    assert!(
+        text.contains("  scopes = [\"store_v2_orders_read_only\"]"),
+        "{text}"
+    );
+    let mut c = redis.conn().expect("connect to redis");
+    let n: usize = redis::cmd("HLEN")
+        .arg("bcgate:learn:meta")
+        .query(&mut c)
+        .expect("HLEN");
+    assert_eq!(n, 2);
+}
