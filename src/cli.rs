@@ -557,9 +557,9 @@ fn explain(
                 let learn =
                     match crate::learn::decide_learn(&cfg.policy, holder, store_holder, &req) {
                         Ok(Verdict::Granted) => format!("forwarded to store '{h}', recorded"),
-                        Ok(Verdict::WouldDeny(e)) => format!(
+                        Ok(Verdict::WouldDeny(denial)) => format!(
                             "forwarded to store '{h}', recorded and counted as would_deny ({})",
-                            e.detail()
+                            crate::error::ProxyError::ScopeDenied(denial).detail()
                         ),
                         Err(e) => format!("denied: {}", e.detail()),
                     };

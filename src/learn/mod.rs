@@ -18,7 +18,7 @@ use std::fmt;
 pub use record::{Learner, Observation, Observations, SHUTDOWN_FLUSH_LIMIT, load};
 
 use crate::config::Client;
-use crate::error::ProxyError;
+use crate::error::{ProxyError, ScopeDenial};
 use crate::policy::{Holder, Policy, Request};
 
 /// Whether a scope denial refuses the request or is only recorded.
@@ -50,7 +50,7 @@ pub enum Verdict {
     /// Enforce mode would forward it too.
     Granted,
     /// Enforce mode would answer 403 `scope_denied`; learn mode forwards it.
-    WouldDeny(ProxyError),
+    WouldDeny(Box<ScopeDenial>),
 }
 
 /// The learn-mode decision without recording: the client's scope denial
@@ -65,7 +65,7 @@ pub fn decide_learn(
 ) -> Result<Verdict, ProxyError> {
     let verdict = match policy.check_scopes(client, req) {
         Ok(()) => Verdict::Granted,
-        Err(e @ ProxyError::ScopeDenied(_)) => Verdict::WouldDeny(e),
+        Err(ProxyError::ScopeDenied(denial)) => Verdict::WouldDeny(denial),
         Err(e) => return Err(e),
     };
     if let Some(store) = store {
@@ -95,11 +95,8 @@ pub fn authorize(
     }
     let would_deny = match decide_learn(policy, holder, store, req)? {
         Verdict::Granted => false,
-        Verdict::WouldDeny(e) => {
-            let required = match &e {
-                ProxyError::ScopeDenied(d) => d.required.join("|"),
-                _ => String::new(),
-            };
+        Verdict::WouldDeny(denial) => {
+            let required = denial.required.join("|");
             tracing::info!(
                 target: "bcgate::learn",
                 client = client.name.as_str(),

@@ -301,7 +301,7 @@ fn learn_mode_replaces_only_the_clients_scope_denial() {
     ));
     assert!(matches!(
         decide_learn(p, client(&none), None, &orders),
-        Ok(Verdict::WouldDeny(ProxyError::ScopeDenied(_)))
+        Ok(Verdict::WouldDeny(d)) if d.required == ["store_v2_orders_read_only", "store_v2_orders"]
     ));
     assert!(p.authorize(client(&none), None, &orders).is_err());
     // The store's token lacks it: refused in learn mode too.
