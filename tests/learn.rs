@@ -1,7 +1,10 @@
 //! Learn mode (issue 7) end to end: a learn-mode client driven through a
 //! fixed sequence of requests over real sockets, in front of the mock
-//! BigCommerce over TLS, across a real restart of the binary; then
-//! `bcgate recommend` and `bcgate explain` on what it saw.
+//! BigCommerce over TLS, across real restarts of the binary; then
+//! `bcgate recommend` and `bcgate explain` on what it saw, and the switch to
+//! enforce mode. The observations in a file (surviving SIGTERM and SIGKILL)
+//! and in the token store's Redis (two replicas, bounded); the Redis tests
+//! are skipped without `redis-server`, as in `tests/redis.rs`.
 
 mod support;
 
