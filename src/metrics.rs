@@ -237,9 +237,11 @@ pub fn sample_runtime() {
     }
 }
 
-/// Labels are bounded: clients by the config, method and route by the route
-/// table, and `required` follows from the route and level.
-pub fn would_deny(client: &str, method: &http::Method, route: &str, required: String) {
+/// The would-deny counter of one (client, method, route, required); the
+/// recorder keeps the handle. Labels are bounded: clients by the config,
+/// method and route by the route table, and `required` follows from the
+/// route and level.
+pub fn would_deny(client: &str, method: &http::Method, route: &str, required: String) -> Counter {
     counter!(
         LEARN_WOULD_DENY_TOTAL,
         "client" => client.to_owned(),
@@ -247,7 +249,6 @@ pub fn would_deny(client: &str, method: &http::Method, route: &str, required: St
         "route" => route.to_owned(),
         "required" => required,
     )
-    .increment(1);
 }
 
 pub fn learn_entries(n: usize) {

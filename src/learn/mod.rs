@@ -93,22 +93,20 @@ pub fn authorize(
     if client.mode == Mode::Enforce {
         return policy.authorize(holder, store, req);
     }
-    let would_deny = match decide_learn(policy, holder, store, req)? {
-        Verdict::Granted => false,
+    let denied = match decide_learn(policy, holder, store, req)? {
+        Verdict::Granted => None,
         Verdict::WouldDeny(denial) => {
-            let required = denial.required.join("|");
             tracing::info!(
                 target: "bcgate::learn",
                 client = client.name.as_str(),
                 method = req.method.as_str(),
                 route = &*req.route.template,
-                required = required.as_str(),
+                required = denial.required.join("|").as_str(),
                 "would deny in enforce mode (learn mode forwards it)"
             );
-            crate::metrics::would_deny(&client.name, req.method, &req.route.template, required);
-            true
+            Some(denial)
         }
     };
-    learner.record(policy, &client.name, req, would_deny);
+    learner.record(policy, &client.name, req, denied.as_deref());
     Ok(())
 }

@@ -20,7 +20,7 @@ use std::io::{self, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use arc_swap::ArcSwap;
@@ -29,6 +29,7 @@ use serde::{Deserialize, Serialize};
 
 use super::redis::{Delta, RedisLearn};
 use crate::config::{LearnBackend, LearnConfig};
+use crate::error::ScopeDenial;
 use crate::policy::{Need, Policy, Request};
 
 /// The file's format version.
@@ -117,6 +118,8 @@ struct Entry {
     deny_written: AtomicU64,
     /// Redis holds the entry (an earlier write of this process added it).
     in_store: AtomicBool,
+    /// The would-deny counter for a failure of `needs[0]` and of `needs[1]`.
+    deny_metric: [OnceLock<metrics::Counter>; 2],
 }
 
 /// What tells entries apart, borrowed from the request.
@@ -221,6 +224,7 @@ impl Learner {
                 written: AtomicU64::new(o.count),
                 deny_written: AtomicU64::new(o.would_deny),
                 in_store: AtomicBool::new(true),
+                deny_metric: Default::default(),
             }));
         }
         let n = map.values().map(Vec::len).sum();
@@ -241,9 +245,30 @@ impl Learner {
             .hash_one((client, method.as_str(), route, write, checkout))
     }
 
-    /// Counts one request of a learn-mode client.
-    pub fn record(&self, policy: &Policy, client: &str, req: &Request<'_>, would_deny: bool) {
+    /// Counts one request of a learn-mode client; `denied` is what enforce
+    /// mode would have refused it with, which is also counted in
+    /// `bcgate_learn_would_deny_total` (through a handle the entry keeps).
+    pub fn record(
+        &self,
+        policy: &Policy,
+        client: &str,
+        req: &Request<'_>,
+        denied: Option<&ScopeDenial>,
+    ) {
+        let metric = || {
+            denied.map(|d| {
+                crate::metrics::would_deny(
+                    client,
+                    req.method,
+                    &req.route.template,
+                    d.required.join("|"),
+                )
+            })
+        };
         if self.config.is_none() {
+            if let Some(c) = metric() {
+                c.increment(1);
+            }
             return;
         }
         let need = policy.need(req);
@@ -257,8 +282,13 @@ impl Learner {
         let hash = self.hash(client, req.method, key.route, key.write, key.checkout);
         let count = |e: &Entry| {
             e.count.fetch_add(1, Ordering::Relaxed);
-            if would_deny {
+            if let Some(d) = denied {
                 e.would_deny.fetch_add(1, Ordering::Relaxed);
+                // Which clause failed decides the `required` label.
+                let slot = usize::from(e.needs.get(1).is_some_and(|c| *c == d.required));
+                e.deny_metric[slot]
+                    .get_or_init(|| metric().unwrap_or_else(metrics::Counter::noop))
+                    .increment(1);
             }
         };
         // The common case: the entry exists; no lock, no allocation.
@@ -266,8 +296,13 @@ impl Learner {
             count(e);
             return;
         }
-        if let Some(e) = self.add(policy, &key, hash, &need) {
-            count(&e);
+        match self.add(policy, &key, hash, &need) {
+            Some(e) => count(&e),
+            None => {
+                if let Some(c) = metric() {
+                    c.increment(1);
+                }
+            }
         }
     }
 
@@ -305,6 +340,7 @@ impl Learner {
             written: AtomicU64::new(0),
             deny_written: AtomicU64::new(0),
             in_store: AtomicBool::new(false),
+            deny_metric: Default::default(),
         });
         let mut next = (*current).clone();
         next.entry(hash).or_default().push(entry.clone());

@@ -348,7 +348,13 @@ fn record(l: &Learner, client: &str, method: &Method, path: &str, would_deny: bo
         route: route(method, path),
         body: BodyFacts::None,
     };
-    l.record(policy(), client, &req, would_deny);
+    let denial = crate::error::ScopeDenial {
+        subject: format!("client '{client}'"),
+        method: method.to_string(),
+        route: req.route.template.to_string(),
+        required: policy().need_scopes(&policy().need(&req)).remove(0),
+    };
+    l.record(policy(), client, &req, would_deny.then_some(&denial));
 }
 
 #[test]
