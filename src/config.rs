@@ -20,6 +20,7 @@ use std::time::Duration;
 use http::{HeaderValue, Method, Uri};
 use serde::Deserialize;
 
+use crate::learn::Mode;
 use crate::policy::{Grants, Level, Origin, Policy, Route, RouteFlags, StoreAllow, table};
 use crate::secret::StoreToken;
 use zeroize::Zeroizing;
@@ -47,6 +48,8 @@ pub struct FileConfig {
     pub app: Option<AppFile>,
     /// Where installed stores' tokens live.
     pub token_store: Option<TokenStoreFile>,
+    /// Where learn-mode observations are kept.
+    pub learn: Option<LearnFile>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -143,6 +146,8 @@ pub struct ClientFile {
     pub default_store: Option<String>,
     #[serde(default)]
     pub scopes: Vec<String>,
+    /// `enforce` (the default) or `learn`.
+    pub mode: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -179,6 +184,24 @@ pub struct TokenStoreFile {
     pub key_env: Option<String>,
     pub key_file: Option<PathBuf>,
     pub url: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LearnFile {
+    pub path: Option<PathBuf>,
+    #[serde(default = "default_learn_max_entries")]
+    pub max_entries: usize,
+    #[serde(default = "default_learn_flush_interval_ms")]
+    pub flush_interval_ms: u64,
+}
+
+fn default_learn_max_entries() -> usize {
+    10_000
+}
+
+fn default_learn_flush_interval_ms() -> u64 {
+    10_000
 }
 
 // ---------------------------------------------------------------- errors
@@ -281,6 +304,8 @@ pub struct Client {
     pub default_store: Option<String>,
     pub scopes: Vec<String>,
     pub grants: Grants,
+    /// Whether a scope denial refuses the request or is only recorded.
+    pub mode: Mode,
     /// How the client is identified besides a key (`; unix uid 1000`), for `bcgate check`.
     pub identity: String,
 }
@@ -418,6 +443,38 @@ impl TokenStoreConfig {
     }
 }
 
+/// The `[learn]` section: where learn-mode observations are kept.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LearnConfig {
+    pub backend: LearnBackend,
+    /// Distinct (client, method, route, level) entries kept; more are dropped.
+    pub max_entries: usize,
+    pub flush_interval: Duration,
+}
+
+/// `learn.path`, or without it the Redis of `[token_store] kind = "redis"`.
+#[derive(Clone, PartialEq, Eq)]
+pub enum LearnBackend {
+    File(PathBuf),
+    Redis(String),
+}
+
+impl fmt::Display for LearnBackend {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::File(p) => write!(f, "{}", p.display()),
+            // The URL may hold a password.
+            Self::Redis(url) => f.write_str(&crate::token_store::redact_url(url)),
+        }
+    }
+}
+
+impl fmt::Debug for LearnBackend {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "LearnBackend({self})")
+    }
+}
+
 /// Stores by hash and by alias.
 #[derive(Debug, Default)]
 pub struct Stores {
@@ -489,6 +546,7 @@ pub struct Config {
     pub policy: Policy,
     pub app: Option<App>,
     pub token_store: Option<TokenStoreConfig>,
+    pub learn: Option<LearnConfig>,
 }
 
 impl Config {
@@ -646,6 +704,7 @@ impl Validator<'_> {
                 ));
             }
         }
+        let learn = self.learn(f.learn.as_ref(), &clients, token_store.as_ref())?;
         Ok(Config {
             path: Some(self.file.to_path_buf()),
             server,
@@ -656,7 +715,49 @@ impl Validator<'_> {
             policy,
             app,
             token_store,
+            learn,
         })
+    }
+
+    fn learn(
+        &self,
+        l: Option<&LearnFile>,
+        clients: &Clients,
+        token_store: Option<&TokenStoreConfig>,
+    ) -> Result<Option<LearnConfig>, ConfigError> {
+        let Some(l) = l else {
+            if let Some(i) = clients.iter().position(|c| c.mode == Mode::Learn) {
+                return Err(self.err(
+                    format!("clients[{i}].mode"),
+                    "learn mode needs a [learn] section (where the observations are kept)",
+                ));
+            }
+            return Ok(None);
+        };
+        let backend = match (&l.path, token_store.map(|t| &t.backend)) {
+            (Some(p), _) if p.file_name().is_none() => {
+                return Err(self.err("learn.path", "must name a file"));
+            }
+            (Some(p), _) => LearnBackend::File(self.resolve(p)),
+            (None, Some(TokenStoreBackend::Redis(url))) => LearnBackend::Redis(url.clone()),
+            (None, _) => {
+                return Err(self.err(
+                    "learn.path",
+                    "needed, unless [token_store] kind = \"redis\" keeps the observations",
+                ));
+            }
+        };
+        if l.max_entries == 0 {
+            return Err(self.err("learn.max_entries", "must be greater than 0"));
+        }
+        if l.flush_interval_ms == 0 {
+            return Err(self.err("learn.flush_interval_ms", "must be greater than 0"));
+        }
+        Ok(Some(LearnConfig {
+            backend,
+            max_entries: l.max_entries,
+            flush_interval: Duration::from_millis(l.flush_interval_ms),
+        }))
     }
 
     fn token_store(&self, t: &TokenStoreFile) -> Result<TokenStoreConfig, ConfigError> {
@@ -1131,6 +1232,16 @@ impl Validator<'_> {
                 }
             };
             let grants = self.scopes(policy, &key("scopes"), &c.scopes)?;
+            let mode = match c.mode.as_deref() {
+                None | Some("enforce") => Mode::Enforce,
+                Some("learn") => Mode::Learn,
+                Some(other) => {
+                    return Err(self.err(
+                        key("mode"),
+                        format!("{other:?} is not a mode (\"enforce\" or \"learn\")"),
+                    ));
+                }
+            };
             let mut identity = String::new();
             if let Some(uid) = c.unix_uid {
                 identity.push_str(&format!("; unix uid {uid}"));
@@ -1145,6 +1256,7 @@ impl Validator<'_> {
                 default_store,
                 scopes: c.scopes.clone(),
                 grants,
+                mode,
                 identity,
             });
             if let Some(digest) = digest

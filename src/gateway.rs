@@ -14,6 +14,7 @@ use tokio_rustls::TlsAcceptor;
 use crate::app::{Installs, Login};
 use crate::config::Config;
 use crate::forward::Upstream;
+use crate::learn::Learner;
 use crate::proxy::RequestIds;
 
 /// One consistent generation of everything a request needs.
@@ -28,6 +29,8 @@ pub struct State {
     /// The code-exchange client and the app listener's TLS (`[app]`).
     pub login: Option<Login>,
     pub app_tls: Option<TlsAcceptor>,
+    /// Learn-mode observations (`[learn]`), kept across reloads.
+    pub learn: Arc<Learner>,
 }
 
 impl std::fmt::Debug for State {
@@ -74,6 +77,11 @@ impl State {
             .map(crate::tls::acceptor)
             .transpose()
             .map_err(|e| e.replacen("server.tls", "app.tls", 1))?;
+        let learn = match (previous, &config.learn) {
+            (Some(p), _) => p.learn.clone(),
+            (None, Some(l)) => Arc::new(Learner::open(l)?),
+            (None, None) => Arc::new(Learner::disabled()),
+        };
         Ok(Self {
             config: Arc::new(config),
             upstream,
@@ -82,6 +90,7 @@ impl State {
             installs,
             login,
             app_tls,
+            learn,
         })
     }
 }
@@ -141,6 +150,12 @@ impl Gateway {
         }
         if config.server.tls.is_some() != old.server.tls.is_some() {
             return Err("server.tls was turned on or off; restart bcgate for that".into());
+        }
+        if config.learn != old.learn {
+            return Err(
+                "[learn] (or the Redis keeping its observations) changed; restart bcgate for that"
+                    .into(),
+            );
         }
         match (&config.app, &old.app) {
             (Some(new), Some(was)) => {

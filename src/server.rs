@@ -23,6 +23,7 @@ use crate::config::{Config, Listen};
 use crate::gateway::Gateway;
 use crate::h1guard::{GuardState, Guarded, MAX_HEAD_BYTES, MAX_HEADERS};
 use crate::identify::Peer;
+use crate::learn::SHUTDOWN_FLUSH_LIMIT;
 use crate::proxy::{self, ConnInfo};
 
 /// hyper's own limits sit just above the head guard's, which answers first.
@@ -134,6 +135,7 @@ async fn serve_bound(bound: Bound) -> Result<(), String> {
         metrics,
     } = bound;
     let config = gateway.state().config.clone();
+    gateway.state().learn.spawn_flusher();
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
         .http1()
@@ -242,6 +244,14 @@ async fn serve_bound(bound: Bound) -> Result<(), String> {
         .is_err()
     {
         tracing::warn!("drain deadline passed; closing remaining connections");
+    }
+    // What learn mode saw since the last periodic write.
+    let learn = gateway.state().learn.clone();
+    if tokio::time::timeout(SHUTDOWN_FLUSH_LIMIT, learn.flush_in_background())
+        .await
+        .is_err()
+    {
+        tracing::warn!("the observations were not written within {SHUTDOWN_FLUSH_LIMIT:?}");
     }
     crate::log::flush();
     Ok(())

@@ -14,7 +14,9 @@ use std::time::{Duration, Instant};
 
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use support::ca::ring_provider;
-use support::{Bcgate, MockBigCommerce, TestCa, exchange_on, key_sha256, plain_client, send};
+use support::{
+    Bcgate, MockBigCommerce, TestCa, exchange_on, key_sha256, metric, plain_client, send,
+};
 
 const STORE: &str = "abc123";
 const TOKEN: &str = "bc-store-token-ops-abc123-Vq8Lm2Zx";
@@ -114,33 +116,6 @@ fn metrics(gate: &Bcgate) -> String {
     let (status, text) = admin_get(gate, "/metrics");
     assert_eq!(status, 200, "/metrics: {text}");
     text
-}
-
-/// The value of the sample of `name` whose labels include all of `labels`
-/// (summed over the samples that match, so a subset selects a family).
-fn metric(text: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
-    let mut total = 0.0;
-    for line in text.lines().filter(|l| !l.starts_with('#')) {
-        let Some((series, value)) = line.rsplit_once(' ') else {
-            continue;
-        };
-        let (metric_name, label_text) = match series.split_once('{') {
-            Some((n, rest)) => (n, rest.trim_end_matches('}')),
-            None => (series, ""),
-        };
-        if metric_name != name {
-            continue;
-        }
-        let have: Vec<(&str, &str)> = label_text
-            .split(',')
-            .filter_map(|kv| kv.split_once('='))
-            .map(|(k, v)| (k, v.trim_matches('"')))
-            .collect();
-        if labels.iter().all(|want| have.contains(want)) {
-            total += value.parse::<f64>().unwrap_or(0.0);
-        }
-    }
-    total
 }
 
 fn wait_for_metric(gate: &Bcgate, name: &str, labels: &[(&str, &str)], want: f64) -> String {

@@ -93,11 +93,13 @@ pub fn run(listen: SocketAddr, admin: SocketAddr) -> Result<(), String> {
                 stores: vec![STORE_HASH.into()],
                 default_store: Some(STORE_HASH.into()),
                 scopes: vec![c.scope.into()],
+                mode: None,
             })
             .collect(),
         routes: Vec::new(),
         app: None,
         token_store: None,
+        learn: None,
     };
     drop(token);
     let config = Config::from_memory(file, "bcgate dev").map_err(|e| e.to_string())?;

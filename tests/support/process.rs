@@ -349,6 +349,22 @@ impl Bcgate {
         }
     }
 
+    /// Stop the process with SIGTERM (it drains and exits) and start the
+    /// binary again on the same directory and config: a real restart.
+    pub fn restart(mut self, env: &[(&str, &str)]) -> Bcgate {
+        self.signal("TERM");
+        let status = self.wait_exit(Duration::from_secs(20));
+        assert!(
+            status.is_some_and(|s| s.success()),
+            "bcgate did not exit cleanly on SIGTERM ({status:?}):\n{}",
+            self.logs()
+        );
+        let config = std::fs::read_to_string(self.config_path()).expect("read bcgate.toml");
+        // Drop runs on `self` (nothing left to kill); the directory lives on.
+        let dir = std::mem::replace(&mut self.dir, temp_dir());
+        Self::start_in(dir, &config, env)
+    }
+
     /// Replace `bcgate.toml` atomically (write a sibling, rename over), as
     /// an editor or a config-management tool would.
     pub fn rewrite_config(&self, config_toml: &str) {
