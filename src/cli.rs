@@ -1,6 +1,7 @@
 //! The command line (DESIGN §4): `run`, `check`, `keygen`, `explain`,
-//! `routes`, `healthcheck` for container health probes, and `dev` (bcgate in
-//! front of a mock BigCommerce, to try it out).
+//! `routes`, `recommend` (learn mode's least scopes), `healthcheck` for
+//! container health probes, and `dev` (bcgate in front of a mock
+//! BigCommerce, to try it out).
 
 use std::fmt::Write as _;
 use std::net::SocketAddr;
@@ -12,6 +13,7 @@ use http::Method;
 
 use crate::config::{self, Config};
 use crate::identify::{key_sha256, new_key};
+use crate::learn::Verdict;
 use crate::policy::{self, BodyFacts, GraphqlKind, Holder, Lookup, Policy, Route};
 
 #[derive(Debug, Parser)]
@@ -48,6 +50,16 @@ enum Command {
     },
     /// Print the built-in route → scope table.
     Routes,
+    /// The least scopes covering what learn mode observed, per client, and
+    /// the change against the configured scopes.
+    Recommend {
+        #[arg(long)]
+        client: Option<String>,
+        /// `text` (the report, with a `scopes = […]` line per client) or
+        /// `toml` (only a table of `scopes` per client).
+        #[arg(long, value_enum, default_value = "text")]
+        format: RecommendFormat,
+    },
     /// The stores in the token store (`[token_store]`): list or delete.
     Tokens {
         #[command(subcommand)]
@@ -83,6 +95,12 @@ enum Command {
     },
 }
 
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum RecommendFormat {
+    Text,
+    Toml,
+}
+
 #[derive(Debug, Subcommand)]
 enum TokensAction {
     /// Every store with a token: hash, scopes, installed at, source (config|installed).
@@ -105,6 +123,7 @@ pub fn main() -> ExitCode {
             client,
         } => explain(&path, &method, &req_path, client.as_deref()),
         Command::Routes => routes(),
+        Command::Recommend { client, format } => recommend(&path, client.as_deref(), format),
         Command::Tokens { action } => tokens(&path, action),
         Command::Healthcheck { url } => healthcheck(&url),
         Command::Dev { listen, admin } => dev(cli.config.is_some(), listen, admin, cli.log_format),
@@ -131,7 +150,15 @@ pub fn main() -> ExitCode {
 fn run(path: &std::path::Path, format: crate::log::Format) -> Result<String, String> {
     crate::log::init(format);
     let config = Config::load(path).map_err(|e| e.to_string())?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
+    // On one CPU (a pinned sidecar) the multi-thread scheduler only adds its
+    // cross-thread bookkeeping; the current-thread one runs the same tasks.
+    let one_cpu = std::thread::available_parallelism().is_ok_and(|n| n.get() == 1);
+    let mut builder = if one_cpu {
+        tokio::runtime::Builder::new_current_thread()
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+    };
+    let runtime = builder
         .enable_all()
         .build()
         .map_err(|e| format!("cannot start the runtime: {e}"))?;
@@ -238,12 +265,31 @@ fn check(path: &std::path::Path) -> Result<String, String> {
             .as_deref()
             .map(|d| format!(" (default {d})"))
             .unwrap_or_default();
+        let mode = match c.mode {
+            crate::learn::Mode::Learn => "; mode learn",
+            crate::learn::Mode::Enforce => "",
+        };
         let _ = writeln!(
             out,
-            "  {}: stores {stores}{default}; scopes {}{}",
+            "  {}: stores {stores}{default}; scopes {}{}{mode}",
             c.name,
             c.scopes.join(", "),
             c.identity
+        );
+    }
+    if let Some(l) = &cfg.learn {
+        let kept = match crate::learn::load(&l.backend) {
+            Ok(obs) => format!("{} kept now", obs.len()),
+            // A Redis that is down now is not a config error.
+            Err(e) if matches!(l.backend, crate::config::LearnBackend::Redis(_)) => {
+                format!("not reachable now: {e}")
+            }
+            Err(e) => return Err(e),
+        };
+        let _ = writeln!(
+            out,
+            "learn:    observations in {} ({kept}; max {})",
+            l.backend, l.max_entries
         );
     }
     if let Some(app) = &cfg.app {
@@ -515,10 +561,17 @@ fn explain(
         .filter(|c| client.is_none_or(|n| n == c.name))
     {
         let store_hash = store.clone().or_else(|| c.default_store.clone());
-        let verdict = match &store_hash {
-            None => "denied: no store (path has no known /stores/{store} and no default_store)"
-                .to_string(),
-            Some(h) if !c.stores.allows(h) => format!("denied: store '{h}' not allowed"),
+        // Refusals before the scope decision are the same in both modes.
+        let (enforce, learn) = match &store_hash {
+            None => {
+                let v = "denied: no store (path has no known /stores/{store} and no default_store)"
+                    .to_string();
+                (v.clone(), v)
+            }
+            Some(h) if !c.stores.allows(h) => {
+                let v = format!("denied: store '{h}' not allowed");
+                (v.clone(), v)
+            }
             Some(h) => {
                 let s = cfg.stores.get(h);
                 let store_holder = s.and_then(|s| {
@@ -527,20 +580,31 @@ fn explain(
                         grants: g,
                     })
                 });
-                match cfg.policy.authorize(
-                    Holder {
-                        label: &c.label,
-                        grants: &c.grants,
-                    },
-                    store_holder,
-                    &req,
-                ) {
+                let holder = Holder {
+                    label: &c.label,
+                    grants: &c.grants,
+                };
+                let enforce = match cfg.policy.authorize(holder, store_holder, &req) {
                     Ok(()) => format!("allowed on store '{h}'"),
                     Err(e) => format!("denied: {}", e.detail()),
-                }
+                };
+                let learn =
+                    match crate::learn::decide_learn(&cfg.policy, holder, store_holder, &req) {
+                        Ok(Verdict::Granted) => format!("forwarded to store '{h}', recorded"),
+                        Ok(Verdict::WouldDeny(denial)) => format!(
+                            "forwarded to store '{h}', recorded and counted as would_deny ({})",
+                            crate::error::ProxyError::ScopeDenied(denial).detail()
+                        ),
+                        Err(e) => format!("denied: {}", e.detail()),
+                    };
+                (enforce, learn)
             }
         };
-        let _ = writeln!(out, "  {}: {verdict}", c.name);
+        let _ = writeln!(
+            out,
+            "  {} (mode {}):\n    enforce: {enforce}\n    learn:   {learn}",
+            c.name, c.mode
+        );
     }
     if let Some(name) = client
         && cfg.clients.by_name(name).is_none()
@@ -548,6 +612,46 @@ fn explain(
         return Err(format!("no client named {name:?} in {}", path.display()));
     }
     Ok(out)
+}
+
+fn recommend(
+    path: &std::path::Path,
+    client: Option<&str>,
+    format: RecommendFormat,
+) -> Result<String, String> {
+    use crate::learn::recommend;
+    let cfg = Config::load(path).map_err(|e| e.to_string())?;
+    let learn = cfg
+        .learn
+        .as_ref()
+        .ok_or_else(|| format!("{}: no [learn] section, so no observations", path.display()))?;
+    if let Some(name) = client
+        && cfg.clients.by_name(name).is_none()
+    {
+        return Err(format!("no client named {name:?} in {}", path.display()));
+    }
+    let mut by_client: std::collections::BTreeMap<String, Vec<crate::learn::Observation>> =
+        Default::default();
+    for o in crate::learn::load(&learn.backend)? {
+        if client.is_none_or(|n| n == o.client) {
+            by_client.entry(o.client.clone()).or_default().push(o);
+        }
+    }
+    let reports: Vec<recommend::ClientReport> = by_client
+        .iter()
+        .map(|(name, obs)| {
+            let configured = cfg
+                .clients
+                .by_name(name)
+                .map(|c| (c.scopes.as_slice(), c.mode.as_str()));
+            recommend::report(&cfg.policy.scopes, name, configured, obs)
+        })
+        .collect();
+    let source = learn.backend.to_string().replace(['\n', '\r'], " ");
+    Ok(match format {
+        RecommendFormat::Text => recommend::text(&reports, &utc),
+        RecommendFormat::Toml => recommend::toml(&reports, &source),
+    })
 }
 
 fn routes() -> Result<String, String> {

@@ -20,6 +20,7 @@ use std::time::Duration;
 use http::{HeaderValue, Method, Uri};
 use serde::Deserialize;
 
+use crate::learn::Mode;
 use crate::policy::{Grants, Level, Origin, Policy, Route, RouteFlags, StoreAllow, table};
 use crate::secret::StoreToken;
 use zeroize::Zeroizing;
@@ -49,6 +50,8 @@ pub struct FileConfig {
     pub token_store: Option<TokenStoreFile>,
     /// Sharing each store's rate-limit window among the clients.
     pub quota: Option<QuotaFile>,
+    /// Where learn-mode observations are kept.
+    pub learn: Option<LearnFile>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -149,6 +152,8 @@ pub struct ClientFile {
     pub quota_weight: Option<u32>,
     /// The most of each store's quota window this client may use (0 < x ≤ 1).
     pub quota_max_share: Option<f64>,
+    /// `enforce` (the default) or `learn`.
+    pub mode: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -207,6 +212,24 @@ impl Default for QuotaFile {
             redis_url: None,
         }
     }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LearnFile {
+    pub path: Option<PathBuf>,
+    #[serde(default = "default_learn_max_entries")]
+    pub max_entries: usize,
+    #[serde(default = "default_learn_flush_interval_ms")]
+    pub flush_interval_ms: u64,
+}
+
+fn default_learn_max_entries() -> usize {
+    10_000
+}
+
+fn default_learn_flush_interval_ms() -> u64 {
+    10_000
 }
 
 // ---------------------------------------------------------------- errors
@@ -309,6 +332,8 @@ pub struct Client {
     pub default_store: Option<String>,
     pub scopes: Vec<String>,
     pub grants: Grants,
+    /// Whether a scope denial refuses the request or is only recorded.
+    pub mode: Mode,
     /// How the client is identified besides a key (`; unix uid 1000`), for `bcgate check`.
     pub identity: String,
     /// Weight in each store's fair queue (`quota_weight`, 1 to 1000).
@@ -483,6 +508,38 @@ impl TokenStoreConfig {
     }
 }
 
+/// The `[learn]` section: where learn-mode observations are kept.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LearnConfig {
+    pub backend: LearnBackend,
+    /// Distinct (client, method, route, level) entries kept; more are dropped.
+    pub max_entries: usize,
+    pub flush_interval: Duration,
+}
+
+/// `learn.path`, or without it the Redis of `[token_store] kind = "redis"`.
+#[derive(Clone, PartialEq, Eq)]
+pub enum LearnBackend {
+    File(PathBuf),
+    Redis(String),
+}
+
+impl fmt::Display for LearnBackend {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::File(p) => write!(f, "{}", p.display()),
+            // The URL may hold a password.
+            Self::Redis(url) => f.write_str(&crate::token_store::redact_url(url)),
+        }
+    }
+}
+
+impl fmt::Debug for LearnBackend {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "LearnBackend({self})")
+    }
+}
+
 /// Stores by hash and by alias.
 #[derive(Debug, Default)]
 pub struct Stores {
@@ -555,6 +612,7 @@ pub struct Config {
     pub app: Option<App>,
     pub token_store: Option<TokenStoreConfig>,
     pub quota: Option<QuotaConfig>,
+    pub learn: Option<LearnConfig>,
 }
 
 impl Config {
@@ -713,6 +771,7 @@ impl Validator<'_> {
             }
         }
         let quota = f.quota.as_ref().map(|q| self.quota(q)).transpose()?;
+        let learn = self.learn(f.learn.as_ref(), &clients, token_store.as_ref())?;
         Ok(Config {
             path: Some(self.file.to_path_buf()),
             server,
@@ -724,6 +783,7 @@ impl Validator<'_> {
             app,
             token_store,
             quota,
+            learn,
         })
     }
 
@@ -750,6 +810,47 @@ impl Validator<'_> {
             replicas: q.replicas,
             redis_url: q.redis_url.clone(),
         })
+    }
+
+    fn learn(
+        &self,
+        l: Option<&LearnFile>,
+        clients: &Clients,
+        token_store: Option<&TokenStoreConfig>,
+    ) -> Result<Option<LearnConfig>, ConfigError> {
+        let Some(l) = l else {
+            if let Some(i) = clients.iter().position(|c| c.mode == Mode::Learn) {
+                return Err(self.err(
+                    format!("clients[{i}].mode"),
+                    "learn mode needs a [learn] section (where the observations are kept)",
+                ));
+            }
+            return Ok(None);
+        };
+        let backend = match (&l.path, token_store.map(|t| &t.backend)) {
+            (Some(p), _) if p.file_name().is_none() => {
+                return Err(self.err("learn.path", "must name a file"));
+            }
+            (Some(p), _) => LearnBackend::File(self.resolve(p)),
+            (None, Some(TokenStoreBackend::Redis(url))) => LearnBackend::Redis(url.clone()),
+            (None, _) => {
+                return Err(self.err(
+                    "learn.path",
+                    "needed, unless [token_store] kind = \"redis\" keeps the observations",
+                ));
+            }
+        };
+        if l.max_entries == 0 {
+            return Err(self.err("learn.max_entries", "must be greater than 0"));
+        }
+        if l.flush_interval_ms == 0 {
+            return Err(self.err("learn.flush_interval_ms", "must be greater than 0"));
+        }
+        Ok(Some(LearnConfig {
+            backend,
+            max_entries: l.max_entries,
+            flush_interval: Duration::from_millis(l.flush_interval_ms),
+        }))
     }
 
     fn token_store(&self, t: &TokenStoreFile) -> Result<TokenStoreConfig, ConfigError> {
@@ -1236,6 +1337,16 @@ impl Validator<'_> {
                     "must be a fraction greater than 0 and at most 1",
                 ));
             }
+            let mode = match c.mode.as_deref() {
+                None | Some("enforce") => Mode::Enforce,
+                Some("learn") => Mode::Learn,
+                Some(other) => {
+                    return Err(self.err(
+                        key("mode"),
+                        format!("{other:?} is not a mode (\"enforce\" or \"learn\")"),
+                    ));
+                }
+            };
             let mut identity = String::new();
             if let Some(uid) = c.unix_uid {
                 identity.push_str(&format!("; unix uid {uid}"));
@@ -1250,6 +1361,7 @@ impl Validator<'_> {
                 default_store,
                 scopes: c.scopes.clone(),
                 grants,
+                mode,
                 identity,
                 quota_weight,
                 quota_max_share: c.quota_max_share,

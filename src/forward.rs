@@ -1,15 +1,14 @@
-//! Forward stage: one pooled HTTPS client to the configured upstream (rustls,
-//! web PKI roots plus `upstream.ca_file` (or roots given in memory), HTTP/1.1 or HTTP/2 by ALPN), with
-//! connect and request timeouts, no redirect following, and the `Location`
-//! rule that keeps callers (and their keys) on bcgate.
+//! Forward stage: requests to the configured upstream over rustls (web PKI
+//! roots plus `upstream.ca_file`, or roots given in memory), HTTP/1.1 or
+//! HTTP/2 by ALPN on [pooled](pool) connections, with connect and request
+//! timeouts, no redirect following, and the `Location` rule that keeps
+//! callers (and their keys) on bcgate.
+
+mod pool;
 
 use std::sync::Arc;
 
 use http::{HeaderValue, Request, Response, StatusCode, Uri, header};
-use hyper::body::Incoming;
-use hyper_rustls::HttpsConnector;
-use hyper_util::client::legacy::{Client, connect::HttpConnector};
-use hyper_util::rt::{TokioExecutor, TokioTimer};
 use rustls::RootCertStore;
 use rustls_pki_types::CertificateDer;
 use rustls_pki_types::pem::PemObject;
@@ -18,31 +17,19 @@ use crate::body::{BodyFault, BodyWatch, ProxyBody, millis};
 use crate::config::Upstream as UpstreamConfig;
 use crate::error::ProxyError;
 
+pub use pool::PooledBody;
+
 #[derive(Debug, Clone)]
 pub struct Upstream {
-    client: Client<HttpsConnector<HttpConnector>, ProxyBody>,
+    pool: Arc<pool::Pool>,
     cfg: Arc<UpstreamConfig>,
 }
 
 impl Upstream {
     pub fn new(cfg: &UpstreamConfig) -> Result<Self, String> {
-        let tls = tls_config(cfg)?;
-        let mut http = HttpConnector::new();
-        http.enforce_http(false);
-        http.set_nodelay(true);
-        http.set_connect_timeout(Some(cfg.connect_timeout));
-        let https = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_tls_config(tls)
-            .https_only()
-            .enable_all_versions()
-            .wrap_connector(http);
-        let client = Client::builder(TokioExecutor::new())
-            .timer(TokioTimer::new())
-            .pool_timer(TokioTimer::new())
-            .pool_idle_timeout(std::time::Duration::from_secs(90))
-            .build(https);
+        let pool = pool::Pool::new(tls_config(cfg)?, &cfg.authority, cfg.connect_timeout)?;
         Ok(Self {
-            client,
+            pool: Arc::new(pool),
             cfg: Arc::new(cfg.clone()),
         })
     }
@@ -84,9 +71,9 @@ impl Upstream {
         body_limit: u64,
         body_idle: std::time::Duration,
         watch: &BodyWatch,
-    ) -> Result<Response<Incoming>, ProxyError> {
+    ) -> Result<Response<PooledBody>, ProxyError> {
         let timeout = self.cfg.request_timeout;
-        let result = tokio::time::timeout(timeout, self.client.request(req)).await;
+        let result = tokio::time::timeout(timeout, self.pool.send(req)).await;
         match watch.fault() {
             Some(BodyFault::TooLarge) => {
                 return Err(ProxyError::BodyTooLarge { limit: body_limit });
@@ -107,7 +94,7 @@ impl Upstream {
             }
             Ok(Ok(resp)) => Ok(resp),
             Ok(Err(e)) => {
-                crate::metrics::upstream_error(error_kind(&e));
+                crate::metrics::upstream_error(e.kind());
                 Err(ProxyError::UpstreamUnavailable(describe(&e)))
             }
         }
@@ -221,31 +208,6 @@ enum LocationKind {
     Relative,
     Upstream(String),
     Elsewhere,
-}
-
-/// The `kind` label of an upstream failure: `tls` when rustls refused
-/// (wrong certificate, handshake), `connect` for the rest of connecting,
-/// `protocol` once a connection was up (reset, malformed answer).
-fn error_kind(e: &hyper_util::client::legacy::Error) -> &'static str {
-    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
-    while let Some(err) = cur {
-        if err.is::<rustls::Error>() {
-            return "tls";
-        }
-        if let Some(io) = err.downcast_ref::<std::io::Error>()
-            && io
-                .get_ref()
-                .is_some_and(|inner| inner.is::<rustls::Error>())
-        {
-            return "tls";
-        }
-        cur = err.source();
-    }
-    if e.is_connect() {
-        "connect"
-    } else {
-        "protocol"
-    }
 }
 
 /// A short, secret-free account of a client error (its innermost cause).

@@ -14,6 +14,7 @@ use tokio_rustls::TlsAcceptor;
 use crate::app::{Installs, Login};
 use crate::config::Config;
 use crate::forward::Upstream;
+use crate::learn::Learner;
 use crate::proxy::RequestIds;
 
 /// One consistent generation of everything a request needs.
@@ -30,6 +31,8 @@ pub struct State {
     pub app_tls: Option<TlsAcceptor>,
     /// The quota governor; its per-store state is kept across reloads.
     pub quota: crate::quota::Governor,
+    /// Learn-mode observations (`[learn]`), kept across reloads.
+    pub learn: Arc<Learner>,
 }
 
 impl std::fmt::Debug for State {
@@ -81,6 +84,11 @@ impl State {
             config.upstream.request_timeout,
             previous.map(|p| &p.quota),
         )?;
+        let learn = match (previous, &config.learn) {
+            (Some(p), _) => p.learn.clone(),
+            (None, Some(l)) => Arc::new(Learner::open(l)?),
+            (None, None) => Arc::new(Learner::disabled()),
+        };
         Ok(Self {
             config: Arc::new(config),
             upstream,
@@ -90,6 +98,7 @@ impl State {
             login,
             app_tls,
             quota,
+            learn,
         })
     }
 }
@@ -149,6 +158,12 @@ impl Gateway {
         }
         if config.server.tls.is_some() != old.server.tls.is_some() {
             return Err("server.tls was turned on or off; restart bcgate for that".into());
+        }
+        if config.learn != old.learn {
+            return Err(
+                "[learn] (or the Redis keeping its observations) changed; restart bcgate for that"
+                    .into(),
+            );
         }
         match (&config.app, &old.app) {
             (Some(new), Some(was)) => {

@@ -21,6 +21,7 @@
 //! dev        `bcgate dev`: a mock BigCommerce (also the tests' upstream) and its CA
 //! token_store  tokens of the stores that installed the app: one encrypted file, or Redis
 //! app        the app callbacks (/auth /load /uninstall /remove_user) that fill it
+//! learn      learn mode: record what a client does, `bcgate recommend` its least scopes
 //! ```
 //!
 //! Policy (the route and scope tables in `data/`, and the decision) is plain
@@ -39,6 +40,7 @@ pub mod gateway;
 pub mod h1guard;
 pub mod headers;
 pub mod identify;
+pub mod learn;
 pub mod log;
 pub mod metrics;
 pub mod policy;

@@ -30,6 +30,15 @@ pub const CONFIG_RELOADS_TOTAL: &str = "bcgate_config_reloads_total";
 pub const OPEN_CONNECTIONS: &str = "bcgate_open_connections";
 /// Tokio tasks alive when `/metrics` was read (connections, requests, background work).
 pub const ALIVE_TASKS: &str = "bcgate_runtime_alive_tasks";
+/// Learn-mode requests enforce mode would have refused, by `client`, `method`,
+/// `route` (template) and `required` (the scopes any one of which grants it, `|`-separated).
+pub const LEARN_WOULD_DENY_TOTAL: &str = "bcgate_learn_would_deny_total";
+/// Distinct (client, method, route, level) entries learn mode keeps.
+pub const LEARN_ENTRIES: &str = "bcgate_learn_entries";
+/// Learn-mode requests not recorded because `learn.max_entries` was reached.
+pub const LEARN_DROPPED_TOTAL: &str = "bcgate_learn_dropped_total";
+/// Writes of the observations file, by `result` (`ok`, `error`).
+pub const LEARN_WRITES_TOTAL: &str = "bcgate_learn_writes_total";
 
 /// Requests waiting for their store's quota now (on this replica), by `store`.
 pub const QUOTA_QUEUE_DEPTH: &str = "bcgate_quota_queue_depth";
@@ -124,6 +133,22 @@ fn describe() {
     metrics::describe_gauge!(
         TOKEN_HEALTHY,
         "0 after the upstream refused a store's token (401), 1 once a request succeeds again, by store."
+    );
+    metrics::describe_counter!(
+        LEARN_WOULD_DENY_TOTAL,
+        "Learn-mode requests enforce mode would have refused, by client, method, route template and required scopes."
+    );
+    metrics::describe_gauge!(
+        LEARN_ENTRIES,
+        "Distinct (client, method, route, level) entries learn mode keeps."
+    );
+    metrics::describe_counter!(
+        LEARN_DROPPED_TOTAL,
+        "Learn-mode requests not recorded because learn.max_entries was reached."
+    );
+    metrics::describe_counter!(
+        LEARN_WRITES_TOTAL,
+        "Writes of the observations file, by result (ok, error)."
     );
 }
 
@@ -254,6 +279,32 @@ pub fn sample_runtime() {
     if let Ok(handle) = tokio::runtime::Handle::try_current() {
         gauge!(ALIVE_TASKS).set(handle.metrics().num_alive_tasks() as f64);
     }
+}
+
+/// The would-deny counter of one (client, method, route, required); the
+/// recorder keeps the handle. Labels are bounded: clients by the config,
+/// method and route by the route table, and `required` follows from the
+/// route and level.
+pub fn would_deny(client: &str, method: &http::Method, route: &str, required: String) -> Counter {
+    counter!(
+        LEARN_WOULD_DENY_TOTAL,
+        "client" => client.to_owned(),
+        "method" => method.to_string(),
+        "route" => route.to_owned(),
+        "required" => required,
+    )
+}
+
+pub fn learn_entries(n: usize) {
+    gauge!(LEARN_ENTRIES).set(n as f64);
+}
+
+pub fn learn_dropped() {
+    counter!(LEARN_DROPPED_TOTAL).increment(1);
+}
+
+pub fn learn_flush(ok: bool) {
+    counter!(LEARN_WRITES_TOTAL, "result" => if ok { "ok" } else { "error" }).increment(1);
 }
 
 pub fn config_reload(ok: bool) {

@@ -202,16 +202,12 @@ async fn run(
         route,
         body: facts,
     };
-    let client_holder = Holder {
-        label: &client.label,
-        grants: &client.grants,
-    };
     let store_holder = store.grants.as_ref().map(|g| Holder {
         label: &store.label,
         grants: g,
     });
-    cfg.policy
-        .authorize(client_holder, store_holder, &request)?;
+    // Enforce mode, or learn mode's "record, and count would_deny".
+    crate::learn::authorize(&cfg.policy, &state.learn, client, store_holder, &request)?;
 
     // 5. rewrite
     let uri = state

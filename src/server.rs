@@ -23,6 +23,7 @@ use crate::config::{Config, Listen};
 use crate::gateway::Gateway;
 use crate::h1guard::{GuardState, Guarded, MAX_HEAD_BYTES, MAX_HEADERS};
 use crate::identify::Peer;
+use crate::learn::SHUTDOWN_FLUSH_LIMIT;
 use crate::proxy::{self, ConnInfo};
 
 /// hyper's own limits sit just above the head guard's, which answers first.
@@ -134,6 +135,7 @@ async fn serve_bound(bound: Bound) -> Result<(), String> {
         metrics,
     } = bound;
     let config = gateway.state().config.clone();
+    gateway.state().learn.spawn_flusher();
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
         .http1()
@@ -193,7 +195,10 @@ async fn serve_bound(bound: Bound) -> Result<(), String> {
                         service_fn(move |req: Request<Incoming>| {
                             let gw = gw.clone();
                             let conn = conn.clone();
-                            async move { Ok::<_, Infallible>(proxy::handle(gw, conn, req).await) }
+                            // Boxed per request: hyper keeps a connection's request
+                            // future allocated while it sits idle, so it stays a pointer.
+                            let handled = Box::pin(proxy::handle(gw, conn, req));
+                            async move { Ok::<_, Infallible>(handled.await) }
                         })
                     };
                     match (io, tls) {
@@ -239,6 +244,14 @@ async fn serve_bound(bound: Bound) -> Result<(), String> {
         .is_err()
     {
         tracing::warn!("drain deadline passed; closing remaining connections");
+    }
+    // What learn mode saw since the last periodic write.
+    let learn = gateway.state().learn.clone();
+    if tokio::time::timeout(SHUTDOWN_FLUSH_LIMIT, learn.flush_in_background())
+        .await
+        .is_err()
+    {
+        tracing::warn!("the observations were not written within {SHUTDOWN_FLUSH_LIMIT:?}");
     }
     crate::log::flush();
     Ok(())

@@ -507,6 +507,87 @@ async fn reset_mid_response(up: Up) {
     fx.assert_no_secrets_logged();
 }
 
+/// Upstream connections are kept and reused: sequential requests of every
+/// body shape share one; a burst opens at most one per request in flight and
+/// later requests reuse those; a response cut by the upstream is not reused.
+async fn connections_are_reused(up: Up) {
+    let fx = fixture(up, &Opts::default());
+    let conns = |fx: &Fx| fx.mock.wait_for_stats(Duration::ZERO, |_| true).connections;
+    // Sized (Content-Length), streamed (chunked), empty (HEAD), bcgate-read (GraphQL) bodies.
+    for round in 0..5 {
+        assert_eq!(fx.get("").await.status, 200, "round {round}");
+        let resp = fx.get("?mock_bytes=70000").await;
+        assert_eq!(resp.status, 200);
+        assert!(
+            resp.body == pattern(70_000),
+            "{up:?}: streamed bytes intact"
+        );
+        let head = send(fx.http.head(fx.gate.url(PATH)).header("x-auth-token", KEY)).await;
+        assert_eq!(head.status, 200);
+        let gql = send(
+            fx.http
+                .post(fx.gate.url(GRAPHQL))
+                .header("x-auth-token", KEY)
+                .header("content-type", "application/json")
+                .body(r#"{"query":"{ site { settings { storeName } } }"}"#),
+        )
+        .await;
+        assert_eq!(gql.status, 200, "{}", gql.text());
+    }
+    assert_eq!(
+        conns(&fx),
+        1,
+        "{up:?}: 20 sequential requests on one upstream connection"
+    );
+
+    let burst = futures_util::future::join_all(
+        (0..8).map(|_| get(&fx.gate, &fx.http, "?mock_delay_ms=200")),
+    )
+    .await;
+    assert!(burst.iter().all(|r| r.status == 200));
+    let after_burst = conns(&fx);
+    let most = if up == Up::H2 { 1 } else { 1 + 8 };
+    assert!(
+        after_burst <= most,
+        "{up:?}: 8 concurrent requests opened {after_burst} connections in all"
+    );
+    for _ in 0..10 {
+        assert_eq!(fx.get("").await.status, 200);
+    }
+    assert_eq!(
+        conns(&fx),
+        after_burst,
+        "{up:?}: later requests reuse the pool"
+    );
+
+    // A body the upstream cuts breaks that connection (HTTP/1.1); the next
+    // request still gets through.
+    let cut = fx
+        .http
+        .get(fx.gate.url(&format!("{PATH}?mock_reset_after=100")))
+        .header("x-auth-token", KEY)
+        .send()
+        .await
+        .expect("head");
+    assert!(cut.bytes().await.is_err(), "{up:?}: the cut body fails");
+    fx.assert_serving("a cut body").await;
+    println!(
+        "{up:?}: upstream connections: {after_burst} after the burst, {} at the end",
+        conns(&fx)
+    );
+    fx.assert_no_secrets_logged();
+}
+
+#[tokio::test]
+async fn upstream_connections_are_reused_over_h1() {
+    connections_are_reused(Up::H1).await;
+}
+
+#[tokio::test]
+async fn the_upstream_h2_connection_is_shared() {
+    connections_are_reused(Up::H2).await;
+}
+
 #[tokio::test]
 async fn upstream_reset_mid_response_over_h2_cuts_the_caller_and_serving_continues() {
     reset_mid_response(Up::H2).await;

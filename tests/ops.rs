@@ -14,7 +14,9 @@ use std::time::{Duration, Instant};
 
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use support::ca::ring_provider;
-use support::{Bcgate, MockBigCommerce, TestCa, exchange_on, key_sha256, plain_client, send};
+use support::{
+    Bcgate, MockBigCommerce, TestCa, exchange_on, key_sha256, metric, plain_client, send,
+};
 
 const STORE: &str = "abc123";
 const TOKEN: &str = "bc-store-token-ops-abc123-Vq8Lm2Zx";
@@ -70,15 +72,21 @@ struct Fx {
 }
 
 fn start(server_extra: &str, clients: &str, ca: TestCa) -> Fx {
+    start_on(None, server_extra, clients, ca)
+}
+
+/// [`start`], with bcgate on the given CPU only when `cpu` is set.
+fn start_on(cpu: Option<u32>, server_extra: &str, clients: &str, ca: TestCa) -> Fx {
     let mock = MockBigCommerce::start(&ca, &[(STORE, TOKEN)]);
     let dir = support::process::temp_dir();
     ca.write_to(dir.path());
     std::fs::write(dir.path().join("abc123.token"), TOKEN).expect("write token file");
-    let gate = Bcgate::start_in(
-        dir,
-        &config(&mock.base_url(), server_extra, clients),
-        &[("BCGATE_LOG", "info,bcgate=debug")],
-    );
+    let config = config(&mock.base_url(), server_extra, clients);
+    let env = [("BCGATE_LOG", "info,bcgate=debug")];
+    let gate = match cpu {
+        Some(cpu) => Bcgate::start_pinned_in(cpu, dir, &config, &env),
+        None => Bcgate::start_in(dir, &config, &env),
+    };
     Fx {
         _ca: ca,
         mock,
@@ -108,33 +116,6 @@ fn metrics(gate: &Bcgate) -> String {
     let (status, text) = admin_get(gate, "/metrics");
     assert_eq!(status, 200, "/metrics: {text}");
     text
-}
-
-/// The value of the sample of `name` whose labels include all of `labels`
-/// (summed over the samples that match, so a subset selects a family).
-fn metric(text: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
-    let mut total = 0.0;
-    for line in text.lines().filter(|l| !l.starts_with('#')) {
-        let Some((series, value)) = line.rsplit_once(' ') else {
-            continue;
-        };
-        let (metric_name, label_text) = match series.split_once('{') {
-            Some((n, rest)) => (n, rest.trim_end_matches('}')),
-            None => (series, ""),
-        };
-        if metric_name != name {
-            continue;
-        }
-        let have: Vec<(&str, &str)> = label_text
-            .split(',')
-            .filter_map(|kv| kv.split_once('='))
-            .map(|(k, v)| (k, v.trim_matches('"')))
-            .collect();
-        if labels.iter().all(|want| have.contains(want)) {
-            total += value.parse::<f64>().unwrap_or(0.0);
-        }
-    }
-    total
 }
 
 fn wait_for_metric(gate: &Bcgate, name: &str, labels: &[(&str, &str)], want: f64) -> String {
@@ -631,25 +612,75 @@ fn reload_with_a_bad_file_keeps_the_old_config_and_counts_the_failure() {
 
 #[test]
 fn sigterm_lets_a_slow_in_flight_request_finish_then_exits_zero() {
+    drains_a_slow_request(None);
+}
+
+/// On one CPU bcgate runs its tasks on the main thread (no runtime workers),
+/// and serving, reloading and draining work the same.
+#[test]
+fn on_one_cpu_it_runs_without_worker_threads_and_still_reloads_and_drains() {
+    drains_a_slow_request(Some(0));
+}
+
+fn drains_a_slow_request(cpu: Option<u32>) {
     let alpha = client(
         "alpha",
         &key_identity(KEY_A),
         r#"["store_v2_products_read_only"]"#,
     );
-    let mut fx = start(
-        &format!("{TCP}\ndrain_timeout_ms = 10000"),
-        &alpha,
-        TestCa::new(),
-    );
+    let server = format!("{TCP}\ndrain_timeout_ms = 10000");
+    let mut fx = start_on(cpu, &server, &alpha, TestCa::new());
     let addr = fx.gate.addr;
+    if cpu.is_some() {
+        let names = fx.gate.thread_names();
+        assert!(
+            !names.iter().any(|n| n.starts_with("tokio-rt")),
+            "no runtime worker threads on one CPU: {names:?}"
+        );
+        let resp = support::raw_exchange(
+            addr,
+            get_request("/v3/catalog/products", Some(KEY_A)).as_bytes(),
+            false,
+        )
+        .expect("a request on one CPU");
+        assert_eq!(resp.status, 200, "{}", resp.body_text());
+        // A reload is read by the watcher thread and applied on the runtime's one thread.
+        let beta = client(
+            "beta",
+            &key_identity(KEY_B),
+            r#"["store_v2_products_read_only"]"#,
+        );
+        fx.gate.rewrite_config(&config(
+            &fx.mock.base_url(),
+            &server,
+            &format!("{alpha}\n{beta}"),
+        ));
+        fx.gate.signal("HUP");
+        assert!(
+            fx.gate.wait_for_log("config reloaded", WAIT),
+            "{}",
+            fx.gate.logs()
+        );
+        let resp = support::raw_exchange(
+            addr,
+            get_request("/v3/catalog/products", Some(KEY_B)).as_bytes(),
+            false,
+        )
+        .expect("a request from the reloaded client");
+        assert_eq!(resp.status, 200, "{}", resp.body_text());
+    }
+    let before = fx.mock.wait_for_stats(WAIT, |_| true).handlers_started;
     let slow = std::thread::spawn(move || {
         let req = get_request("/v3/catalog/products?mock_delay_ms=1500", Some(KEY_A))
             .replace("\r\n\r\n", "\r\nConnection: close\r\n\r\n");
         support::raw_exchange(addr, req.as_bytes(), false)
     });
-    let stats = fx.mock.wait_for_stats(WAIT, |s| s.handlers_started >= 1);
+    let stats = fx
+        .mock
+        .wait_for_stats(WAIT, |s| s.handlers_started > before);
     assert_eq!(
-        stats.handlers_started, 1,
+        stats.handlers_started,
+        before + 1,
         "the slow request reached the mock"
     );
     let signalled = Instant::now();

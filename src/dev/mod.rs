@@ -95,12 +95,14 @@ pub fn run(listen: SocketAddr, admin: SocketAddr) -> Result<(), String> {
                 scopes: vec![c.scope.into()],
                 quota_weight: None,
                 quota_max_share: None,
+                mode: None,
             })
             .collect(),
         routes: Vec::new(),
         app: None,
         token_store: None,
         quota: None,
+        learn: None,
     };
     drop(token);
     let config = Config::from_memory(file, "bcgate dev").map_err(|e| e.to_string())?;

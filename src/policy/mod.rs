@@ -90,6 +90,16 @@ pub struct Request<'a> {
     pub body: BodyFacts,
 }
 
+/// What a request asks of a holder's scopes, as data: one of `families` at
+/// the operation's level, and Checkout Content's modify scope when a
+/// script's body says so. The same facts [`Policy::check_scopes`] decides on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Need {
+    pub families: FamilySet,
+    pub write: bool,
+    pub checkout_content: bool,
+}
+
 #[derive(Debug, Clone)]
 pub struct Policy {
     pub scopes: ScopeTable,
@@ -131,6 +141,27 @@ impl Policy {
             BodyFacts::Graphql(kind) => kind == GraphqlKind::Mutation,
             _ => req.route.is_write(req.method),
         }
+    }
+
+    /// What the request needs (learn mode records it).
+    pub fn need(&self, req: &Request<'_>) -> Need {
+        Need {
+            families: req.route.families,
+            write: Self::is_write(req),
+            checkout_content: req.body
+                == (BodyFacts::Script {
+                    needs_checkout_content: true,
+                }),
+        }
+    }
+
+    /// A need as scope names: every clause must be met, by any one scope of it.
+    pub fn need_scopes(&self, need: &Need) -> Vec<Vec<String>> {
+        let mut clauses = vec![self.scopes.required(&need.families, need.write)];
+        if need.checkout_content {
+            clauses.push(self.scopes.required(&self.checkout_content, true));
+        }
+        clauses
     }
 
     /// The scope decision for one holder (the client, then the store's token).

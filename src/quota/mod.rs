@@ -32,13 +32,12 @@ use bytes::Bytes;
 use http::{HeaderMap, Method, Request, Response, StatusCode};
 use http_body::Body as _;
 use http_body_util::BodyExt;
-use hyper::body::Incoming;
 use tokio::sync::{Notify, oneshot};
 
 use crate::body::{self, BodyFault, BodyWatch, ProxyBody, millis};
 use crate::config::{Client, QuotaConfig};
 use crate::error::{ProxyError, QuotaDenial};
-use crate::forward::Upstream;
+use crate::forward::{PooledBody, Upstream};
 use fair::FairQueue;
 use window::{Ask, Report, Take, Window};
 
@@ -316,7 +315,7 @@ impl Governor {
         limit: u64,
         idle: Duration,
         watch: &BodyWatch,
-    ) -> Result<(Response<Incoming>, Duration), ProxyError> {
+    ) -> Result<(Response<PooledBody>, Duration), ProxyError> {
         let Some(settings) = &self.settings else {
             // No [quota]: straight through; only token health and the 429 count.
             let sent = Instant::now();
@@ -346,7 +345,7 @@ impl Governor {
         limit: u64,
         idle: Duration,
         watch: &BodyWatch,
-    ) -> Result<(Response<Incoming>, Duration), ProxyError> {
+    ) -> Result<(Response<PooledBody>, Duration), ProxyError> {
         let deadline = Instant::now() + settings.max_wait;
         let idempotent =
             [Method::GET, Method::HEAD, Method::PUT, Method::DELETE].contains(&parts.method);
@@ -411,7 +410,7 @@ impl Governor {
         limit: u64,
         idle: Duration,
         watch: &BodyWatch,
-    ) -> Result<(Response<Incoming>, Duration), ProxyError> {
+    ) -> Result<(Response<PooledBody>, Duration), ProxyError> {
         let sent = Instant::now();
         match upstream
             .send(Request::from_parts(parts, body), limit, idle, watch)

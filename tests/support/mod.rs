@@ -184,3 +184,30 @@ pub fn noise(n: usize, seed: u64) -> Vec<u8> {
     out.truncate(n);
     out
 }
+
+/// The value of the sample of `name` whose labels include all of `labels`
+/// (summed over the samples that match, so a subset selects a family).
+pub fn metric(text: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
+    let mut total = 0.0;
+    for line in text.lines().filter(|l| !l.starts_with('#')) {
+        let Some((series, value)) = line.rsplit_once(' ') else {
+            continue;
+        };
+        let (metric_name, label_text) = match series.split_once('{') {
+            Some((n, rest)) => (n, rest.trim_end_matches('}')),
+            None => (series, ""),
+        };
+        if metric_name != name {
+            continue;
+        }
+        let have: Vec<(&str, &str)> = label_text
+            .split(',')
+            .filter_map(|kv| kv.split_once('='))
+            .map(|(k, v)| (k, v.trim_matches('"')))
+            .collect();
+        if labels.iter().all(|want| have.contains(want)) {
+            total += value.parse::<f64>().unwrap_or(0.0);
+        }
+    }
+    total
+}

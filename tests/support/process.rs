@@ -91,9 +91,40 @@ impl Bcgate {
         config_toml: &str,
         env: &[(&str, &str)],
     ) -> Result<Bcgate, String> {
+        Self::try_start_on(None, dir, config_toml, env)
+    }
+
+    /// Like [`start_in`](Self::start_in), on one CPU (`taskset -c CPU`), as a
+    /// pinned sidecar runs.
+    pub fn start_pinned_in(
+        cpu: u32,
+        dir: tempfile::TempDir,
+        config_toml: &str,
+        env: &[(&str, &str)],
+    ) -> Bcgate {
+        match Self::try_start_on(Some(cpu), dir, config_toml, env) {
+            Ok(gate) => gate,
+            Err(msg) => panic!("{msg}"),
+        }
+    }
+
+    fn try_start_on(
+        cpu: Option<u32>,
+        dir: tempfile::TempDir,
+        config_toml: &str,
+        env: &[(&str, &str)],
+    ) -> Result<Bcgate, String> {
         let config_path = dir.path().join("bcgate.toml");
         std::fs::write(&config_path, config_toml).expect("write bcgate.toml");
-        let mut cmd = Command::new(bcgate_exe());
+        // taskset execs the binary, so the child's pid stays bcgate's.
+        let mut cmd = match cpu {
+            Some(cpu) => {
+                let mut cmd = Command::new("taskset");
+                cmd.arg("-c").arg(cpu.to_string()).arg(bcgate_exe());
+                cmd
+            }
+            None => Command::new(bcgate_exe()),
+        };
         cmd.arg("run").arg("--config").arg(&config_path);
         let context = format!("--- config ---\n{config_toml}");
         Self::launch(cmd, dir, Some(config_path), env, &context)
@@ -217,6 +248,16 @@ impl Bcgate {
         proc_threads(self.pid())
     }
 
+    /// The names of the process's threads (`/proc/<pid>/task/*/comm`).
+    pub fn thread_names(&self) -> Vec<String> {
+        let dir = format!("/proc/{}/task", self.pid());
+        let tasks = std::fs::read_dir(dir).expect("read /proc/<pid>/task");
+        tasks
+            .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("comm")).ok())
+            .map(|n| n.trim().to_owned())
+            .collect()
+    }
+
     /// `{scheme}://{addr}{path}`
     pub fn url(&self, path: &str) -> String {
         format!("{}://{}{}", self.scheme, self.addr, path)
@@ -306,6 +347,22 @@ impl Bcgate {
             }
             std::thread::sleep(Duration::from_millis(20));
         }
+    }
+
+    /// Stop the process with SIGTERM (it drains and exits) and start the
+    /// binary again on the same directory and config: a real restart.
+    pub fn restart(mut self, env: &[(&str, &str)]) -> Bcgate {
+        self.signal("TERM");
+        let status = self.wait_exit(Duration::from_secs(20));
+        assert!(
+            status.is_some_and(|s| s.success()),
+            "bcgate did not exit cleanly on SIGTERM ({status:?}):\n{}",
+            self.logs()
+        );
+        let config = std::fs::read_to_string(self.config_path()).expect("read bcgate.toml");
+        // Drop runs on `self` (nothing left to kill); the directory lives on.
+        let dir = std::mem::replace(&mut self.dir, temp_dir());
+        Self::start_in(dir, &config, env)
     }
 
     /// Replace `bcgate.toml` atomically (write a sibling, rename over), as

@@ -1,14 +1,14 @@
-//! A `redis-server` of a test's own (a free port on 127.0.0.1, no
-//! persistence, killed on drop), for the tests of the Redis token store and
-//! the shared quota. Without `redis-server` on the PATH those tests are
-//! skipped, except under `CI=true`, where they fail.
+//! A `redis-server` of the test's own (a free port on 127.0.0.1, no
+//! persistence, killed on drop), for the tests of the Redis backends.
+//! Without `redis-server` on the PATH those tests are skipped, except under
+//! `CI=true`, where they fail (scripts/install-test-deps installs it).
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-fn redis_server_exe() -> Option<PathBuf> {
+pub fn redis_server_exe() -> Option<PathBuf> {
     std::env::var_os("PATH").and_then(|paths| {
         std::env::split_paths(&paths)
             .map(|d| d.join("redis-server"))
@@ -60,7 +60,7 @@ impl RedisServer {
         format!("redis://127.0.0.1:{}/0", self.port)
     }
 
-    /// Starts it (again) on the same port; a dump made by [`save`] is loaded.
+    /// Starts it (again) on the same port; a dump made by [`save`](Self::save) is loaded.
     pub fn restart(&mut self) {
         assert!(self.child.is_none(), "already running");
         let child = Command::new(&self.exe)

@@ -1,0 +1,347 @@
+//! Connections to the one upstream: idle HTTP/1.1 connections reused
+//! last-in first-out, or a single shared HTTP/2 connection when ALPN picks h2.
+//!
+//! bcgate has exactly one origin, so it needs none of a general client's
+//! machinery (hyper-util's pool hashes the origin and clones URIs per request,
+//! and spawns a task per response to put the connection back once it is
+//! ready). Here the response body hands its connection back when it ends.
+
+use std::collections::VecDeque;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http::{Request, Response};
+use http_body::{Body, Frame, SizeHint};
+use hyper::body::Incoming;
+use hyper::client::conn::{http1, http2};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use rustls_pki_types::ServerName;
+use tokio::net::TcpStream;
+use tokio_rustls::TlsConnector;
+
+use crate::body::ProxyBody;
+
+/// How long an idle connection is kept for reuse (hyper-util's default).
+const IDLE_TIMEOUT: Duration = Duration::from_secs(90);
+
+/// Why a request did not get a response head.
+#[derive(Debug)]
+pub enum SendError {
+    /// TCP connect failed or took longer than the connect timeout.
+    Connect(std::io::Error),
+    /// The TLS handshake failed (a certificate, or the peer hung up).
+    Tls(std::io::Error),
+    /// HTTP on an established connection (reset, malformed answer).
+    Http(hyper::Error),
+}
+
+impl std::fmt::Display for SendError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Connect(e) => write!(f, "cannot connect to the upstream: {e}"),
+            Self::Tls(e) => write!(f, "TLS with the upstream failed: {e}"),
+            Self::Http(e) => write!(f, "the upstream connection failed: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for SendError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Self::Connect(e) | Self::Tls(e) => Some(e),
+            Self::Http(e) => Some(e),
+        }
+    }
+}
+
+impl SendError {
+    /// The `kind` label of `bcgate_upstream_errors_total`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Connect(_) => "connect",
+            Self::Tls(e) if e.get_ref().is_some_and(|i| i.is::<rustls::Error>()) => "tls",
+            Self::Tls(_) => "connect",
+            Self::Http(_) => "protocol",
+        }
+    }
+}
+
+pub struct Pool {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Pool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pool")
+            .field("host", &self.inner.host)
+            .field("port", &self.inner.port)
+            .finish_non_exhaustive()
+    }
+}
+
+struct Inner {
+    tls: TlsConnector,
+    server_name: ServerName<'static>,
+    host: String,
+    port: u16,
+    connect_timeout: Duration,
+    idle: Mutex<Idle>,
+}
+
+#[derive(Default)]
+struct Idle {
+    /// Newest at the back: the warmest connection goes out first.
+    h1: VecDeque<(http1::SendRequest<ProxyBody>, Instant)>,
+    h2: Option<http2::SendRequest<ProxyBody>>,
+}
+
+enum Conn {
+    H1(http1::SendRequest<ProxyBody>),
+    H2(http2::SendRequest<ProxyBody>),
+}
+
+impl Pool {
+    pub fn new(
+        mut tls: rustls::ClientConfig,
+        authority: &http::uri::Authority,
+        connect_timeout: Duration,
+    ) -> Result<Self, String> {
+        tls.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+        let host = authority
+            .host()
+            .trim_start_matches('[')
+            .trim_end_matches(']');
+        let server_name = ServerName::try_from(host.to_owned())
+            .map_err(|e| format!("upstream host {host}: {e}"))?;
+        Ok(Self {
+            inner: Arc::new(Inner {
+                tls: TlsConnector::from(Arc::new(tls)),
+                server_name,
+                host: host.to_owned(),
+                port: authority.port_u16().unwrap_or(443),
+                connect_timeout,
+                idle: Mutex::new(Idle::default()),
+            }),
+        })
+    }
+
+    /// Sends `req` (its URI in absolute form) on a pooled or new connection.
+    pub async fn send(
+        &self,
+        mut req: Request<ProxyBody>,
+    ) -> Result<Response<PooledBody>, SendError> {
+        loop {
+            let conn = match self.checkout().await {
+                Some(conn) => conn,
+                // Boxed: hyper keeps each connection's request future allocated
+                // between requests, so the rare TLS connect must not size it.
+                None => Box::pin(self.inner.connect()).await?,
+            };
+            match conn {
+                Conn::H2(mut tx) => {
+                    return match tx.try_send_request(req).await {
+                        Ok(resp) => Ok(resp.map(|b| PooledBody::new(b, None))),
+                        Err(mut e) => match e.take_message() {
+                            // Not sent: the connection went away first; try another.
+                            Some(back) => {
+                                req = back;
+                                continue;
+                            }
+                            None => Err(SendError::Http(e.into_error())),
+                        },
+                    };
+                }
+                Conn::H1(mut tx) => {
+                    // HTTP/1.1 wants the origin form; Host is set by the rewrite stage.
+                    let absolute = req.uri().clone();
+                    if let Some(pq) = absolute.path_and_query() {
+                        *req.uri_mut() = http::Uri::from(pq.clone());
+                    }
+                    match tx.try_send_request(req).await {
+                        Ok(resp) => {
+                            let back = Checkin {
+                                pool: self.inner.clone(),
+                                tx,
+                            };
+                            return Ok(resp.map(|b| PooledBody::new(b, Some(back))));
+                        }
+                        Err(mut e) => match e.take_message() {
+                            Some(mut back) => {
+                                *back.uri_mut() = absolute;
+                                req = back;
+                                continue;
+                            }
+                            None => return Err(SendError::Http(e.into_error())),
+                        },
+                    }
+                }
+            }
+        }
+    }
+
+    /// A live connection ready for a request, if one is idle.
+    async fn checkout(&self) -> Option<Conn> {
+        loop {
+            let candidate = {
+                let mut idle = self.inner.idle.lock().unwrap_or_else(|p| p.into_inner());
+                if let Some(h2) = &idle.h2 {
+                    if !h2.is_closed() {
+                        return Some(Conn::H2(h2.clone()));
+                    }
+                    idle.h2 = None;
+                }
+                idle.h1.pop_back()?
+            };
+            let (mut tx, since) = candidate;
+            if tx.is_closed() || since.elapsed() > IDLE_TIMEOUT {
+                continue;
+            }
+            // A connection handed back at the end of a body may still be
+            // finishing that response; it is ready a moment later.
+            if tx.ready().await.is_ok() {
+                return Some(Conn::H1(tx));
+            }
+        }
+    }
+}
+
+impl Inner {
+    async fn connect(self: &Arc<Self>) -> Result<Conn, SendError> {
+        let tcp = tokio::time::timeout(
+            self.connect_timeout,
+            TcpStream::connect((self.host.as_str(), self.port)),
+        )
+        .await
+        .map_err(|_| {
+            SendError::Connect(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                format!(
+                    "no connection within {} ms",
+                    self.connect_timeout.as_millis()
+                ),
+            ))
+        })?
+        .map_err(SendError::Connect)?;
+        let _ = tcp.set_nodelay(true);
+        let tls = self
+            .tls
+            .connect(self.server_name.clone(), tcp)
+            .await
+            .map_err(SendError::Tls)?;
+        let h2 = tls.get_ref().1.alpn_protocol() == Some(b"h2");
+        let io = TokioIo::new(tls);
+        if h2 {
+            let (tx, conn) = http2::Builder::new(TokioExecutor::new())
+                .timer(TokioTimer::new())
+                .handshake(io)
+                .await
+                .map_err(SendError::Http)?;
+            tokio::spawn(async move {
+                if let Err(e) = conn.await {
+                    tracing::debug!(error = %e, "upstream h2 connection ended");
+                }
+            });
+            let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
+            idle.h2 = Some(tx.clone());
+            Ok(Conn::H2(tx))
+        } else {
+            let (tx, conn) = http1::Builder::new()
+                .handshake(io)
+                .await
+                .map_err(SendError::Http)?;
+            tokio::spawn(async move {
+                if let Err(e) = conn.await {
+                    tracing::debug!(error = %e, "upstream connection ended");
+                }
+            });
+            Ok(Conn::H1(tx))
+        }
+    }
+}
+
+/// An HTTP/1.1 connection on its way back to the pool.
+struct Checkin {
+    pool: Arc<Inner>,
+    tx: http1::SendRequest<ProxyBody>,
+}
+
+impl Checkin {
+    fn put(self) {
+        if self.tx.is_closed() {
+            return;
+        }
+        let mut idle = self.pool.idle.lock().unwrap_or_else(|p| p.into_inner());
+        idle.h1.push_back((self.tx, Instant::now()));
+    }
+}
+
+/// An upstream response body that returns its HTTP/1.1 connection to the
+/// pool once it has been read to the end; dropped early, the connection
+/// goes with it (hyper closes a connection whose response was not read).
+pub struct PooledBody {
+    inner: Incoming,
+    back: Option<Checkin>,
+}
+
+impl std::fmt::Debug for PooledBody {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PooledBody").finish_non_exhaustive()
+    }
+}
+
+impl PooledBody {
+    fn new(inner: Incoming, back: Option<Checkin>) -> Self {
+        let mut body = Self { inner, back };
+        body.check_in_if_done();
+        body
+    }
+
+    fn check_in_if_done(&mut self) {
+        if self.inner.is_end_stream()
+            && let Some(back) = self.back.take()
+        {
+            back.put();
+        }
+    }
+}
+
+impl Body for PooledBody {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+        let polled = Pin::new(&mut self.inner).poll_frame(cx);
+        match &polled {
+            Poll::Ready(None) => {
+                if let Some(back) = self.back.take() {
+                    back.put();
+                }
+            }
+            Poll::Ready(Some(Ok(_))) => self.check_in_if_done(),
+            // A broken body breaks its connection too.
+            Poll::Ready(Some(Err(_))) => self.back = None,
+            Poll::Pending => {}
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+impl Drop for PooledBody {
+    fn drop(&mut self) {
+        self.check_in_if_done();
+    }
+}
