@@ -1,15 +1,18 @@
 //! Body types shared by the request path: one boxed streaming body for every
 //! response, and the bounded read used when policy must look inside a body.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, Ordering};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
+use http_body::{Body, Frame, SizeHint};
 use http_body_util::{BodyExt, Empty, Full, Limited, combinators::UnsyncBoxBody};
 
 use crate::error::ProxyError;
-use tower_http::timeout::TimeoutBody;
 
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -62,22 +65,100 @@ impl BodyWatch {
 }
 
 /// A request body under the size limit and an idle timeout between frames.
-fn bounded<B>(body: B, limit: u64, idle: Duration) -> TimeoutBody<Limited<B>>
+fn bounded<B>(body: B, limit: u64, idle: Duration) -> IdleTimeout<Limited<B>>
 where
-    B: http_body::Body<Data = Bytes>,
+    B: Body<Data = Bytes> + Unpin,
     B::Error: Into<BoxError>,
 {
-    TimeoutBody::new(
+    IdleTimeout::new(
         idle,
         Limited::new(body, usize::try_from(limit).unwrap_or(usize::MAX)),
     )
+}
+
+/// A body that fails with [`BodyIdle`] once `idle` passes without a frame.
+/// The timer is armed only while the inner body is pending, so a body whose
+/// frames are already there (most API answers) costs no timer at all.
+#[derive(Debug)]
+pub struct IdleTimeout<B> {
+    inner: B,
+    idle: Duration,
+    sleep: Option<Pin<Box<tokio::time::Sleep>>>,
+    /// The sleep counts from the current silence (not an earlier one).
+    armed: bool,
+}
+
+/// No body frame came within the idle timeout.
+#[derive(Debug)]
+pub struct BodyIdle(Duration);
+
+impl std::fmt::Display for BodyIdle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "no body data for {} ms", millis(self.0))
+    }
+}
+
+impl std::error::Error for BodyIdle {}
+
+impl<B> IdleTimeout<B> {
+    pub fn new(idle: Duration, inner: B) -> Self {
+        Self {
+            inner,
+            idle,
+            sleep: None,
+            armed: false,
+        }
+    }
+}
+
+impl<B> Body for IdleTimeout<B>
+where
+    B: Body + Unpin,
+    B::Error: Into<BoxError>,
+{
+    type Data = B::Data;
+    type Error = BoxError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<B::Data>, BoxError>>> {
+        let this = &mut *self;
+        if let Poll::Ready(frame) = Pin::new(&mut this.inner).poll_frame(cx) {
+            this.armed = false;
+            return Poll::Ready(frame.map(|r| r.map_err(Into::into)));
+        }
+        let idle = this.idle;
+        let sleep = match &mut this.sleep {
+            Some(sleep) => {
+                if !this.armed {
+                    sleep.as_mut().reset(tokio::time::Instant::now() + idle);
+                }
+                sleep
+            }
+            None => this.sleep.insert(Box::pin(tokio::time::sleep(idle))),
+        };
+        this.armed = true;
+        match sleep.as_mut().poll(cx) {
+            Poll::Ready(()) => Poll::Ready(Some(Err(Box::new(BodyIdle(idle))))),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
 }
 
 /// Streams a request body through, failing it once it passes `limit` bytes
 /// or stalls for `idle`; the watch says which.
 pub fn streamed<B>(body: B, limit: u64, idle: Duration) -> (ProxyBody, BodyWatch)
 where
-    B: http_body::Body<Data = Bytes> + Send + 'static,
+    B: Body<Data = Bytes> + Unpin + Send + 'static,
     B::Error: Into<BoxError>,
 {
     let watch = BodyWatch::default();
@@ -94,7 +175,7 @@ where
 /// Reads a whole body of at most `limit` bytes (scripts rule, GraphQL).
 pub async fn read_bounded<B>(body: B, limit: u64, idle: Duration) -> Result<Bytes, ProxyError>
 where
-    B: http_body::Body<Data = Bytes>,
+    B: Body<Data = Bytes> + Unpin,
     B::Error: Into<BoxError>,
 {
     match bounded(body, limit, idle).collect().await {
@@ -114,7 +195,7 @@ pub fn millis(d: Duration) -> u64 {
 }
 
 fn is_stalled(err: &(dyn std::error::Error + 'static)) -> bool {
-    source_chain(err).any(|e| e.is::<tower_http::timeout::TimeoutError>())
+    source_chain(err).any(|e| e.is::<BodyIdle>())
 }
 
 fn source_chain<'a>(

@@ -252,7 +252,7 @@ async fn run(
         .rewrite_location(rparts.status, &mut rparts.headers)?;
     rparts.version = Version::HTTP_11;
     // A stalled upstream body is cut after the request timeout of silence.
-    let rbody = tower_http::timeout::TimeoutBody::new(cfg.upstream.request_timeout, rbody);
+    let rbody = body::IdleTimeout::new(cfg.upstream.request_timeout, rbody);
     Ok(Response::from_parts(rparts, rbody.boxed_unsync()))
 }
 

@@ -646,8 +646,9 @@ async fn slow_upstream_headers_over_h1_are_504_in_about_the_request_timeout() {
 }
 
 /// Documented behaviour: `request_timeout_ms` bounds the wait for the
-/// response head only. A body that trickles is streamed through as it comes,
-/// however long it takes (there is no upstream body idle timeout today).
+/// response head, and then each silence within the body. A body that trickles
+/// is streamed through as it comes, however long it takes in all; one that
+/// stops for longer is cut.
 #[tokio::test]
 async fn slow_upstream_body_is_streamed_through_past_the_request_timeout() {
     let fx = fixture(
@@ -699,6 +700,28 @@ async fn slow_upstream_body_is_streamed_through_past_the_request_timeout() {
         .mock
         .wait_for_stats(Duration::from_secs(1), |s| s.bodies_completed >= 1);
     assert_eq!(stats.bodies_completed, 1, "{stats:?}");
+
+    // A body silent for longer than the request timeout is cut after about it.
+    let started = Instant::now();
+    let resp = fx
+        .http
+        .get(
+            fx.gate
+                .url(&format!("{PATH}?mock_trickle_ms=2500&mock_bytes=2")),
+        )
+        .header("x-auth-token", KEY)
+        .send()
+        .await
+        .expect("response head");
+    assert_eq!(resp.status(), 200);
+    let cut = resp.bytes().await;
+    let took = started.elapsed();
+    assert!(cut.is_err(), "a stalled body must fail, not end clean");
+    assert!(
+        took >= Duration::from_millis(900) && took < Duration::from_millis(2_400),
+        "cut after about the 1 s request timeout of silence: {took:?}"
+    );
+    println!("stalled upstream body: cut after {took:?} (request_timeout_ms = 1000)");
 
     // A caller that gives up during a slow body cuts the upstream body too.
     let mut s = connect(fx.gate.addr);
