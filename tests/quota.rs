@@ -41,20 +41,10 @@ fn config(mock_url: &str, quota: &str) -> String {
             key_sha256(key)
         ));
     }
+    let base = support::base_config(mock_url, 5000);
     format!(
         r#"
-[server]
-listen = "127.0.0.1:0"
-
-[admin]
-listen = "127.0.0.1:0"
-
-[upstream]
-base_url = "{mock_url}"
-ca_file = "ca.pem"
-connect_timeout_ms = 2000
-request_timeout_ms = 5000
-
+{base}
 [[stores]]
 hash = "{STORE}"
 token_env = "BC_TOKEN_Q"

@@ -35,20 +35,10 @@ fn config(mock_url: &str, login_url: &str, redis_url: &str) -> String {
         .map(|s| format!("\"{s}\""))
         .collect::<Vec<_>>()
         .join(", ");
+    let base = support::base_config(mock_url, 4000);
     format!(
         r#"
-[server]
-listen = "127.0.0.1:0"
-
-[admin]
-listen = "127.0.0.1:0"
-
-[upstream]
-base_url = "{mock_url}"
-ca_file = "ca.pem"
-connect_timeout_ms = 2000
-request_timeout_ms = 4000
-
+{base}
 [[clients]]
 name = "svc"
 key_sha256 = "{key}"

@@ -24,6 +24,17 @@ use sha2::{Digest, Sha256};
 /// Per-request limit for every test client.
 pub const CLIENT_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// The `[server]`, `[admin]` and `[upstream]` sections most process tests
+/// start from: both listeners on a free port, the mock (trusted through
+/// `ca.pem` beside the config) as the upstream.
+pub fn base_config(mock_url: &str, request_timeout_ms: u64) -> String {
+    format!(
+        "[server]\nlisten = \"127.0.0.1:0\"\n\n[admin]\nlisten = \"127.0.0.1:0\"\n\n\
+         [upstream]\nbase_url = \"{mock_url}\"\nca_file = \"ca.pem\"\n\
+         connect_timeout_ms = 2000\nrequest_timeout_ms = {request_timeout_ms}\n"
+    )
+}
+
 /// Lower-case hex SHA-256 of a client key, as written in `key_sha256`.
 pub fn key_sha256(key: &str) -> String {
     hex::encode(Sha256::digest(key.as_bytes()))
