@@ -134,23 +134,24 @@ impl Pool {
         mut req: Request<ProxyBody>,
     ) -> Result<Response<PooledBody>, SendError> {
         loop {
-            let conn = match self.checkout().await {
-                Some(conn) => conn,
+            let (conn, fresh) = match self.checkout().await {
+                Some(conn) => (conn, false),
                 // Boxed: hyper keeps each connection's request future allocated
                 // between requests, so the rare TLS connect must not size it.
-                None => Box::pin(self.inner.connect()).await?,
+                None => (Box::pin(self.inner.connect()).await?, true),
             };
             match conn {
                 Conn::H2(mut tx) => {
                     return match tx.try_send_request(req).await {
                         Ok(resp) => Ok(resp.map(|b| PooledBody::new(b, None))),
                         Err(mut e) => match e.take_message() {
-                            // Not sent: the connection went away first; try another.
-                            Some(back) => {
+                            // Not sent: a pooled connection went away first; try
+                            // another (a new one that fails so is an answer).
+                            Some(back) if !fresh => {
                                 req = back;
                                 continue;
                             }
-                            None => Err(SendError::Http(e.into_error())),
+                            _ => Err(SendError::Http(e.into_error())),
                         },
                     };
                 }
@@ -169,12 +170,12 @@ impl Pool {
                             return Ok(resp.map(|b| PooledBody::new(b, Some(back))));
                         }
                         Err(mut e) => match e.take_message() {
-                            Some(mut back) => {
+                            Some(mut back) if !fresh => {
                                 *back.uri_mut() = absolute;
                                 req = back;
                                 continue;
                             }
-                            None => return Err(SendError::Http(e.into_error())),
+                            _ => return Err(SendError::Http(e.into_error())),
                         },
                     }
                 }
