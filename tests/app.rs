@@ -41,11 +41,7 @@ struct Fx {
 }
 
 fn config(mock_url: &str, login_url: &str) -> String {
-    let scopes = SCOPES
-        .iter()
-        .map(|s| format!("\"{s}\""))
-        .collect::<Vec<_>>()
-        .join(", ");
+    let app = support::app_section(&format!("{PUBLIC_URL}/"), CLIENT_ID, SCOPES, login_url);
     let base = support::base_config(mock_url, 4000);
     format!(
         r#"
@@ -67,15 +63,7 @@ stores = ["{STORE}"]
 default_store = "{STORE}"
 scopes = ["store_v2_products_read_only"]
 
-[app]
-listen = "127.0.0.1:0"
-tls = {{ cert = "app.pem", key = "app.key" }}
-public_url = "{PUBLIC_URL}/"
-client_id = "{CLIENT_ID}"
-client_secret_env = "BC_CLIENT_SECRET"
-scopes = [{scopes}]
-login_url = "{login_url}"
-
+{app}
 [token_store]
 kind = "file"
 path = "tokens.enc"

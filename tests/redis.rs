@@ -30,11 +30,7 @@ const PROPAGATION: Duration = Duration::from_secs(1);
 // ---------------------------------------------------------------- replicas
 
 fn config(mock_url: &str, login_url: &str, redis_url: &str) -> String {
-    let scopes = SCOPES
-        .iter()
-        .map(|s| format!("\"{s}\""))
-        .collect::<Vec<_>>()
-        .join(", ");
+    let app = support::app_section("https://bcgate.example.com/", CLIENT_ID, SCOPES, login_url);
     let base = support::base_config(mock_url, 4000);
     format!(
         r#"
@@ -45,15 +41,7 @@ key_sha256 = "{key}"
 stores = ["*"]
 scopes = ["store_v2_products", "store_v2_orders_read_only"]
 
-[app]
-listen = "127.0.0.1:0"
-tls = {{ cert = "app.pem", key = "app.key" }}
-public_url = "https://bcgate.example.com/"
-client_id = "{CLIENT_ID}"
-client_secret_env = "BC_CLIENT_SECRET"
-scopes = [{scopes}]
-login_url = "{login_url}"
-
+{app}
 [token_store]
 kind = "redis"
 url = "{redis_url}"

@@ -35,6 +35,21 @@ pub fn base_config(mock_url: &str, request_timeout_ms: u64) -> String {
     )
 }
 
+/// An `[app]` section for the install-flow tests: TLS from `app.pem` /
+/// `app.key` beside the config, the client secret from `BC_CLIENT_SECRET`.
+pub fn app_section(public_url: &str, client_id: &str, scopes: &[&str], login_url: &str) -> String {
+    let scopes = scopes
+        .iter()
+        .map(|s| format!("\"{s}\""))
+        .collect::<Vec<_>>()
+        .join(", ");
+    format!(
+        "[app]\nlisten = \"127.0.0.1:0\"\ntls = {{ cert = \"app.pem\", key = \"app.key\" }}\n\
+         public_url = \"{public_url}\"\nclient_id = \"{client_id}\"\n\
+         client_secret_env = \"BC_CLIENT_SECRET\"\nscopes = [{scopes}]\nlogin_url = \"{login_url}\"\n"
+    )
+}
+
 /// Lower-case hex SHA-256 of a client key, as written in `key_sha256`.
 pub fn key_sha256(key: &str) -> String {
     hex::encode(Sha256::digest(key.as_bytes()))
