@@ -282,19 +282,10 @@ async fn install_then_proxy_then_uninstall() {
     );
 
     // /readyz counts it.
-    let admin = fx.gate.admin_addr().expect("admin address");
-    let ready = support::raw_request(
-        admin,
-        b"GET /readyz HTTP/1.1\r\nHost: admin\r\nConnection: close\r\n\r\n",
-    );
-    let body = ready.json();
-    let check = body["checks"]
-        .as_array()
-        .and_then(|c| c.iter().find(|c| c["name"] == "token_store"))
-        .unwrap_or_else(|| panic!("no token_store check: {body}"))
-        .clone();
-    assert_eq!(check["ok"], true, "{body}");
-    assert_eq!(check["detail"], "1 installed", "{body}");
+    let (_, check) = support::ready_check(&fx.gate, "token_store");
+    let check = check.expect("a token_store check");
+    assert_eq!(check["ok"], true, "{check}");
+    assert_eq!(check["detail"], "1 installed", "{check}");
 
     // The token is encrypted at rest.
     let file = std::fs::read(fx.gate.dir().join("tokens.enc")).expect("token store written");

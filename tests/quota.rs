@@ -19,7 +19,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use support::redis::{RedisServer, redis_or_skip};
-use support::{Bcgate, MockBigCommerce, TestCa, assert_problem, key_sha256, plain_client, send};
+use support::{
+    Bcgate, MockBigCommerce, TestCa, assert_problem, key_sha256, plain_client, ready_check, send,
+};
 
 const STORE: &str = "q150store";
 const TOKEN: &str = "bc-store-token-QUOTA-8Jd3Lq0Vx2";
@@ -96,16 +98,6 @@ fn metric(gate: &Bcgate, name: &str, labels: &[(&str, &str)]) -> f64 {
         }
     }
     total
-}
-
-/// `/readyz`: the status and the check called `name`, if any.
-fn ready_check(gate: &Bcgate, name: &str) -> (u16, Option<serde_json::Value>) {
-    let (status, body) = admin_get(gate, "/readyz");
-    let report: serde_json::Value = serde_json::from_str(&body).expect("readyz JSON");
-    let check = report["checks"]
-        .as_array()
-        .and_then(|c| c.iter().find(|c| c["name"] == name).cloned());
-    (status, check)
 }
 
 async fn get(gate: &Bcgate, key: &str, query: &str) -> support::Resp {

@@ -114,18 +114,8 @@ impl Replica {
 
     /// `/readyz`: the status and the token_store check.
     fn ready(&self) -> (u16, serde_json::Value) {
-        let admin = self.gate.admin_addr().expect("admin address");
-        let resp = support::raw_request(
-            admin,
-            b"GET /readyz HTTP/1.1\r\nHost: admin\r\nConnection: close\r\n\r\n",
-        );
-        let body = resp.json();
-        let check = body["checks"]
-            .as_array()
-            .and_then(|c| c.iter().find(|c| c["name"] == "token_store"))
-            .unwrap_or_else(|| panic!("no token_store check: {body}"))
-            .clone();
-        (resp.status, check)
+        let (status, check) = support::ready_check(&self.gate, "token_store");
+        (status, check.expect("a token_store check"))
     }
 
     fn cli(&self, args: &[&str]) -> std::process::Output {

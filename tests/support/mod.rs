@@ -50,6 +50,21 @@ pub fn app_section(public_url: &str, client_id: &str, scopes: &[&str], login_url
     )
 }
 
+/// `/readyz` on the gate's admin listener: the status and the check called
+/// `name`, if any.
+pub fn ready_check(gate: &Bcgate, name: &str) -> (u16, Option<serde_json::Value>) {
+    let admin = gate.admin_addr().expect("admin address");
+    let resp = raw_request(
+        admin,
+        b"GET /readyz HTTP/1.1\r\nHost: admin\r\nConnection: close\r\n\r\n",
+    );
+    let report = resp.json();
+    let check = report["checks"]
+        .as_array()
+        .and_then(|c| c.iter().find(|c| c["name"] == name).cloned());
+    (resp.status, check)
+}
+
 /// Lower-case hex SHA-256 of a client key, as written in `key_sha256`.
 pub fn key_sha256(key: &str) -> String {
     hex::encode(Sha256::digest(key.as_bytes()))
