@@ -386,9 +386,12 @@ impl RequestIds {
             return v.clone();
         }
         let n = self.counter.fetch_add(1, Ordering::Relaxed);
-        let id = format!("{:016x}{:016x}", self.prefix, n);
-        // The string's buffer becomes the header's: one allocation, no copy.
-        HeaderValue::from_maybe_shared(bytes::Bytes::from(id))
+        // 32 hex digits: the prefix, then the counter (no `fmt` pass per request).
+        let mut id = [0u8; 32];
+        hex::encode_to_slice(self.prefix.to_be_bytes(), &mut id[..16])
+            .and_then(|()| hex::encode_to_slice(n.to_be_bytes(), &mut id[16..]))
+            .ok()
+            .and_then(|()| HeaderValue::from_bytes(&id).ok())
             .unwrap_or(HeaderValue::from_static("-"))
     }
 }

@@ -34,22 +34,22 @@ pub fn check_canonical(path: &str) -> Result<(), ProxyError> {
     if rest.is_empty() {
         return Err(bad("the path is empty"));
     }
-    for seg in rest.split('/') {
+    for seg in rest.as_bytes().split(|&b| b == b'/') {
         check_segment(seg)?;
     }
     Ok(())
 }
 
-fn check_segment(seg: &str) -> Result<(), ProxyError> {
-    if seg.is_empty() {
+fn check_segment(bytes: &[u8]) -> Result<(), ProxyError> {
+    if bytes.is_empty() {
         return Err(bad(
             "the path has an empty segment ('//' or a trailing '/')",
         ));
     }
-    if seg == "." || seg == ".." {
+    if bytes == b"." || bytes == b".." {
         return Err(bad("the path has a '.' or '..' segment"));
     }
-    let bytes = seg.as_bytes();
+    let mut escaped = false;
     let mut i = 0;
     while i < bytes.len() {
         let b = bytes[i];
@@ -70,6 +70,7 @@ fn check_segment(seg: &str) -> Result<(), ProxyError> {
                         "the path has an encoded '/', '\\', '%', ';' or control byte",
                     ));
                 }
+                escaped = true;
                 i += 3;
             }
             b';' => return Err(bad("the path has ';' parameters")),
@@ -82,7 +83,11 @@ fn check_segment(seg: &str) -> Result<(), ProxyError> {
             _ => i += 1,
         }
     }
-    match percent_encoding::percent_decode_str(seg).decode_utf8() {
+    if !escaped {
+        // Printable ASCII only (checked above): nothing to decode.
+        return Ok(());
+    }
+    match percent_encoding::percent_decode(bytes).decode_utf8() {
         Err(_) => Err(bad("the path decodes to invalid UTF-8")),
         // C1 controls (U+0080–U+009F, e.g. NEL) are line breaks to some parsers.
         Ok(decoded) if decoded.chars().any(char::is_control) => {
