@@ -55,6 +55,17 @@ pub const X_RATE_LIMIT_TIME_RESET_MS: HeaderName =
     HeaderName::from_static("x-rate-limit-time-reset-ms");
 pub const X_RETRY_AFTER: HeaderName = HeaderName::from_static("x-retry-after");
 
+/// Non-standard names on (nearly) every BigCommerce answer: the HTTP/1.1
+/// client matches these before parsing a name, so they cost no allocation.
+pub const FREQUENT_RESPONSE_NAMES: [HeaderName; 6] = [
+    X_RATE_LIMIT_REQUESTS_QUOTA,
+    X_RATE_LIMIT_REQUESTS_LEFT,
+    X_RATE_LIMIT_TIME_WINDOW_MS,
+    X_RATE_LIMIT_TIME_RESET_MS,
+    X_RETRY_AFTER,
+    X_REQUEST_ID,
+];
+
 /// BigCommerce's rate-limit headers; passed through untouched (SDKs read them).
 pub const RATE_LIMIT_HEADERS: [&str; 5] = [
     "x-rate-limit-requests-left",

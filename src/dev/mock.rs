@@ -272,7 +272,13 @@ impl std::fmt::Debug for MockBigCommerce {
 impl MockBigCommerce {
     /// Start on `127.0.0.1:0` with a certificate for `127.0.0.1` and `localhost`
     /// signed by `ca`. `stores` are `(hash, token)` pairs.
+    /// With `BCGATE_MOCK_HTTP1` set it offers only `http/1.1`, as
+    /// [`start_h1`](Self::start_h1) does: the test command runs the proxy
+    /// suite that way too, so both upstream clients see every case.
     pub fn start(ca: &DevCa, stores: &[(&str, &str)]) -> MockBigCommerce {
+        if std::env::var_os("BCGATE_MOCK_HTTP1").is_some() {
+            return Self::start_h1(ca, stores);
+        }
         let tls = ca.server_config(&["127.0.0.1", "localhost"], &[b"h2", b"http/1.1"]);
         Self::start_with_tls(tls, stores)
     }

@@ -5,6 +5,7 @@
 //! machinery (hyper-util's pool hashes the origin and clones URIs per request,
 //! and spawns a task per response to put the connection back once it is
 //! ready). Here the response body hands its connection back when it ends.
+//! HTTP/2 runs on hyper's client; HTTP/1.1 on [`h1`], driven by the request.
 
 use std::collections::VecDeque;
 use std::pin::Pin;
@@ -16,13 +17,14 @@ use bytes::Bytes;
 use http::{Request, Response};
 use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
-use hyper::client::conn::{http1, http2};
+use hyper::client::conn::http2;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use rustls_pki_types::ServerName;
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 
-use crate::body::ProxyBody;
+use super::h1;
+use crate::body::{BoxError, ProxyBody};
 
 /// How long an idle connection is kept for reuse (hyper-util's default).
 const IDLE_TIMEOUT: Duration = Duration::from_secs(90);
@@ -35,7 +37,7 @@ pub enum SendError {
     /// The TLS handshake failed (a certificate, or the peer hung up).
     Tls(std::io::Error),
     /// HTTP on an established connection (reset, malformed answer).
-    Http(hyper::Error),
+    Http(BoxError),
 }
 
 impl std::fmt::Display for SendError {
@@ -52,7 +54,7 @@ impl std::error::Error for SendError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             Self::Connect(e) | Self::Tls(e) => Some(e),
-            Self::Http(e) => Some(e),
+            Self::Http(e) => Some(e.as_ref()),
         }
     }
 }
@@ -94,12 +96,12 @@ struct Inner {
 #[derive(Default)]
 struct Idle {
     /// Newest at the back: the warmest connection goes out first.
-    h1: VecDeque<(http1::SendRequest<ProxyBody>, Instant)>,
+    h1: VecDeque<(h1::Conn, Instant)>,
     h2: Option<http2::SendRequest<ProxyBody>>,
 }
 
 enum Conn {
-    H1(http1::SendRequest<ProxyBody>),
+    H1(h1::Conn),
     H2(http2::SendRequest<ProxyBody>),
 }
 
@@ -143,7 +145,7 @@ impl Pool {
             match conn {
                 Conn::H2(mut tx) => {
                     return match tx.try_send_request(req).await {
-                        Ok(resp) => Ok(resp.map(|b| PooledBody::new(b, None))),
+                        Ok(resp) => Ok(resp.map(PooledBody::H2)),
                         Err(mut e) => match e.take_message() {
                             // Not sent: a pooled connection went away first; try
                             // another (a new one that fails so is an answer).
@@ -151,33 +153,17 @@ impl Pool {
                                 req = back;
                                 continue;
                             }
-                            _ => Err(SendError::Http(e.into_error())),
+                            _ => Err(SendError::Http(Box::new(e.into_error()))),
                         },
                     };
                 }
-                Conn::H1(mut tx) => {
-                    // HTTP/1.1 wants the origin form; Host is set by the rewrite stage.
-                    let absolute = req.uri().clone();
-                    if let Some(pq) = absolute.path_and_query() {
-                        *req.uri_mut() = http::Uri::from(pq.clone());
-                    }
-                    match tx.try_send_request(req).await {
-                        Ok(resp) => {
-                            let back = Checkin {
-                                pool: self.inner.clone(),
-                                tx,
-                            };
-                            return Ok(resp.map(|b| PooledBody::new(b, Some(back))));
-                        }
-                        Err(mut e) => match e.take_message() {
-                            Some(mut back) if !fresh => {
-                                *back.uri_mut() = absolute;
-                                req = back;
-                                continue;
-                            }
-                            _ => return Err(SendError::Http(e.into_error())),
-                        },
-                    }
+                Conn::H1(conn) => {
+                    // The origin form goes on the request line; Host is set by the rewrite stage.
+                    let home: Arc<dyn h1::Recycle> = self.inner.clone();
+                    return match conn.send(req, home).await {
+                        Ok(resp) => Ok(resp.map(PooledBody::H1)),
+                        Err(e) => Err(SendError::Http(Box::new(e))),
+                    };
                 }
             }
         }
@@ -196,14 +182,10 @@ impl Pool {
                 }
                 idle.h1.pop_back()?
             };
-            let (mut tx, since) = candidate;
-            if tx.is_closed() || since.elapsed() > IDLE_TIMEOUT {
-                continue;
-            }
-            // A connection handed back at the end of a body may still be
-            // finishing that response; it is ready a moment later.
-            if tx.ready().await.is_ok() {
-                return Some(Conn::H1(tx));
+            let (mut conn, since) = candidate;
+            // Closed by the upstream while idle (it was never sent this request).
+            if since.elapsed() <= IDLE_TIMEOUT && conn.is_usable() {
+                return Some(Conn::H1(conn));
             }
         }
     }
@@ -239,7 +221,7 @@ impl Inner {
                 .timer(TokioTimer::new())
                 .handshake(io)
                 .await
-                .map_err(SendError::Http)?;
+                .map_err(|e| SendError::Http(Box::new(e)))?;
             tokio::spawn(async move {
                 if let Err(e) = conn.await {
                     tracing::debug!(error = %e, "upstream h2 connection ended");
@@ -249,100 +231,53 @@ impl Inner {
             idle.h2 = Some(tx.clone());
             Ok(Conn::H2(tx))
         } else {
-            let (tx, conn) = http1::Builder::new()
-                .handshake(io)
-                .await
-                .map_err(SendError::Http)?;
-            tokio::spawn(async move {
-                if let Err(e) = conn.await {
-                    tracing::debug!(error = %e, "upstream connection ended");
-                }
-            });
-            Ok(Conn::H1(tx))
+            Ok(Conn::H1(h1::Conn::new(io.into_inner())))
         }
     }
 }
 
-/// An HTTP/1.1 connection on its way back to the pool.
-struct Checkin {
-    pool: Arc<Inner>,
-    tx: http1::SendRequest<ProxyBody>,
-}
-
-impl Checkin {
-    fn put(self) {
-        if self.tx.is_closed() {
-            return;
-        }
-        let mut idle = self.pool.idle.lock().unwrap_or_else(|p| p.into_inner());
-        idle.h1.push_back((self.tx, Instant::now()));
+impl h1::Recycle for Inner {
+    fn recycle(&self, conn: h1::Conn) {
+        let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
+        idle.h1.push_back((conn, Instant::now()));
     }
 }
 
-/// An upstream response body that returns its HTTP/1.1 connection to the
-/// pool once it has been read to the end; dropped early, the connection
-/// goes with it (hyper closes a connection whose response was not read).
-pub struct PooledBody {
-    inner: Incoming,
-    back: Option<Checkin>,
-}
-
-impl std::fmt::Debug for PooledBody {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PooledBody").finish_non_exhaustive()
-    }
-}
-
-impl PooledBody {
-    fn new(inner: Incoming, back: Option<Checkin>) -> Self {
-        let mut body = Self { inner, back };
-        body.check_in_if_done();
-        body
-    }
-
-    fn check_in_if_done(&mut self) {
-        if self.inner.is_end_stream()
-            && let Some(back) = self.back.take()
-        {
-            back.put();
-        }
-    }
+/// An upstream response body: HTTP/1.1 bodies hand their connection back
+/// to the pool once read to the end ([`h1::ResponseBody`]).
+#[derive(Debug)]
+pub enum PooledBody {
+    H1(h1::ResponseBody),
+    H2(Incoming),
 }
 
 impl Body for PooledBody {
     type Data = Bytes;
-    type Error = hyper::Error;
+    type Error = BoxError;
 
     fn poll_frame(
-        mut self: Pin<&mut Self>,
+        self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
-        let polled = Pin::new(&mut self.inner).poll_frame(cx);
-        match &polled {
-            Poll::Ready(None) => {
-                if let Some(back) = self.back.take() {
-                    back.put();
-                }
-            }
-            Poll::Ready(Some(Ok(_))) => self.check_in_if_done(),
-            // A broken body breaks its connection too.
-            Poll::Ready(Some(Err(_))) => self.back = None,
-            Poll::Pending => {}
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        match self.get_mut() {
+            Self::H1(b) => Pin::new(b).poll_frame(cx),
+            Self::H2(b) => Pin::new(b)
+                .poll_frame(cx)
+                .map(|f| f.map(|r| r.map_err(Into::into))),
         }
-        polled
     }
 
     fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
+        match self {
+            Self::H1(b) => b.is_end_stream(),
+            Self::H2(b) => b.is_end_stream(),
+        }
     }
 
     fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
-    }
-}
-
-impl Drop for PooledBody {
-    fn drop(&mut self) {
-        self.check_in_if_done();
+        match self {
+            Self::H1(b) => b.size_hint(),
+            Self::H2(b) => b.size_hint(),
+        }
     }
 }
