@@ -10,7 +10,7 @@
 //! things a file cannot hold: a store token ([`StoreFile::token`]) and extra
 //! upstream roots ([`UpstreamFile::ca_pem`]), both given as values.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -540,10 +540,12 @@ impl fmt::Debug for LearnBackend {
     }
 }
 
-/// Stores by hash and by alias.
+/// Stores by hash and by alias. These maps are built from the config and
+/// only read per request, so a fast seeded hash serves (no inserts an
+/// attacker could steer).
 #[derive(Debug, Default)]
 pub struct Stores {
-    by_name: HashMap<String, Arc<Store>>,
+    by_name: foldhash::HashMap<String, Arc<Store>>,
     list: Vec<Arc<Store>>,
 }
 
@@ -566,10 +568,10 @@ impl Stores {
 /// Clients by the SHA-256 of their key, by unix uid and by certificate subject.
 #[derive(Debug, Default)]
 pub struct Clients {
-    by_digest: HashMap<[u8; 32], Arc<Client>>,
-    by_uid: HashMap<u32, Arc<Client>>,
+    by_digest: foldhash::HashMap<[u8; 32], Arc<Client>>,
+    by_uid: foldhash::HashMap<u32, Arc<Client>>,
     /// Keyed by [`tls::normalize_subject`](crate::tls::normalize_subject).
-    by_subject: HashMap<String, Arc<Client>>,
+    by_subject: foldhash::HashMap<String, Arc<Client>>,
     list: Vec<Arc<Client>>,
 }
 

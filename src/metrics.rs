@@ -5,7 +5,6 @@
 //! never a raw path, a query or a key. The Prometheus exposition is served
 //! on the admin listener's `/metrics`.
 
-use std::collections::HashMap;
 use std::sync::{OnceLock, RwLock};
 use std::time::Duration;
 
@@ -210,8 +209,8 @@ type PerStore = Vec<(Box<str>, Counter)>;
 /// told apart by hash: an installed store is a new object on every request.
 #[derive(Debug, Default)]
 pub struct Handles {
-    requests: RwLock<HashMap<RequestKey, PerStore>>,
-    stores: RwLock<HashMap<String, (Histogram, Gauge)>>,
+    requests: RwLock<foldhash::HashMap<RequestKey, PerStore>>,
+    stores: RwLock<foldhash::HashMap<String, (Histogram, Gauge)>>,
     by_decision: [OnceLock<Histogram>; 4],
 }
 

@@ -60,7 +60,16 @@ fn connection_named(headers: &HeaderMap) -> Vec<HeaderName> {
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
-        .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
+        .map(str::trim)
+        // `keep-alive`, `close` and other hop-by-hop names go anyway; only
+        // the rest need a name of their own (usually none: no allocation).
+        .filter(|name| {
+            !HOP_BY_HOP
+                .iter()
+                .any(|h| h.as_str().eq_ignore_ascii_case(name))
+        })
+        .filter(|name| !name.eq_ignore_ascii_case("close"))
+        .filter_map(|name| HeaderName::from_bytes(name.as_bytes()).ok())
         .collect()
 }
 

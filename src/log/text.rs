@@ -102,12 +102,7 @@ impl Visit for Fields<'_> {
     }
 
     fn record_f64(&mut self, field: &Field, value: f64) {
-        let out = self.key(field);
-        if value.is_finite() {
-            out.push_str(ryu::Buffer::new().format_finite(value));
-        } else {
-            let _ = write!(out, "{value}");
-        }
+        push_f64(self.key(field), value);
     }
 
     fn record_bool(&mut self, field: &Field, value: bool) {
@@ -125,6 +120,42 @@ impl Visit for Fields<'_> {
         let _ = write!(text, "{value:?}");
         push_value(self.key(field), &text);
     }
+}
+
+/// A float as `ryu` prints it (the shortest decimal that reads back),
+/// with integer arithmetic for the access log's milliseconds.
+fn push_f64(out: &mut String, value: f64) {
+    if let Some(thousandths) = as_thousandths(value) {
+        // The access log's milliseconds (`1.234`): integers, no float formatting.
+        out.push_str(itoa::Buffer::new().format(thousandths / 1000));
+        out.push('.');
+        let frac = thousandths % 1000;
+        let digits = [frac / 100, frac / 10 % 10, frac % 10];
+        let keep = match digits {
+            [_, 0, 0] => 1,
+            [_, _, 0] => 2,
+            _ => 3,
+        };
+        for d in &digits[..keep] {
+            out.push(char::from(b'0' + *d as u8));
+        }
+    } else if value.is_finite() {
+        out.push_str(ryu::Buffer::new().format_finite(value));
+    } else {
+        let _ = write!(out, "{value}");
+    }
+}
+
+/// `value` × 1000 when that is a whole number below 2^50, so that
+/// `value` is exactly some `n / 1000` and prints as its shortest decimal
+/// (what `ryu` would print) with at most three decimals.
+fn as_thousandths(value: f64) -> Option<u64> {
+    let scaled = value * 1000.0;
+    let whole = scaled.round();
+    let exact = value.is_sign_positive()
+        && (0.0..1_125_899_906_842_624.0).contains(&whole)
+        && whole / 1000.0 == value;
+    exact.then_some(whole as u64)
 }
 
 /// A value as it is when it cannot be mistaken for more than one value,

@@ -43,3 +43,36 @@ fn values_are_plain_only_when_they_cannot_forge_a_field() {
         assert_eq!(line, written, "{value:?}");
     }
 }
+
+#[test]
+fn floats_print_as_ryu_prints_them() {
+    let ryu = |v: f64| {
+        if v.is_finite() {
+            ryu::Buffer::new().format_finite(v).to_owned()
+        } else {
+            format!("{v}")
+        }
+    };
+    let mut values: Vec<f64> = (0..200_000u64).map(|n| n as f64 / 1000.0).collect();
+    values.extend((0..2_000u64).map(|n| (n * 7_919_777) as f64 / 1000.0));
+    values.extend([
+        -0.0,
+        -1.5,
+        0.0001,
+        1e-7,
+        12.3456,
+        0.1 + 0.2,
+        1e15,
+        1e16,
+        1e300,
+        2.5e-3,
+        1_125_899_906_842.623,
+        f64::NAN,
+        f64::INFINITY,
+    ]);
+    for v in values {
+        let mut out = String::new();
+        push_f64(&mut out, v);
+        assert_eq!(out, ryu(v), "{v:e}");
+    }
+}
