@@ -4,7 +4,7 @@
 //! timeouts, no redirect following, and the `Location` rule that keeps
 //! callers (and their keys) on bcgate.
 
-mod h1;
+pub mod h1;
 mod pool;
 
 use std::sync::Arc;

@@ -19,7 +19,7 @@ use bytes::{Buf, Bytes, BytesMut};
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Response, StatusCode, header};
 use http_body::{Body, Frame, SizeHint};
 use http_body_util::BodyExt;
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
 
@@ -72,15 +72,23 @@ impl From<io::Error> for Error {
     }
 }
 
+/// The upstream connection: TLS over TCP (the fuzz target drives the same
+/// code over memory).
+pub type Upstream = TlsStream<TcpStream>;
+
+/// What a connection runs over.
+pub trait Io: AsyncRead + AsyncWrite + Unpin + Send + 'static {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send + 'static> Io for T {}
+
 /// Where a finished connection goes back to.
-pub trait Recycle: Send + Sync + 'static {
-    fn recycle(&self, conn: Conn);
+pub trait Recycle<T = Upstream>: Send + Sync + 'static {
+    fn recycle(&self, conn: Conn<T>);
 }
 
 /// One HTTP/1.1 connection over TLS, idle between requests.
-pub struct Conn {
+pub struct Conn<T = Upstream> {
     /// Boxed: the connection moves from pool to request to body and back.
-    io: Box<TlsStream<TcpStream>>,
+    io: Box<T>,
     /// Where reads land.
     buf: BytesMut,
     /// Read and not yet consumed: a head's bytes are parsed here and its
@@ -88,7 +96,7 @@ pub struct Conn {
     pending: Bytes,
 }
 
-impl std::fmt::Debug for Conn {
+impl<T> std::fmt::Debug for Conn<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Conn")
             .field("buffered", &(self.buf.len() + self.pending.len()))
@@ -96,8 +104,8 @@ impl std::fmt::Debug for Conn {
     }
 }
 
-impl Conn {
-    pub fn new(io: TlsStream<TcpStream>) -> Self {
+impl<T: Io> Conn<T> {
+    pub fn new(io: T) -> Self {
         Self {
             io: Box::new(io),
             buf: BytesMut::new(),
@@ -150,8 +158,8 @@ impl Conn {
     pub async fn send(
         mut self,
         req: Request<ProxyBody>,
-        home: Arc<dyn Recycle>,
-    ) -> Result<Response<ResponseBody>, Error> {
+        home: Arc<dyn Recycle<T>>,
+    ) -> Result<Response<ResponseBody<T>>, Error> {
         let (parts, body) = req.into_parts();
         let head_only = parts.method == Method::HEAD;
         self.write_request(&parts, body).await?;
@@ -257,7 +265,7 @@ impl Conn {
                 if let Some(parsed) = self.parse_head(head_only)? {
                     return Ok(parsed);
                 }
-                if self.pending.len() >= MAX_HEAD_BYTES {
+                if self.pending.len() > MAX_HEAD_BYTES {
                     return Err(Error::Protocol("the upstream's response head is too large"));
                 }
             }
@@ -276,13 +284,20 @@ impl Conn {
     ) -> Result<Option<(http::response::Parts, State, bool)>, Error> {
         loop {
             let data = &self.pending;
+            // Never past the limit, so what is refused, and why, does not
+            // depend on how the head was split into reads.
+            let window = &data[..data.len().min(MAX_HEAD_BYTES + 1)];
             let mut fields = [const { MaybeUninit::uninit() }; MAX_HEADERS];
             let mut resp = httparse::Response::new(&mut []);
             let len = match httparse::ParserConfig::default().parse_response_with_uninit_headers(
                 &mut resp,
-                data,
+                window,
                 &mut fields,
             ) {
+                // However the head arrived: the limit does not depend on read sizes.
+                Ok(httparse::Status::Complete(len)) if len > MAX_HEAD_BYTES => {
+                    return Err(Error::Protocol("the upstream's response head is too large"));
+                }
                 Ok(httparse::Status::Complete(len)) => len,
                 Ok(httparse::Status::Partial) => return Ok(None),
                 Err(httparse::Error::TooManyHeaders) => {
@@ -482,14 +497,14 @@ enum Chunk {
 
 /// A response body read off its connection, which goes back to the pool
 /// when the body ends cleanly, and is closed otherwise (also when dropped early).
-pub struct ResponseBody {
-    conn: Option<Conn>,
+pub struct ResponseBody<T = Upstream> {
+    conn: Option<Conn<T>>,
     state: State,
     reuse: bool,
-    home: Option<Arc<dyn Recycle>>,
+    home: Option<Arc<dyn Recycle<T>>>,
 }
 
-impl std::fmt::Debug for ResponseBody {
+impl<T> std::fmt::Debug for ResponseBody<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ResponseBody")
             .field("state", &self.state)
@@ -497,7 +512,7 @@ impl std::fmt::Debug for ResponseBody {
     }
 }
 
-impl ResponseBody {
+impl<T: Io> ResponseBody<T> {
     fn finish_if_done(&mut self) {
         if self.state != State::Done {
             return;
@@ -523,7 +538,7 @@ impl ResponseBody {
     }
 }
 
-impl Body for ResponseBody {
+impl<T: Io> Body for ResponseBody<T> {
     type Data = Bytes;
     type Error = BoxError;
 
@@ -620,24 +635,26 @@ enum ChunkStep {
 /// One step of chunked decoding over what is buffered.
 fn step_chunk(buf: &mut Bytes, chunk: Chunk) -> Result<ChunkStep, Error> {
     match chunk {
-        Chunk::Size => match httparse::parse_chunk_size(buf) {
-            Ok(httparse::Status::Complete((used, _))) if used > MAX_CHUNK_LINE => Err(
-                Error::Protocol("the upstream sent an overlong chunk-size line"),
-            ),
-            Ok(httparse::Status::Complete((used, size))) => {
-                buf.advance(used);
-                Ok(ChunkStep::Next(State::Chunked(if size == 0 {
-                    Chunk::Trailers(0)
-                } else {
-                    Chunk::Data(size)
-                })))
+        Chunk::Size => {
+            match httparse::parse_chunk_size(&buf[..buf.len().min(MAX_CHUNK_LINE + 1)]) {
+                Ok(httparse::Status::Complete((used, _))) if used > MAX_CHUNK_LINE => Err(
+                    Error::Protocol("the upstream sent an overlong chunk-size line"),
+                ),
+                Ok(httparse::Status::Complete((used, size))) => {
+                    buf.advance(used);
+                    Ok(ChunkStep::Next(State::Chunked(if size == 0 {
+                        Chunk::Trailers(0)
+                    } else {
+                        Chunk::Data(size)
+                    })))
+                }
+                Ok(httparse::Status::Partial) if buf.len() > MAX_CHUNK_LINE => Err(
+                    Error::Protocol("the upstream sent an overlong chunk-size line"),
+                ),
+                Ok(httparse::Status::Partial) => Ok(ChunkStep::More),
+                Err(_) => Err(Error::Protocol("the upstream sent a malformed chunk size")),
             }
-            Ok(httparse::Status::Partial) if buf.len() > MAX_CHUNK_LINE => Err(Error::Protocol(
-                "the upstream sent an overlong chunk-size line",
-            )),
-            Ok(httparse::Status::Partial) => Ok(ChunkStep::More),
-            Err(_) => Err(Error::Protocol("the upstream sent a malformed chunk size")),
-        },
+        }
         Chunk::Data(left) => {
             if buf.is_empty() {
                 return Ok(ChunkStep::More);
