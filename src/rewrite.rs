@@ -27,11 +27,15 @@ pub fn upstream_request(
     request_id: &HeaderValue,
 ) {
     let named = connection_named(headers);
+    // Host, X-Auth-Token and X-Request-Id are replaced below (`insert` drops
+    // every value the caller sent), so they need no removal pass of their own.
     remove_where(headers, |k, _| {
-        is_hop_by_hop(k, &named)
-            || CALLER_CREDENTIALS.contains(k)
-            || CALLER_OVERRIDES.contains(k)
-            || k.as_str().starts_with(X_FORWARDED_PREFIX)
+        let replaced = k == header::HOST || k == X_AUTH_TOKEN || k == X_REQUEST_ID;
+        !replaced
+            && (is_hop_by_hop(k, &named)
+                || CALLER_CREDENTIALS.contains(k)
+                || CALLER_OVERRIDES.contains(k)
+                || k.as_str().starts_with(X_FORWARDED_PREFIX))
     });
     headers.insert(header::HOST, host.clone());
     headers.insert(X_AUTH_TOKEN, token.header_value());

@@ -36,6 +36,8 @@ const MAX_CHUNK_LINE: usize = 4096;
 const READ_CHUNK: usize = 16 * 1024;
 /// Request body bytes gathered with the head into one TLS write.
 const COALESCE: usize = 16 * 1024;
+/// The write buffer a connection keeps between requests, at most.
+const KEEP_WRITE_BUFFER: usize = 4 * 1024;
 
 /// Why an exchange failed; the connection is closed.
 #[derive(Debug)]
@@ -94,6 +96,8 @@ pub struct Conn<T = Upstream> {
     /// Read and not yet consumed: a head's bytes are parsed here and its
     /// fields and the body after it share them. Empty between requests.
     pending: Bytes,
+    /// Where a request head (and a small body) is gathered before it is written.
+    wbuf: Vec<u8>,
 }
 
 impl<T> std::fmt::Debug for Conn<T> {
@@ -110,6 +114,7 @@ impl<T: Io> Conn<T> {
             io: Box::new(io),
             buf: BytesMut::new(),
             pending: Bytes::new(),
+            wbuf: Vec::new(),
         }
     }
 
@@ -188,7 +193,9 @@ impl<T: Io> Conn<T> {
                 None => ReqFraming::Chunked,
             },
         };
-        let mut out = Vec::with_capacity(512);
+        // The connection's own buffer, kept between requests (not when a large body grew it).
+        let mut out = std::mem::take(&mut self.wbuf);
+        out.clear();
         encode_head(parts, declared.is_none(), framing, &mut out);
         let mut left = match framing {
             ReqFraming::Length(n) => n,
@@ -244,6 +251,9 @@ impl<T: Io> Conn<T> {
         }
         self.write_out(&mut out).await?;
         self.io.flush().await?;
+        if out.capacity() <= KEEP_WRITE_BUFFER {
+            self.wbuf = out;
+        }
         Ok(())
     }
 
