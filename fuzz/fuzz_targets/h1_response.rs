@@ -9,7 +9,8 @@
 //! - a body that ends cleanly matches its framing (`Content-Length` bodies
 //!   have exactly that many bytes; HEAD, 204 and 304 have none);
 //! - a connection goes back to the pool only when nothing it read is left
-//!   over, and one with unread input is not usable again.
+//!   over, and one with unread input is not usable again; one whose request
+//!   could not be written never goes back (an answer read anyway is passed on).
 #![no_main]
 
 use std::io;
@@ -24,13 +25,34 @@ use libfuzzer_sys::fuzz_target;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 /// The upstream's side: `data` in `step`-byte reads, then end of stream
-/// (`eof`) or silence; writes vanish.
+/// (`eof`) or silence; writes vanish, or fail (`broken`: an upstream that
+/// stopped reading, whose answer may still be there to read).
 struct Mem {
     data: Vec<u8>,
     /// How far the client has read (shared, to see what it left unread).
     pos: Arc<AtomicUsize>,
     step: usize,
     eof: bool,
+    broken: bool,
+}
+
+/// The first input byte: bit 0 the upstream closes after its bytes, bit 1
+/// the request is HEAD, bit 2 writes fail.
+#[derive(Clone, Copy)]
+struct Flags {
+    eof: bool,
+    head: bool,
+    broken: bool,
+}
+
+impl Flags {
+    fn of(b: u8) -> Self {
+        Flags {
+            eof: b & 1 != 0,
+            head: b & 2 != 0,
+            broken: b & 4 != 0,
+        }
+    }
 }
 
 impl AsyncRead for Mem {
@@ -57,6 +79,9 @@ impl AsyncRead for Mem {
 
 impl AsyncWrite for Mem {
     fn poll_write(self: Pin<&mut Self>, _: &mut Context<'_>, b: &[u8]) -> Poll<io::Result<usize>> {
+        if self.broken {
+            return Poll::Ready(Err(io::ErrorKind::BrokenPipe.into()));
+        }
         Poll::Ready(Ok(b.len()))
     }
     fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
@@ -100,21 +125,17 @@ enum Outcome {
 }
 
 /// The outcome, the connection if it went back to the pool, and how far it read.
-fn run(
-    data: &[u8],
-    step: usize,
-    eof: bool,
-    head: bool,
-) -> (Outcome, Option<Conn<Mem>>, Arc<AtomicUsize>) {
+fn run(data: &[u8], step: usize, f: Flags) -> (Outcome, Option<Conn<Mem>>, Arc<AtomicUsize>) {
     let pos = Arc::new(AtomicUsize::new(0));
     let mem = Mem {
         data: data.to_vec(),
         pos: pos.clone(),
         step,
-        eof,
+        eof: f.eof,
+        broken: f.broken,
     };
     let home = Arc::new(Home::default());
-    let method = if head {
+    let method = if f.head {
         http::Method::HEAD
     } else {
         http::Method::GET
@@ -169,11 +190,11 @@ fuzz_target!(|input: &[u8]| {
     let Some((&flags, data)) = input.split_first() else {
         return;
     };
-    let (eof, head) = (flags & 1 == 1, flags & 2 == 2);
-    let whole = check(data, usize::MAX, eof, head);
+    let flags = Flags::of(flags);
+    let whole = check(data, usize::MAX, flags);
     for step in [1, 3, 64] {
         assert_eq!(
-            check(data, step, eof, head),
+            check(data, step, flags),
             whole,
             "feeding {step} bytes at a time changes the outcome"
         );
@@ -184,8 +205,8 @@ fuzz_target!(|input: &[u8]| {
 /// and returns the outcome less whether the connection went back to the
 /// pool (that depends on whether stray bytes arrived with the body or
 /// after it; either way they are never read as an answer).
-fn check(data: &[u8], step: usize, eof: bool, head: bool) -> Outcome {
-    let (mut outcome, back, pos) = run(data, step, eof, head);
+fn check(data: &[u8], step: usize, f: Flags) -> Outcome {
+    let (mut outcome, back, pos) = run(data, step, f);
     if let Outcome::Answered {
         status,
         fields,
@@ -200,7 +221,7 @@ fn check(data: &[u8], step: usize, eof: bool, head: bool) -> Outcome {
                 .find(|(k, _)| k == "content-length")
                 .and_then(|(_, v)| std::str::from_utf8(v).ok()?.trim().parse::<usize>().ok());
             let chunked = fields.iter().any(|(k, _)| k == "transfer-encoding");
-            if head || *status == 204 || *status == 304 {
+            if f.head || *status == 204 || *status == 304 {
                 assert!(body.is_empty(), "a body on a HEAD, 204 or 304 answer");
             } else if let (Some(n), false) = (length, chunked) {
                 assert_eq!(
@@ -212,11 +233,17 @@ fn check(data: &[u8], step: usize, eof: bool, head: bool) -> Outcome {
         } else {
             assert!(!*recycled, "a connection recycled before its body ended");
         }
+        if f.broken {
+            assert!(
+                back.is_none(),
+                "a connection whose request failed went back to the pool"
+            );
+        }
         if let Some(mut conn) = back {
             // Usable again only if the upstream sent nothing beyond this
             // answer and the connection is still open.
             if conn.is_usable() {
-                assert!(!eof, "a closed connection is usable");
+                assert!(!f.eof, "a closed connection is usable");
                 assert_eq!(
                     pos.load(Ordering::Relaxed),
                     data.len(),

@@ -167,8 +167,18 @@ impl<T: Io> Conn<T> {
     ) -> Result<Response<ResponseBody<T>>, Error> {
         let (parts, body) = req.into_parts();
         let head_only = parts.method == Method::HEAD;
-        self.write_request(&parts, body).await?;
-        let (head, framing, reuse) = self.read_head(head_only).await?;
+        let written = self.write_request(&parts, body).await;
+        let (head, framing, reuse) = match written {
+            Ok(()) => self.read_head(head_only).await?,
+            // An upstream may answer before it has read the whole body (a
+            // 413, a 401) and stop reading; that answer, if it came, is the
+            // one to pass on. The connection is not reused.
+            Err(Error::Io(e)) => match self.read_head(head_only).await {
+                Ok((head, framing, _)) => (head, framing, false),
+                Err(_) => return Err(Error::Io(e)),
+            },
+            Err(e) => return Err(e),
+        };
         let mut body = ResponseBody {
             conn: Some(self),
             state: framing,
