@@ -65,12 +65,3 @@ pub const FREQUENT_RESPONSE_NAMES: [HeaderName; 6] = [
     X_RETRY_AFTER,
     X_REQUEST_ID,
 ];
-
-/// BigCommerce's rate-limit headers; passed through untouched (SDKs read them).
-pub const RATE_LIMIT_HEADERS: [&str; 5] = [
-    "x-rate-limit-requests-left",
-    "x-rate-limit-requests-quota",
-    "x-rate-limit-time-reset-ms",
-    "x-rate-limit-time-window-ms",
-    "x-retry-after",
-];

@@ -385,14 +385,21 @@ fn declared_length(headers: &HeaderMap) -> Result<Option<u64>, Error> {
     let Some(first) = values.next() else {
         return Ok(None);
     };
-    let n = std::str::from_utf8(first.as_bytes())
-        .ok()
-        .and_then(|v| v.trim().parse::<u64>().ok())
+    let n = length_value(first.as_bytes())
         .filter(|_| values.next().is_none())
         .ok_or(Error::Protocol(
             "the request's Content-Length is not one number",
         ))?;
     Ok(Some(n))
+}
+
+/// A Content-Length value: ASCII digits only (no sign), blanks around them allowed.
+fn length_value(value: &[u8]) -> Option<u64> {
+    let digits = value.trim_ascii();
+    if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    std::str::from_utf8(digits).ok()?.parse().ok()
 }
 
 /// The request line and fields. Framing fields are bcgate's: the caller's
@@ -465,10 +472,7 @@ fn response_framing(
     let mut length: Option<u64> = None;
     for value in headers.get_all(header::CONTENT_LENGTH) {
         for part in value.as_bytes().split(|&b| b == b',') {
-            let n = std::str::from_utf8(part.trim_ascii())
-                .ok()
-                .filter(|s| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()))
-                .and_then(|s| s.parse::<u64>().ok())
+            let n = length_value(part)
                 .ok_or(Error::Protocol("the upstream's Content-Length is invalid"))?;
             if length.is_some_and(|l| l != n) {
                 return Err(Error::Protocol(

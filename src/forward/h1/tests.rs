@@ -215,6 +215,7 @@ fn a_declared_length_must_be_one_number() {
         vec![("content-length", "1,2")],
         vec![("content-length", "x")],
         vec![("content-length", "1"), ("content-length", "1")],
+        vec![("content-length", "+1")],
     ] {
         assert!(declared_length(&headers(&bad)).is_err(), "{bad:?}");
     }
