@@ -143,6 +143,33 @@ fn the_earliest_report_of_a_window_is_kept() {
 }
 
 #[test]
+fn a_reset_rounded_down_never_opens_the_window_early() {
+    // The upstream's window ends at `end_us` (microseconds on bcgate's
+    // clock); a report read at `read_us` says the whole milliseconds left,
+    // rounded down, and bcgate's clock reads whole milliseconds too.
+    for end_us in [1_000_000, 1_000_001, 1_000_500, 1_000_999] {
+        for read_us in (0..3_000).map(|i| end_us - 1 - i * 331) {
+            let mut w = Window::default();
+            assert_eq!(w.take(0, &ask("a", 1)), Take::Granted);
+            let r = Report {
+                left: 9,
+                quota: 10,
+                window_ms: 1_000,
+                reset_ms: (end_us - read_us) / 1_000,
+            };
+            w.observe(read_us / 1_000, 1, Some(&r), false);
+            // The window opens when the clock reads reset_at, at the earliest
+            // reset_at × 1000 µs: after the upstream's end.
+            assert!(
+                w.reset_at * 1_000 > end_us,
+                "end {end_us} µs, read at {read_us} µs: opens at {} ms",
+                w.reset_at
+            );
+        }
+    }
+}
+
+#[test]
 fn a_429_exhausts_the_window_and_one_without_headers_blocks() {
     let mut w = known();
     assert_eq!(w.take(LATE, &ask("a", 2)), Take::Granted);
