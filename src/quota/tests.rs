@@ -448,6 +448,37 @@ fn a_late_client_is_not_pushed_behind_a_backlog() {
 }
 
 #[test]
+fn a_client_back_from_a_pause_keeps_one_turn_of_credit_and_no_more() {
+    let mut q = FairQueue::new(100);
+    let mut next = |q: &mut FairQueue<i32>| {
+        let (_, seq) = q.peek(|_| false).expect("waiting");
+        q.serve(seq).expect("served").0
+    };
+    for i in 0..20 {
+        q.push("busy", 1, i).expect("room");
+    }
+    q.push("light", 1, 0).expect("room");
+    let first: Vec<String> = (0..2).map(|_| next(&mut q)).collect();
+    assert!(first.contains(&"light".to_owned()), "{first:?}");
+    // light is away (its request in flight) while busy is served 3 times.
+    for _ in 0..3 {
+        assert_eq!(next(&mut q), "busy");
+    }
+    // Back, it goes first, not behind busy's next turn.
+    q.push("light", 1, 1).expect("room");
+    assert_eq!(next(&mut q), "light");
+    // Away long, then 3 at once: one turn of credit, then turns alternate.
+    for _ in 0..6 {
+        assert_eq!(next(&mut q), "busy");
+    }
+    for i in 2..5 {
+        q.push("light", 1, i).expect("room");
+    }
+    let order: Vec<String> = (0..5).map(|_| next(&mut q)).collect();
+    assert_eq!(order, ["light", "busy", "light", "busy", "light"]);
+}
+
+#[test]
 fn the_fair_queue_is_bounded_skips_and_forgets() {
     let mut q = FairQueue::new(2);
     let s1 = q.push("a", 1, 1).expect("room");
