@@ -6,6 +6,9 @@
 //! in deadline order); bcgate's own 429 and its headers; Redis going down
 //! (local share) and back; a refused token (401) and its recovery; the retry
 //! of an idempotent request after an upstream 429, and no retry of a POST;
+//! shares by weight with few and with mixed workers per client (30 per
+//! 1.5 s), a client alone taking every window, a light client served at
+//! once and leaving the rest, none of them meeting an upstream 429;
 //! a client capped by `quota_max_share` in the shared (Redis) window; a 429
 //! without rate-limit headers (platform back-pressure) holding the store.
 //!

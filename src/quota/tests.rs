@@ -450,7 +450,7 @@ fn a_late_client_is_not_pushed_behind_a_backlog() {
 #[test]
 fn a_client_back_from_a_pause_keeps_one_turn_of_credit_and_no_more() {
     let mut q = FairQueue::new(100);
-    let mut next = |q: &mut FairQueue<i32>| {
+    let next = |q: &mut FairQueue<i32>| {
         let (_, seq) = q.peek(|_| false).expect("waiting");
         q.serve(seq).expect("served").0
     };
