@@ -6,6 +6,9 @@
 //! in deadline order); bcgate's own 429 and its headers; Redis going down
 //! (local share) and back; a refused token (401) and its recovery; the retry
 //! of an idempotent request after an upstream 429, and no retry of a POST;
+//! shares by weight with few and with mixed workers per client (30 per
+//! 1.5 s), a client alone taking every window, a light client served at
+//! once and leaving the rest, none of them meeting an upstream 429;
 //! a client capped by `quota_max_share` in the shared (Redis) window; a 429
 //! without rate-limit headers (platform back-pressure) holding the store.
 //!
@@ -350,12 +353,13 @@ async fn three_weighted_clients_on_two_replicas_share_one_quota() {
 async fn past_the_deadline_the_caller_gets_bcgates_429_with_the_sdk_headers() {
     let ca = TestCa::new();
     let mock = MockBigCommerce::start(&ca, &[(STORE, TOKEN)]);
-    mock.enforce_quota(5, Duration::from_secs(3));
+    // 1 per 3 s: one at a window's start, nothing more in it.
+    mock.enforce_quota(1, Duration::from_secs(3));
     let gate = start(&ca, &mock, Some("max_wait_ms = 0"));
     let key = CLIENTS[0].1;
     let first = get(&gate, key, "i=0").await;
     assert_eq!(first.status, 200, "{}", first.text());
-    fresh_window(&first, Duration::from_millis(2_000)).await;
+    fresh_window(&first, Duration::from_millis(3_000)).await;
     let mut statuses = Vec::new();
     let mut refused = None;
     for i in 1..10 {
@@ -366,9 +370,9 @@ async fn past_the_deadline_the_caller_gets_bcgates_429_with_the_sdk_headers() {
             refused = Some((r, started.elapsed()));
         }
     }
-    // The window's 5 (or what the first request left of them), then 429s.
+    // The window's one, then 429s.
     let ok = statuses.iter().filter(|s| **s == 200).count();
-    assert!((4..=5).contains(&ok), "{statuses:?}");
+    assert_eq!(ok, 1, "{statuses:?}");
     assert!(statuses[ok..].iter().all(|s| *s == 429), "{statuses:?}");
     assert_eq!(
         mock.stats().rate_limited,
@@ -377,7 +381,7 @@ async fn past_the_deadline_the_caller_gets_bcgates_429_with_the_sdk_headers() {
     );
     let (r, took) = refused.expect("a 429");
     let body = assert_problem(&r, 429, "quota_exhausted");
-    // max_wait_ms = 0: served while there is budget, refused at once after.
+    // max_wait_ms = 0: served while there is budget now, refused at once after.
     assert!(took < Duration::from_millis(150), "took {took:?}");
     let num = |h: &str| -> u64 {
         r.header(h)
@@ -385,7 +389,7 @@ async fn past_the_deadline_the_caller_gets_bcgates_429_with_the_sdk_headers() {
             .unwrap_or_else(|| panic!("{h} missing or not a number: {:?}", r.headers))
     };
     assert_eq!(num("x-rate-limit-requests-left"), 0);
-    assert_eq!(num("x-rate-limit-requests-quota"), 5);
+    assert_eq!(num("x-rate-limit-requests-quota"), 1);
     assert_eq!(num("x-rate-limit-time-window-ms"), 3_000);
     let reset = num("x-rate-limit-time-reset-ms");
     assert!((1..=3_000).contains(&reset), "reset {reset}");
@@ -411,7 +415,10 @@ async fn past_the_deadline_the_caller_gets_bcgates_429_with_the_sdk_headers() {
     // A reload keeps what the governor knows: still refused here, and the
     // upstream sees neither a request nor a 429.
     let sent = mock.requests().len();
-    gate.rewrite_config(&config(&mock.base_url(), "[quota]\nmax_wait_ms = 250"));
+    gate.rewrite_config(&config(
+        &mock.base_url(),
+        "[quota]\nmax_wait_ms = 0\nretries = 2",
+    ));
     gate.signal("HUP");
     assert!(gate.wait_for_log("config reloaded", Duration::from_secs(5)));
     let r = get(&gate, key, "after=reload").await;
@@ -426,9 +433,11 @@ async fn with_redis_down_a_replica_uses_its_local_share_and_says_so() {
     let mut redis = RedisServer::start(&exe);
     let ca = TestCa::new();
     let mock = MockBigCommerce::start(&ca, &[(STORE, TOKEN)]);
-    mock.enforce_quota(20, Duration::from_secs(2));
+    let window = Duration::from_secs(2);
+    let t0 = Instant::now();
+    mock.enforce_quota(20, window);
     let quota = format!(
-        "max_wait_ms = 100\nreplicas = 2\nredis_url = \"{}\"",
+        "max_wait_ms = 1500\nreplicas = 2\nredis_url = \"{}\"",
         redis.url()
     );
     let gate = start(&ca, &mock, Some(&quota));
@@ -442,24 +451,42 @@ async fn with_redis_down_a_replica_uses_its_local_share_and_says_so() {
     assert!(detail.contains("shared through Redis"), "{detail}");
 
     redis.kill();
-    // The next window, from its start: this replica's half of 20.
-    let r = get(&gate, key, "down=0").await;
-    assert_eq!(r.status, 200, "{}", r.text());
-    fresh_window(&r, Duration::from_secs(3)).await;
-    let mut ok = 0;
-    for i in 1..=15 {
-        let r = get(&gate, key, &format!("down={i}")).await;
-        match r.status {
-            200 => ok += 1,
-            _ => {
-                assert_problem(&r, 429, "quota_exhausted");
+    // Three loops pushing through two whole windows of the mock: this
+    // replica's half of 20 in each, whatever the demand.
+    let first = (t0.elapsed().as_millis() / window.as_millis()) as u32 + 1;
+    let end = t0 + window * (first + 2);
+    let mut loops = Vec::new();
+    for _ in 0..3 {
+        let url = gate.url(PRODUCTS);
+        loops.push(tokio::spawn(async move {
+            let http = plain_client();
+            while Instant::now() < end {
+                let r = send(
+                    http.get(format!("{url}?down=1"))
+                        .header("X-Auth-Token", key),
+                )
+                .await;
+                if r.status != 200 {
+                    assert_problem(&r, 429, "quota_exhausted");
+                }
             }
-        }
+        }));
     }
-    assert_eq!(
-        ok, 10,
-        "the local share of a 20-request window on 2 replicas"
-    );
+    for l in loops {
+        l.await.expect("loop");
+    }
+    let mut per_window: HashMap<u32, u32> = HashMap::new();
+    for r in mock.requests().iter().filter(|r| r.uri.contains("down=1")) {
+        let k = (r.received.duration_since(t0).as_millis() / window.as_millis()) as u32;
+        *per_window.entry(k).or_default() += 1;
+    }
+    for k in [first, first + 1] {
+        let n = per_window.get(&k).copied().unwrap_or(0);
+        assert!(
+            (9..=10).contains(&n),
+            "window {k}: {n} upstream requests, not the local share of a 20-request window on 2 replicas: {per_window:?}"
+        );
+    }
     assert_eq!(mock.stats().rate_limited, 0);
     assert_eq!(metric(&gate, "bcgate_quota_shared", &[]), 0.0);
     let (status, check) = ready_check(&gate, "quota");
@@ -622,7 +649,8 @@ async fn a_capped_client_gets_its_share_of_the_shared_window_and_no_more() {
     let redis = RedisServer::start(&exe);
     let ca = TestCa::new();
     let mock = MockBigCommerce::start(&ca, &[(STORE, TOKEN)]);
-    mock.enforce_quota(20, Duration::from_secs(2));
+    // 40 per 2 s: a grant every 50 ms, within each request's wait.
+    mock.enforce_quota(40, Duration::from_secs(2));
     let quota = format!(
         "[quota]\nmax_wait_ms = 100\nredis_url = \"{}\"",
         redis.url()
@@ -639,7 +667,7 @@ async fn a_capped_client_gets_its_share_of_the_shared_window_and_no_more() {
     assert_eq!(r.status, 200, "{}", r.text());
     fresh_window(&r, Duration::from_secs(3)).await;
     let mut served = 0;
-    for i in 0..10 {
+    for i in 0..15 {
         let r = get(&gate, alpha, &format!("cap={i}")).await;
         match r.status {
             200 => served += 1,
@@ -648,7 +676,7 @@ async fn a_capped_client_gets_its_share_of_the_shared_window_and_no_more() {
             }
         }
     }
-    assert_eq!(served, 5, "a quarter of a 20-request window");
+    assert_eq!(served, 10, "a quarter of a 40-request window");
     // The rest of the window is there for the others.
     for i in 0..5 {
         let r = get(&gate, beta, &format!("other={i}")).await;
@@ -661,12 +689,12 @@ async fn a_capped_client_gets_its_share_of_the_shared_window_and_no_more() {
         .arg(format!("bcgate:quota:{{{STORE}}}:w"))
         .query(&mut c)
         .expect("HGETALL");
-    assert_eq!(state.get("q").map(String::as_str), Some("20"), "{state:?}");
+    assert_eq!(state.get("q").map(String::as_str), Some("40"), "{state:?}");
     let per_client: HashMap<String, u64> = redis::cmd("HGETALL")
         .arg(format!("bcgate:quota:{{{STORE}}}:c"))
         .query(&mut c)
         .expect("HGETALL");
-    assert_eq!(per_client.get("alpha"), Some(&5), "{per_client:?}");
+    assert_eq!(per_client.get("alpha"), Some(&10), "{per_client:?}");
     assert_eq!(per_client.get("beta"), Some(&5), "{per_client:?}");
 }
 
@@ -674,7 +702,9 @@ async fn a_capped_client_gets_its_share_of_the_shared_window_and_no_more() {
 async fn a_429_without_rate_limit_headers_holds_the_store_for_its_retry_after() {
     let ca = TestCa::new();
     let mock = MockBigCommerce::start(&ca, &[(STORE, TOKEN)]);
-    let gate = start(&ca, &mock, Some("max_wait_ms = 100"));
+    // Long enough for a paced grant (one per 200 ms of the mock's 150 per
+    // 30 s), far shorter than the hold.
+    let gate = start(&ca, &mock, Some("max_wait_ms = 400"));
     let key = CLIENTS[0].1;
     assert_eq!(get(&gate, key, "warm=1").await.status, 200);
     // BigCommerce's platform back-pressure: a 429 with only X-Retry-After.
@@ -701,5 +731,248 @@ async fn a_429_without_rate_limit_headers_holds_the_store_for_its_retry_after() 
         200,
         "served again after X-Retry-After: {}",
         r.text()
+    );
+}
+
+/// How one client loads the gates: `workers` loops per gate, each sending a
+/// request, waiting for its answer, then pausing `pause`.
+#[derive(Debug, Clone, Copy)]
+struct Load {
+    client: usize,
+    workers: usize,
+    pause: Duration,
+}
+
+const fn greedy(client: usize, workers: usize) -> Load {
+    Load {
+        client,
+        workers,
+        pause: Duration::ZERO,
+    }
+}
+
+/// What a contention run saw: per client, the answers it got (status →
+/// count) and the upstream requests per mock window (windows after the
+/// first, which starts cold).
+#[derive(Debug, Default)]
+struct Contention {
+    answers: HashMap<&'static str, HashMap<u16, u64>>,
+    windows: Vec<HashMap<&'static str, u64>>,
+    /// The longest a request of each client took, answer included.
+    slowest: HashMap<&'static str, Duration>,
+}
+
+impl Contention {
+    fn upstream(&self, client: &str) -> u64 {
+        self.windows
+            .iter()
+            .map(|w| w.get(client).copied().unwrap_or(0))
+            .sum()
+    }
+
+    fn total(&self) -> u64 {
+        self.windows.iter().flat_map(|w| w.values()).sum()
+    }
+
+    fn share(&self, client: &str) -> f64 {
+        self.upstream(client) as f64 / self.total().max(1) as f64
+    }
+}
+
+/// The mock enforces `quota` per `window`; `loads` push through `gates`
+/// (started with `quota_section`) from the start of the mock's first window
+/// to the end of its `windows`-th.
+async fn contention(
+    mock: &MockBigCommerce,
+    gates: &[Bcgate],
+    loads: &[Load],
+    quota: u32,
+    window: Duration,
+    windows: u32,
+) -> Contention {
+    let t0 = Instant::now();
+    mock.enforce_quota(quota, window);
+    let end = t0 + window * windows;
+    let mut tasks = Vec::new();
+    for gate in gates {
+        for load in loads {
+            let (client, key, _) = CLIENTS[load.client];
+            for _ in 0..load.workers {
+                let url = gate.url(PRODUCTS);
+                let pause = load.pause;
+                tasks.push(tokio::spawn(async move {
+                    let http = plain_client();
+                    let mut answers: HashMap<u16, u64> = HashMap::new();
+                    let mut slowest = Duration::ZERO;
+                    let mut n = 0u64;
+                    while Instant::now() < end {
+                        n += 1;
+                        let sent = Instant::now();
+                        let resp = send(
+                            http.get(format!("{url}?c={client}&n={n}"))
+                                .header("X-Auth-Token", key),
+                        )
+                        .await;
+                        if resp.status == 429 {
+                            assert_problem(&resp, 429, "quota_exhausted");
+                        } else {
+                            assert_eq!(resp.status, 200, "{}", resp.text());
+                        }
+                        slowest = slowest.max(sent.elapsed());
+                        *answers.entry(resp.status).or_default() += 1;
+                        if !pause.is_zero() {
+                            tokio::time::sleep(pause).await;
+                        }
+                    }
+                    (client, answers, slowest)
+                }));
+            }
+        }
+    }
+    let mut out = Contention::default();
+    for t in tasks {
+        let (client, answers, slowest) = t.await.expect("client loop");
+        let mine = out.answers.entry(client).or_default();
+        for (status, n) in answers {
+            *mine.entry(status).or_default() += n;
+        }
+        let s = out.slowest.entry(client).or_default();
+        *s = (*s).max(slowest);
+    }
+    out.windows = vec![HashMap::new(); windows as usize - 1];
+    for r in mock.requests() {
+        let k = (r.received.duration_since(t0).as_millis() / window.as_millis()) as usize;
+        let Some(counts) = k.checked_sub(1).and_then(|k| out.windows.get_mut(k)) else {
+            continue;
+        };
+        if let Some(c) = param(&r.uri, "c").and_then(|c| CLIENTS.iter().find(|x| x.0 == c)) {
+            *counts.entry(c.0).or_default() += 1;
+        }
+    }
+    for (k, w) in out.windows.iter().enumerate() {
+        println!(
+            "window {}: {} upstream requests {w:?}",
+            k + 1,
+            w.values().sum::<u64>()
+        );
+    }
+    println!("answers {:?}, slowest {:?}", out.answers, out.slowest);
+    assert_eq!(
+        mock.stats().rate_limited,
+        0,
+        "the upstream answered 429 (a window opened early?)"
+    );
+    out
+}
+
+/// Shares of the upstream requests within ±5 points of `expected`, every
+/// window spent (at least `min_per_window`).
+fn assert_shares(run: &Contention, expected: &[(&str, f64)], min_per_window: u64) {
+    for (k, w) in run.windows.iter().enumerate() {
+        let sum: u64 = w.values().sum();
+        assert!(
+            sum >= min_per_window,
+            "window {} used only {sum}: the quota is not spent",
+            k + 1
+        );
+    }
+    for (name, want) in expected {
+        let share = run.share(name);
+        println!("{name}: share {share:.3}, expected {want:.3}");
+        assert!(
+            (share - want).abs() <= 0.05,
+            "{name}'s share {share:.3} is not within 5 points of {want:.3}: {:?}",
+            run.windows
+        );
+    }
+}
+
+/// The small windows of the contention tests: 30 requests per 1.5 s.
+const SMALL_QUOTA: u32 = 30;
+const SMALL_WINDOW: Duration = Duration::from_millis(1500);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn weights_hold_with_few_workers_per_client() {
+    let ca = TestCa::new();
+    let mock = MockBigCommerce::start(&ca, &[(STORE, TOKEN)]);
+    let gate = start(&ca, &mock, Some("max_wait_ms = 3000"));
+    let loads = [greedy(0, 4), greedy(1, 4), greedy(2, 4)];
+    let run = contention(&mock, &[gate], &loads, SMALL_QUOTA, SMALL_WINDOW, 4).await;
+    assert_shares(&run, &[("alpha", 0.25), ("beta", 0.25), ("gamma", 0.5)], 28);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn weights_hold_with_different_worker_counts_on_two_replicas() {
+    let Some(exe) = redis_or_skip() else { return };
+    let redis = RedisServer::start(&exe);
+    let ca = TestCa::new();
+    let mock = MockBigCommerce::start(&ca, &[(STORE, TOKEN)]);
+    let quota = format!(
+        "max_wait_ms = 3000\nreplicas = 2\nredis_url = \"{}\"",
+        redis.url()
+    );
+    let gates = [
+        start(&ca, &mock, Some(&quota)),
+        start(&ca, &mock, Some(&quota)),
+    ];
+    // Per replica: alpha 1 worker, beta 6, gamma 2 (weights 1/1/2).
+    let loads = [greedy(0, 1), greedy(1, 6), greedy(2, 2)];
+    let run = contention(&mock, &gates, &loads, SMALL_QUOTA, SMALL_WINDOW, 4).await;
+    assert_shares(&run, &[("alpha", 0.25), ("beta", 0.25), ("gamma", 0.5)], 28);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_alone_gets_the_whole_window() {
+    let ca = TestCa::new();
+    let mock = MockBigCommerce::start(&ca, &[(STORE, TOKEN)]);
+    let gate = start(&ca, &mock, Some("max_wait_ms = 3000"));
+    let run = contention(
+        &mock,
+        &[gate],
+        &[greedy(1, 3)],
+        SMALL_QUOTA,
+        SMALL_WINDOW,
+        3,
+    )
+    .await;
+    assert_shares(&run, &[("beta", 1.0)], 28);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_light_client_is_served_and_leaves_the_rest_to_the_others() {
+    let ca = TestCa::new();
+    let mock = MockBigCommerce::start(&ca, &[(STORE, TOKEN)]);
+    let gate = start(&ca, &mock, Some("max_wait_ms = 3000"));
+    // alpha (weight 1 of 4: 7.5 of each window) asks for about 4 per window.
+    let light = Load {
+        client: 0,
+        workers: 1,
+        pause: Duration::from_millis(300),
+    };
+    let loads = [light, greedy(1, 4), greedy(2, 4)];
+    let run = contention(&mock, &[gate], &loads, SMALL_QUOTA, SMALL_WINDOW, 4).await;
+    let alpha = &run.answers["alpha"];
+    assert_eq!(
+        alpha.get(&429),
+        None,
+        "the light client was refused: {alpha:?}"
+    );
+    // Served within a few paced grants, never left for a window's end.
+    assert!(
+        run.slowest["alpha"] < SMALL_WINDOW / 2,
+        "the light client waited {:?}",
+        run.slowest["alpha"]
+    );
+    let light_share = run.share("alpha");
+    assert!(
+        light_share > 0.05 && light_share < 0.22,
+        "alpha asked for less than its share: {light_share:.3}"
+    );
+    // The rest goes to the others by their weights (1:2).
+    let rest = 1.0 - light_share;
+    assert_shares(
+        &run,
+        &[("beta", rest / 3.0), ("gamma", rest * 2.0 / 3.0)],
+        28,
     );
 }

@@ -620,7 +620,7 @@ async fn handle(state: Arc<State>, req: Request<Incoming>) -> Response<MockBody>
                 left,
                 quota: QUOTA,
                 window_ms: WINDOW_MS,
-                reset_ms: WINDOW_MS - (state.started.elapsed().as_millis() as u64 % WINDOW_MS),
+                reset_ms: reset_ms(state.started.elapsed(), WINDOW_MS),
                 enabled: true,
                 over: false,
             }
@@ -802,8 +802,8 @@ struct RateInfo {
 impl Enforced {
     /// Counts one request of `store` in the current window.
     fn count(&mut self, store: &str) -> RateInfo {
-        let elapsed = self.since.elapsed().as_millis() as u64;
-        let window = elapsed / self.window_ms;
+        let elapsed = self.since.elapsed();
+        let window = elapsed.as_millis() as u64 / self.window_ms;
         let entry = self.counts.entry(store.to_owned()).or_insert((window, 0));
         if entry.0 != window {
             *entry = (window, 0);
@@ -816,11 +816,18 @@ impl Enforced {
             left: self.quota - entry.1,
             quota: self.quota,
             window_ms: self.window_ms,
-            reset_ms: self.window_ms - elapsed % self.window_ms,
+            reset_ms: reset_ms(elapsed, self.window_ms),
             enabled: true,
             over,
         }
     }
+}
+
+/// Whole milliseconds left in the window `elapsed` falls in, rounded down as
+/// BigCommerce does: the window may end up to 1 ms before `now + reset`.
+fn reset_ms(elapsed: Duration, window_ms: u64) -> u64 {
+    let window_us = window_ms * 1000;
+    (window_us - elapsed.as_micros() as u64 % window_us) / 1000
 }
 
 impl RateInfo {

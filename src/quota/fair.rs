@@ -1,9 +1,13 @@
 //! The bounded weighted-fair queue of one store's waiting requests
 //! (self-clocked fair queueing): each request gets a virtual finish tag
-//! `max(now_virtual, client's last tag) + 1/weight`, and the lowest tag is
-//! served first. A client of weight 2 thus gets two turns for every one of a
-//! weight-1 client while both wait, and one client's backlog never pushes
-//! another's requests back. A client's own requests keep their arrival order,
+//! `max(now_virtual - 1/weight, client's last tag) + 1/weight`, and the
+//! lowest tag is served first. A client of weight 2 thus gets two turns for
+//! every one of a weight-1 client while both wait, and one client's backlog
+//! never pushes another's requests back. A client that was away (its
+//! requests in flight, or a pause) keeps at most one turn of credit: it is
+//! served at once when it comes back, so a client with one or two workers
+//! and a slow upstream still gets its share, yet a client can never save up
+//! turns to take later. A client's own requests keep their arrival order,
 //! which is their deadline order (every request waits at most `max_wait_ms`).
 //! Plain data; the waiting itself is in [`super`].
 
@@ -67,7 +71,7 @@ impl<T> FairQueue<T> {
         }
         let step = TURN / u64::from(weight.max(1));
         let last = self.finish.get(client).map_or(0, |(t, _)| *t);
-        let tag = self.virtual_now.max(last) + step;
+        let tag = self.virtual_now.saturating_sub(step).max(last) + step;
         self.finish.insert(client.to_owned(), (tag, step));
         self.seq += 1;
         let seq = self.seq;
@@ -135,13 +139,15 @@ impl<T> FairQueue<T> {
             .collect()
     }
 
-    /// A client with nothing queued whose tag virtual time has passed has no
-    /// claim left; dropping it keeps the map as small as the set of waiters.
+    /// A client with nothing queued whose tag is a whole turn behind virtual
+    /// time would get the full credit anyway; dropping it keeps the map small.
+    /// (Dropped sooner, a client with one worker would be served first each
+    /// time it came back.)
     fn forget_idle(&mut self, client: &str) {
         if self
             .finish
             .get(client)
-            .is_some_and(|(t, _)| *t <= self.virtual_now)
+            .is_some_and(|(t, step)| *t + *step <= self.virtual_now)
             && !self.entries.values().any(|e| e.client == client)
         {
             self.finish.remove(client);

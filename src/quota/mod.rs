@@ -2,8 +2,9 @@
 //! store's one rate-limit window, so bcgate spends it for them. A request
 //! takes one unit of its store's budget before it is forwarded: it joins the
 //! store's weighted-fair queue ([`fair`]), whose one pump task hands out
-//! budget in queue order — at once while there is some, else as it comes
-//! back. A request not served within `max_wait_ms` (or that cannot be, as
+//! budget in queue order as the window allows it: paced over the window
+//! ([`window::allowance`]), so that under contention the queue's weights
+//! decide every grant, whatever each client's concurrency. A request not served within `max_wait_ms` (or that cannot be, as
 //! the store has nothing before then) gets bcgate's own 429 (`quota_exhausted`). The budget
 //! is learnt from BigCommerce's `X-Rate-Limit-*` headers ([`window`]) and
 //! shared by the replicas through Redis ([`redis`]), with a local share

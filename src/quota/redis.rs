@@ -32,7 +32,8 @@ pub const KEY_TTL_MS: u64 = 600_000;
 
 /// KEYS: window, in flight, clients. ARGV: client, max share (0: none),
 /// grant id, stale ms, ttl ms. Returns {1, 0} granted, {0, ms} wait,
-/// {2, ms} capped. Mirrors `Window::take` with a divisor of 1.
+/// {2, ms} capped. Mirrors `Window::take` with a divisor of 1 (and
+/// `window::allowance`, `window::paced_at`).
 const TAKE: &str = r"
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -65,6 +66,11 @@ else
   if used >= q or seen + pending >= q then
     return {0, wait}
   end
+  local start = reset - w
+  local elapsed = math.min(math.max(now - start, 0), w)
+  if used >= math.min(1 + math.floor(q * elapsed / w), q) then
+    return {0, math.max(start + math.ceil(used * w / q) - now, 1)}
+  end
   local share = tonumber(ARGV[2])
   if share > 0 then
     local cap = math.max(math.ceil(q * share), 1)
@@ -84,8 +90,8 @@ return {1, 0}
 ";
 
 /// KEYS as for TAKE. ARGV: grant id, has report (0/1), left, quota, window
-/// ms, reset ms, throttled (0/1), block ms (0: none), ttl ms. Mirrors
-/// `Window::observe` and `Window::block`.
+/// ms, reset ms (`window::WINDOW_GUARD_MS` added), throttled (0/1), block ms
+/// (0: none), ttl ms. Mirrors `Window::observe` and `Window::block`.
 const OBSERVE: &str = r"
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -331,7 +337,7 @@ impl RedisBudget {
                 .arg(r.left)
                 .arg(r.quota)
                 .arg(r.window_ms)
-                .arg(r.reset_ms)
+                .arg(r.reset_ms + super::window::WINDOW_GUARD_MS)
                 .arg(u8::from(throttled))
                 .arg(block_ms.unwrap_or(0))
                 .arg(KEY_TTL_MS);

@@ -5,7 +5,9 @@ use std::collections::HashMap;
 use http::{HeaderMap, HeaderValue};
 
 use super::fair::{FairQueue, Full};
-use super::window::{Ask, Report, Take, Window, retry_after_ms};
+use super::window::{
+    Ask, Report, Take, WINDOW_GUARD_MS, Window, allowance, paced_at, retry_after_ms,
+};
 
 fn ask(client: &str, id: u64) -> Ask<'_> {
     Ask {
@@ -26,7 +28,8 @@ fn report(left: u64, reset_ms: u64) -> Report {
     }
 }
 
-/// A window that has seen one answer at t=0: quota 10 per 1000 ms, ends at t=1000.
+/// A window that has seen one answer at t=0: quota 10 per 1000 ms, ends at
+/// t=1005 (the reported 1000 and the guard), so it started at t=5.
 fn known() -> Window {
     let mut w = Window::default();
     assert_eq!(w.take(0, &ask("a", 1)), Take::Granted);
@@ -70,33 +73,44 @@ fn an_unknown_store_gets_one_probe_at_a_time() {
     assert_eq!(w.take(0, &ask("a", 1)), Take::Granted);
     assert!(matches!(w.take(1, &ask("b", 2)), Take::Wait { .. }));
     w.observe(5, 1, Some(&report(9, 995)), false);
-    assert_eq!(w.take(6, &ask("b", 2)), Take::Granted);
+    // One grant is the window's start burst: the next is paced (100 ms per unit).
+    assert_eq!(w.take(105, &ask("b", 2)), Take::Granted);
 }
+
+/// Late enough in [`known`]'s window that all of it is allowed.
+const LATE: u64 = 950;
 
 #[test]
 fn grants_stop_at_the_quota_and_resume_at_the_reset() {
     let mut w = known();
     // 1 used by the probe; 9 more, answered at once.
     for id in 2..=10 {
-        assert_eq!(w.take(10, &ask("a", id)), Take::Granted, "grant {id}");
-        w.observe(10, id, Some(&report(10 - id, 990)), false);
+        assert_eq!(w.take(LATE, &ask("a", id)), Take::Granted, "grant {id}");
+        w.observe(LATE, id, Some(&report(10 - id, 50)), false);
     }
-    assert_eq!(w.take(20, &ask("a", 11)), Take::Wait { ms: 980 });
-    // The reset passes: a whole new window.
-    assert_eq!(w.take(1_000, &ask("a", 11)), Take::Granted);
-    assert_eq!(w.reset_at, 2_000);
+    assert_eq!(w.take(960, &ask("a", 11)), Take::Wait { ms: 45 });
+    // The reported reset passes, but not the guard after it.
+    assert_eq!(
+        w.take(1_000, &ask("a", 11)),
+        Take::Wait {
+            ms: WINDOW_GUARD_MS
+        }
+    );
+    // A whole new window.
+    assert_eq!(w.take(1_005, &ask("a", 11)), Take::Granted);
+    assert_eq!(w.reset_at, 2_005);
 }
 
 #[test]
 fn requests_in_flight_count_against_the_upstream_view() {
     let mut w = known();
     // Another API client of the store used 5: the upstream says 4 left.
-    w.observe(1, 99, Some(&report(4, 999)), false);
+    w.observe(LATE, 99, Some(&report(4, 50)), false);
     for id in 2..=5 {
-        assert_eq!(w.take(2, &ask("a", id)), Take::Granted, "grant {id}");
+        assert_eq!(w.take(LATE, &ask("a", id)), Take::Granted, "grant {id}");
     }
     // seen 6 + 4 in flight = 10: nothing more until an answer comes back.
-    assert!(matches!(w.take(3, &ask("a", 6)), Take::Wait { .. }));
+    assert!(matches!(w.take(LATE, &ask("a", 6)), Take::Wait { .. }));
 }
 
 #[test]
@@ -105,8 +119,12 @@ fn a_new_window_counts_what_is_still_in_flight() {
     for id in 2..=4 {
         assert_eq!(w.take(990, &ask("a", id)), Take::Granted);
     }
-    // Three sent just before the reset may land in the next window upstream.
-    assert_eq!(w.take(1_001, &ask("a", 5)), Take::Granted);
+    // Three sent just before the reset may land in the next window upstream:
+    // they are its first grants, past its start burst of one, so the next
+    // is paced as the fourth (3 × 100 ms after the start at 1005).
+    assert_eq!(w.take(1_006, &ask("a", 5)), Take::Wait { ms: 299 });
+    assert_eq!((w.reset_at, w.used), (2_005, 3));
+    assert_eq!(w.take(1_305, &ask("a", 5)), Take::Granted);
     assert_eq!(w.used, 4);
 }
 
@@ -115,21 +133,48 @@ fn the_earliest_report_of_a_window_is_kept() {
     let mut w = known();
     // A later-read report of the same window says it ends later: ignored.
     w.observe(100, 0, Some(&report(8, 960)), false);
-    assert_eq!(w.reset_at, 1_000);
+    assert_eq!(w.reset_at, 1_005);
     // A report read sooner after it was written moves the end earlier.
     w.observe(200, 0, Some(&report(8, 790)), false);
-    assert_eq!(w.reset_at, 990);
+    assert_eq!(w.reset_at, 995);
     // A report of the next window (the upstream already reset) starts it.
     w.observe(1_000, 0, Some(&report(9, 995)), false);
-    assert_eq!((w.reset_at, w.seen), (1_995, 1));
+    assert_eq!((w.reset_at, w.seen), (2_000, 1));
+}
+
+#[test]
+fn a_reset_rounded_down_never_opens_the_window_early() {
+    // The upstream's window ends at `end_us` (microseconds on bcgate's
+    // clock); a report read at `read_us` says the whole milliseconds left,
+    // rounded down, and bcgate's clock reads whole milliseconds too.
+    for end_us in [1_000_000, 1_000_001, 1_000_500, 1_000_999] {
+        for read_us in (0..3_000).map(|i| end_us - 1 - i * 331) {
+            let mut w = Window::default();
+            assert_eq!(w.take(0, &ask("a", 1)), Take::Granted);
+            let r = Report {
+                left: 9,
+                quota: 10,
+                window_ms: 1_000,
+                reset_ms: (end_us - read_us) / 1_000,
+            };
+            w.observe(read_us / 1_000, 1, Some(&r), false);
+            // The window opens when the clock reads reset_at, at the earliest
+            // reset_at × 1000 µs: after the upstream's end.
+            assert!(
+                w.reset_at * 1_000 > end_us,
+                "end {end_us} µs, read at {read_us} µs: opens at {} ms",
+                w.reset_at
+            );
+        }
+    }
 }
 
 #[test]
 fn a_429_exhausts_the_window_and_one_without_headers_blocks() {
     let mut w = known();
-    assert_eq!(w.take(1, &ask("a", 2)), Take::Granted);
-    w.observe(2, 2, Some(&report(3, 998)), true);
-    assert!(matches!(w.take(3, &ask("a", 3)), Take::Wait { ms: 997 }));
+    assert_eq!(w.take(LATE, &ask("a", 2)), Take::Granted);
+    w.observe(LATE, 2, Some(&report(3, 50)), true);
+    assert_eq!(w.take(LATE + 1, &ask("a", 3)), Take::Wait { ms: 54 });
     let mut w = known();
     w.block(10, 500);
     assert_eq!(w.take(11, &ask("a", 2)), Take::Wait { ms: 499 });
@@ -145,8 +190,8 @@ fn the_local_share_is_the_quota_divided_by_the_replicas() {
             divisor: 2,
             ..ask("a", id)
         };
-        if w.take(5, &a) == Take::Granted {
-            w.observe(5, id, Some(&report(10 - id, 995)), false);
+        if w.take(LATE, &a) == Take::Granted {
+            w.observe(LATE, id, Some(&report(10 - id, 50)), false);
             granted += 1;
         }
     }
@@ -161,26 +206,202 @@ fn a_client_cap_leaves_the_rest_to_others() {
         ..ask("greedy", id)
     };
     for id in 2..=4 {
-        assert_eq!(w.take(5, &capped(id)), Take::Granted);
+        assert_eq!(w.take(LATE, &capped(id)), Take::Granted);
     }
-    assert!(matches!(w.take(5, &capped(5)), Take::Capped { .. }));
-    assert_eq!(w.take(5, &ask("other", 6)), Take::Granted);
+    assert!(matches!(w.take(LATE, &capped(5)), Take::Capped { .. }));
+    assert_eq!(w.take(LATE, &ask("other", 6)), Take::Granted);
 }
 
 #[test]
 fn stale_grants_stop_counting() {
     let mut w = known();
     for id in 2..=10 {
-        assert_eq!(w.take(5, &ask("a", id)), Take::Granted);
+        assert_eq!(w.take(LATE, &ask("a", id)), Take::Granted);
     }
     let short = Ask {
-        stale_ms: 100,
+        stale_ms: 20,
         ..ask("a", 11)
     };
-    // All nine still in flight at 900 are older than 100 ms; the window's
+    // All nine still in flight at 1000 are older than 20 ms; the window's
     // own count still says 10 used.
-    assert!(matches!(w.take(900, &short), Take::Wait { .. }));
+    assert!(matches!(w.take(1_000, &short), Take::Wait { .. }));
     assert_eq!(w.in_flight(), 0);
+}
+
+#[test]
+fn grants_are_paced_over_the_window() {
+    // 30 per 1500 ms: 1 at once, then one every 50 ms, all 30 by 1450 ms.
+    assert_eq!(allowance(30, 1_500, 0), 1);
+    assert_eq!(allowance(30, 1_500, 49), 1);
+    assert_eq!(allowance(30, 1_500, 50), 2);
+    // Half a window unused: half of it at once.
+    assert_eq!(allowance(30, 1_500, 750), 16);
+    assert_eq!(allowance(30, 1_500, 1_450), 30);
+    assert_eq!(allowance(30, 1_500, 9_999), 30);
+    assert_eq!((paced_at(30, 1_500, 0), paced_at(30, 1_500, 1)), (0, 50));
+    assert_eq!(paced_at(30, 1_500, 29), 1_450);
+    assert_eq!(paced_at(7, 1_000, 3), 429);
+    // A tiny quota still has a grant at the start.
+    assert_eq!(allowance(1, 1_000, 0), 1);
+    for used in 0..30 {
+        let at = paced_at(30, 1_500, used);
+        assert!(allowance(30, 1_500, at) > used, "{used}");
+        assert!(at == 0 || allowance(30, 1_500, at - 1) <= used, "{used}");
+    }
+}
+
+/// One client of [`simulate`]: name, weight, workers, pause (ms) after each answer.
+type SimClient = (&'static str, u32, usize, u64);
+
+/// A store whose upstream allows `quota` per `window_ms` (fixed windows
+/// from t=0, reset reported rounded down) served through one [`Window`] and
+/// [`FairQueue`] as the pump uses them, on a 1 ms clock: each request
+/// reaches the upstream 1 ms after its grant and is answered `latency` ms
+/// after it; each worker sends again after its pause. Returns the requests
+/// per client that reached the upstream in windows 1.. (0 starts cold), the
+/// upstream's 429s, and the longest wait for a grant per client.
+fn simulate(
+    clients: &[SimClient],
+    quota: u64,
+    window_ms: u64,
+    windows: u64,
+    latency: u64,
+) -> (HashMap<&'static str, u64>, u64, HashMap<&'static str, u64>) {
+    #[derive(Clone, Copy)]
+    enum State {
+        Idle { until: u64 },
+        Queued { since: u64 },
+        Sent { id: u64, at: u64 },
+    }
+    let mut waits: HashMap<&'static str, u64> = HashMap::new();
+    let mut workers: Vec<(usize, State)> = clients
+        .iter()
+        .enumerate()
+        .flat_map(|(c, client)| (0..client.2).map(move |_| (c, State::Idle { until: 0 })))
+        .collect();
+    let (mut w, mut q) = (Window::default(), FairQueue::new(1_000));
+    let mut upstream: HashMap<u64, u64> = HashMap::new();
+    let (mut served, mut throttled, mut next_id) = (HashMap::new(), 0, 0);
+    for now in 0..windows * window_ms {
+        for (i, (c, state)) in workers.iter_mut().enumerate() {
+            match *state {
+                State::Sent { id, at } if now == at + 1 + latency => {
+                    let arrived = at + 1;
+                    let used = upstream.entry(arrived / window_ms).or_default();
+                    let over = *used >= quota;
+                    *used += u64::from(!over);
+                    throttled += u64::from(over);
+                    if !over && arrived >= window_ms {
+                        *served.entry(clients[*c].0).or_default() += 1;
+                    }
+                    let r = Report {
+                        left: quota - *used,
+                        quota,
+                        window_ms,
+                        reset_ms: window_ms - arrived % window_ms,
+                    };
+                    w.observe(now, id, Some(&r), over);
+                    *state = State::Idle {
+                        until: now + clients[*c].3,
+                    };
+                }
+                State::Idle { until } if now >= until => {
+                    q.push(clients[*c].0, clients[*c].1, i).expect("room");
+                    *state = State::Queued { since: now };
+                }
+                _ => {}
+            }
+        }
+        while let Some((client, seq)) = q.peek(|_| false).map(|(c, s)| (c.to_owned(), s)) {
+            next_id += 1;
+            if w.take(now, &ask(&client, next_id)) != Take::Granted {
+                break;
+            }
+            let (_, i) = q.serve(seq).expect("queued");
+            if let State::Queued { since } = workers[i].1 {
+                let wait = waits.entry(clients[workers[i].0].0).or_default();
+                *wait = (*wait).max(now - since);
+            }
+            workers[i].1 = State::Sent {
+                id: next_id,
+                at: now,
+            };
+        }
+    }
+    (served, throttled, waits)
+}
+
+fn shares(served: &HashMap<&str, u64>) -> HashMap<String, f64> {
+    let total: u64 = served.values().sum();
+    served
+        .iter()
+        .map(|(c, n)| ((*c).to_owned(), *n as f64 / total as f64))
+        .collect()
+}
+
+fn assert_near(shares: &HashMap<String, f64>, want: &[(&str, f64)], within: f64) {
+    for (c, share) in want {
+        let got = shares.get(*c).copied().unwrap_or(0.0);
+        assert!(
+            (got - share).abs() <= within,
+            "{c}: {got:.3}, not {share:.3}: {shares:?}"
+        );
+    }
+}
+
+#[test]
+fn weights_hold_whatever_the_clients_concurrency() {
+    let weighted = [("alpha", 0.25), ("beta", 0.25), ("gamma", 0.5)];
+    for workers in [[4, 4, 4], [2, 2, 2], [1, 6, 2], [16, 16, 16]] {
+        let clients = [
+            ("alpha", 1, workers[0], 0),
+            ("beta", 1, workers[1], 0),
+            ("gamma", 2, workers[2], 0),
+        ];
+        let (served, throttled, _) = simulate(&clients, 30, 1_500, 5, 2);
+        assert_eq!(throttled, 0, "{workers:?}");
+        assert_eq!(
+            served.values().sum::<u64>(),
+            4 * 30,
+            "{workers:?}: {served:?}"
+        );
+        assert_near(&shares(&served), &weighted, 0.02);
+    }
+}
+
+#[test]
+fn at_bigcommerce_rates_a_few_weighted_workers_get_their_share() {
+    // 150 per 30 s, 300 ms per call: a weight-4 checkout with 2 workers
+    // against a weight-1 service with 8.
+    let clients = [("service", 1, 8, 0), ("checkout", 4, 2, 0)];
+    let (served, throttled, _) = simulate(&clients, 150, 30_000, 4, 300);
+    assert_eq!(throttled, 0);
+    assert_near(
+        &shares(&served),
+        &[("checkout", 0.8), ("service", 0.2)],
+        0.03,
+    );
+}
+
+#[test]
+fn a_client_alone_gets_the_whole_window_and_a_light_one_leaves_its_share() {
+    let (served, throttled, _) = simulate(&[("alone", 1, 3, 0)], 30, 1_500, 4, 2);
+    assert_eq!((served["alone"], throttled), (3 * 30, 0));
+    // alpha pauses 300 ms between requests (under 5 a window, its share is
+    // 7.5): each is served at the next paced grant (50 ms apart, a little
+    // more across a window's guard), and beta and gamma share the rest 1:2.
+    let clients = [("alpha", 1, 1, 300), ("beta", 1, 4, 0), ("gamma", 2, 4, 0)];
+    let (served, throttled, waits) = simulate(&clients, 30, 1_500, 5, 2);
+    assert_eq!(throttled, 0);
+    assert!(waits["alpha"] <= 60, "alpha waited {waits:?}");
+    assert!((16..=20).contains(&served["alpha"]), "{served:?}");
+    assert_eq!(served.values().sum::<u64>(), 4 * 30, "{served:?}");
+    let rest = (120 - served["alpha"]) as f64 / 120.0;
+    assert_near(
+        &shares(&served),
+        &[("beta", rest / 3.0), ("gamma", rest * 2.0 / 3.0)],
+        0.02,
+    );
 }
 
 #[test]
@@ -224,6 +445,37 @@ fn a_late_client_is_not_pushed_behind_a_backlog() {
         q.serve(seq);
     }
     assert!(order.contains(&"polite".to_owned()), "{order:?}");
+}
+
+#[test]
+fn a_client_back_from_a_pause_keeps_one_turn_of_credit_and_no_more() {
+    let mut q = FairQueue::new(100);
+    let next = |q: &mut FairQueue<i32>| {
+        let (_, seq) = q.peek(|_| false).expect("waiting");
+        q.serve(seq).expect("served").0
+    };
+    for i in 0..20 {
+        q.push("busy", 1, i).expect("room");
+    }
+    q.push("light", 1, 0).expect("room");
+    let first: Vec<String> = (0..2).map(|_| next(&mut q)).collect();
+    assert!(first.contains(&"light".to_owned()), "{first:?}");
+    // light is away (its request in flight) while busy is served 3 times.
+    for _ in 0..3 {
+        assert_eq!(next(&mut q), "busy");
+    }
+    // Back, it goes first, not behind busy's next turn.
+    q.push("light", 1, 1).expect("room");
+    assert_eq!(next(&mut q), "light");
+    // Away long, then 3 at once: one turn of credit, then turns alternate.
+    for _ in 0..6 {
+        assert_eq!(next(&mut q), "busy");
+    }
+    for i in 2..5 {
+        q.push("light", 1, i).expect("room");
+    }
+    let order: Vec<String> = (0..5).map(|_| next(&mut q)).collect();
+    assert_eq!(order, ["light", "busy", "light", "busy", "light"]);
 }
 
 #[test]

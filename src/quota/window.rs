@@ -7,10 +7,16 @@
 //! - A grant is allowed while `used < quota / divisor` and `seen + in flight < quota`,
 //!   where `used` counts this budget's grants in the window and `seen` is
 //!   what the upstream says was used (`quota − left`, other API clients included).
-//! - The window ends at `reset_at`, learnt from `X-Rate-Limit-Time-Reset-Ms`.
-//!   Every report is at or after the upstream's real boundary (it is read
-//!   after the upstream wrote it), so the earliest report of a window is
-//!   kept: bcgate never opens a window before the upstream does.
+//! - Grants are paced over the window ([`allowance`]): one at its start, the
+//!   rest evenly, so that under contention every grant is one the fair queue
+//!   decides, not a first-come share of a full window.
+//! - The window ends at `reset_at`, learnt from `X-Rate-Limit-Time-Reset-Ms`
+//!   plus [`WINDOW_GUARD_MS`]. The header is whole milliseconds rounded down
+//!   and bcgate's clock counts whole milliseconds too, so a report may say
+//!   up to 2 ms less than is left; with the guard, every report is at or
+//!   after the upstream's real boundary (it is read after the upstream wrote
+//!   it), so the earliest report of a window is kept: bcgate never opens a
+//!   window before the upstream does.
 //! - A new window starts with the requests still in flight counted as used:
 //!   sent late in the old window, they may reach the upstream in the new one.
 //! - Until a store has answered once (quota unknown), one request at a time.
@@ -25,6 +31,27 @@ use http::HeaderMap;
 pub const BACKPRESSURE_MS: u64 = 1_000;
 /// How soon to try again while the one probe of a store with an unknown quota is in flight.
 pub const PROBE_WAIT_MS: u64 = 50;
+/// Added to every reported reset: a window opens this long after the
+/// upstream says, which covers the header's and the clocks' rounding down
+/// (2 ms at most) with room to spare, and costs nothing while grants are paced.
+pub const WINDOW_GUARD_MS: u64 = 5;
+/// How many grants of a window of `limit` per `window_ms` are allowed
+/// `elapsed` ms after it started: one at once, then one more every
+/// `window_ms / limit`, the whole limit one step before the window ends.
+/// What is not used early stays allowed later in the same window, so a store
+/// idle for a while still serves a burst at once; under contention grants
+/// come one by one and the fair queue decides every one of them. A larger
+/// start burst would go to whoever has the most requests waiting at that
+/// instant, whatever the weights.
+pub fn allowance(limit: u64, window_ms: u64, elapsed: u64) -> u64 {
+    let paced = limit * elapsed.min(window_ms) / window_ms.max(1);
+    (1 + paced).min(limit)
+}
+
+/// How long after the window's start [`allowance`] first exceeds `used`.
+pub fn paced_at(limit: u64, window_ms: u64, used: u64) -> u64 {
+    (used * window_ms).div_ceil(limit.max(1))
+}
 
 /// BigCommerce's four rate-limit headers of one response.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -166,6 +193,14 @@ impl Window {
                     ms: self.wait_ms(now),
                 };
             }
+            let start = self.reset_at.saturating_sub(self.window_ms);
+            let elapsed = now.saturating_sub(start);
+            if self.used >= allowance(limit, self.window_ms, elapsed) {
+                let at = start + paced_at(limit, self.window_ms, self.used);
+                return Take::Wait {
+                    ms: at.saturating_sub(now).max(1),
+                };
+            }
             if let Some(share) = ask.max_share {
                 let cap = ((limit as f64 * share).ceil() as u64).max(1);
                 if self.clients.get(ask.client).copied().unwrap_or(0) >= cap {
@@ -195,7 +230,7 @@ impl Window {
         if let Some(r) = report {
             self.quota = r.quota;
             self.window_ms = r.window_ms;
-            let at = now + r.reset_ms;
+            let at = now + r.reset_ms + WINDOW_GUARD_MS;
             let half = r.window_ms / 2;
             let seen = r.quota.saturating_sub(r.left);
             if self.reset_at == 0 || at > self.reset_at + half {
