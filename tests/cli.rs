@@ -331,3 +331,53 @@ fn routes_prints_the_route_table() {
         "storefront routes carry no scope"
     );
 }
+
+#[test]
+fn keygen_json_prints_one_object_with_the_key_and_its_sha256() {
+    let out = Bcgate::run_cli(&["keygen", "--json"], &[]);
+    assert!(out.status.success(), "{}", combined(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert_eq!(stdout.lines().count(), 1, "one line:\n{stdout}");
+    let v: serde_json::Value =
+        serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{e}: {stdout}"));
+    let key = v["key"].as_str().expect("key is a string");
+    assert!(key.len() >= 32, "{key:?}");
+    assert_eq!(v["key_sha256"], key_sha256(key), "{stdout}");
+    assert_eq!(v.as_object().map(|o| o.len()), Some(2), "{stdout}");
+}
+
+/// Every subcommand and every argument the user can type has a help line.
+#[test]
+fn every_subcommand_and_argument_has_help() {
+    use clap::CommandFactory;
+    fn walk(cmd: &clap::Command, path: &str, missing: &mut Vec<String>) {
+        for arg in cmd.get_arguments() {
+            let id = arg.get_id().as_str();
+            if matches!(id, "help" | "version") || arg.is_hide_set() {
+                continue;
+            }
+            if arg.get_help().is_none() && arg.get_long_help().is_none() {
+                missing.push(format!("{path} <{id}>"));
+            }
+        }
+        for sub in cmd.get_subcommands() {
+            let name = format!("{path} {}", sub.get_name());
+            if sub.get_name() == "help" {
+                continue;
+            }
+            if sub.get_about().is_none() && sub.get_long_about().is_none() {
+                missing.push(name.clone());
+            }
+            walk(sub, &name, missing);
+        }
+    }
+    let mut cmd = bcgate::cli::Cli::command();
+    cmd.build();
+    let mut missing = Vec::new();
+    walk(&cmd, "bcgate", &mut missing);
+    assert!(
+        cmd.get_subcommands().count() >= 8,
+        "the walk sees the subcommands"
+    );
+    assert!(missing.is_empty(), "no help text for: {missing:#?}");
+}
