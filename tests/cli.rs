@@ -381,3 +381,83 @@ fn every_subcommand_and_argument_has_help() {
     );
     assert!(missing.is_empty(), "no help text for: {missing:#?}");
 }
+
+/// `check` with the good config and `env` added.
+fn check_with_env(env: &[(&str, &str)]) -> Output {
+    let cfg = write_config(&good_config());
+    let path = cfg.path.to_str().expect("utf-8 temp path").to_owned();
+    let mut all = vec![("BC_TOKEN_ABC123", TOKEN)];
+    all.extend_from_slice(env);
+    Bcgate::run_cli(&["check", "--config", &path], &all)
+}
+
+#[test]
+fn a_bad_environment_override_names_the_variable_not_the_file() {
+    let cases = [
+        (
+            "BCGATE__SERVER__MAX_BODY_BYTES",
+            "lots",
+            "expected an integer",
+        ),
+        ("BCGATE__SERVER__LISTEN", "nowhere", "not ip:port"),
+        ("BCGATE__SERVER__BOGUS_OPTION", "1", "unknown field"),
+        ("BCGATE__SERVR__LISTEN", "127.0.0.1:0", "unknown field"),
+    ];
+    for (var, value, why) in cases {
+        let out = check_with_env(&[(var, value)]);
+        let output = combined(&out);
+        assert!(!out.status.success(), "{var}: check must fail:\n{output}");
+        assert!(output.contains(var), "{var}: named:\n{output}");
+        assert!(output.contains(why), "{var}: says why:\n{output}");
+        assert!(
+            !output.contains(CONFIG_NAME),
+            "{var}: the file is not to blame:\n{output}"
+        );
+    }
+    // An override that is fine does not take the blame for the file's error.
+    let cfg =
+        write_config(&good_config().replace("max_body_bytes = 20971520", "max_body_bytes = \"x\""));
+    let path = cfg.path.to_str().expect("utf-8 temp path").to_owned();
+    let out = Bcgate::run_cli(
+        &["check", "--config", &path],
+        &[
+            ("BC_TOKEN_ABC123", TOKEN),
+            ("BCGATE__SERVER__LISTEN", "127.0.0.1:0"),
+        ],
+    );
+    let output = combined(&out);
+    assert!(!out.status.success(), "{output}");
+    assert!(output.contains(CONFIG_NAME), "{output}");
+    assert!(!output.contains("BCGATE__SERVER__LISTEN"), "{output}");
+}
+
+#[test]
+fn an_unknown_store_of_a_client_names_the_client_and_the_nearest_store() {
+    let good = good_config();
+    let typo = good.replace("stores = [\"abc123\"]", "stores = [\"abc124\"]");
+    let out = check(&typo);
+    let output = combined(&out);
+    assert!(!out.status.success(), "{output}");
+    assert!(output.contains("clients[0].stores[0]"), "{output}");
+    assert!(
+        output.contains("inventory-sync"),
+        "names the client:\n{output}"
+    );
+    assert!(
+        output.contains("did you mean \"abc123\"?"),
+        "suggests the nearest store:\n{output}"
+    );
+    let default = good.replace("default_store = \"abc123\"", "default_store = \"eux\"");
+    let output = combined(&check(&default));
+    assert!(
+        output.contains("inventory-sync") && output.contains("did you mean \"eu\"?"),
+        "{output}"
+    );
+    // Nothing near: the configured names instead.
+    let far = good.replace("stores = [\"abc123\"]", "stores = [\"zzzzzzzzzz\"]");
+    let output = combined(&check(&far));
+    assert!(
+        output.contains("configured: \"abc123\", \"eu\""),
+        "{output}"
+    );
+}
