@@ -330,7 +330,13 @@ fn log_next_steps(bound: &Bound) {
         .iter()
         .next()
         .map_or("{store_hash}", |s| s.alias.as_deref().unwrap_or(&s.hash));
-    let try_it = format!("{}/stores/{store}/v3/catalog/products", bound.proxy_url());
+    let try_it = match &bound.listener {
+        Listener::Unix(_, path) => format!(
+            "--unix-socket {} http://localhost/stores/{store}/v3/catalog/products",
+            path.display()
+        ),
+        Listener::Tcp(_) => format!("{}/stores/{store}/v3/catalog/products", bound.proxy_url()),
+    };
     let ready = bound
         .admin_url()
         .map_or("no [admin] listener, so no /readyz".to_owned(), |a| {
