@@ -101,6 +101,20 @@ impl Upstream {
         }
     }
 
+    /// Opens the first upstream connection ahead of the first request, within
+    /// `within`; the error says what failed (connect, TLS) and is secret-free.
+    pub async fn warm(&self, within: std::time::Duration) -> Result<(), String> {
+        match tokio::time::timeout(within, self.pool.warm()).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(describe_chain(&e)),
+            Err(_) => Err(format!(
+                "no connection and TLS handshake with {} within {} ms",
+                self.cfg.authority,
+                within.as_millis()
+            )),
+        }
+    }
+
     /// Applies the redirect rule to a response's `Location`: an upstream URL
     /// becomes the same path on bcgate; a redirect anywhere else is refused,
     /// because SDKs follow redirects and would carry the caller's key there.

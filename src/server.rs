@@ -126,10 +126,10 @@ impl Bound {
 
 async fn serve_bound(bound: Bound) -> Result<(), String> {
     crate::log::start_flusher();
-    // Printed first: once it is out, every listener is bound and the config watched.
+    check_upstream(&bound.gateway).await;
+    // Once it is out, every listener is bound and the config watched.
     crate::log::announce("proxy", &bound.proxy_url());
     log_next_steps(&bound);
-    spawn_upstream_check(&bound.gateway);
     let Bound {
         gateway,
         listener,
@@ -350,21 +350,27 @@ fn log_next_steps(bound: &Bound) {
     );
 }
 
-/// Warns at start when the upstream cannot be reached: otherwise the first
-/// sign would be a caller's 502.
-fn spawn_upstream_check(gateway: &Arc<Gateway>) {
-    let config = gateway.state().config.clone();
-    tokio::spawn(async move {
-        if let Err(why) = crate::ready::upstream_reachable(&config.upstream).await {
-            tracing::warn!(
-                target: "bcgate::server",
-                upstream = %config.upstream.base_url,
-                error = %why,
-                "the upstream cannot be reached: requests get 502 upstream_unavailable until it \
-                 can (check upstream.base_url, DNS and the network; /readyz reports it too)"
-            );
-        }
-    });
+/// Longest the start waits for the first upstream connection.
+const UPSTREAM_WARM_LIMIT: Duration = Duration::from_secs(2);
+
+/// Opens the first upstream connection (kept for the first request) and
+/// warns when it fails: otherwise the first sign would be a caller's 502.
+async fn check_upstream(gateway: &Gateway) {
+    let state = gateway.state();
+    let within = state
+        .config
+        .upstream
+        .connect_timeout
+        .min(UPSTREAM_WARM_LIMIT);
+    if let Err(why) = state.upstream.warm(within).await {
+        tracing::warn!(
+            target: "bcgate::server",
+            upstream = %state.config.upstream.base_url,
+            error = %why,
+            "the upstream cannot be reached: requests get 502 upstream_unavailable until it \
+             can (check upstream.base_url, upstream.ca_file, DNS and the network)"
+        );
+    }
 }
 
 async fn serve<I, S>(

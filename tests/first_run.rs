@@ -136,6 +136,30 @@ async fn an_unreachable_upstream_is_warned_at_start_and_its_502_is_logged_with_t
     gate.assert_logs_free_of(&[TOKEN, KEY]);
 }
 
+#[test]
+fn an_upstream_certificate_bcgate_does_not_trust_is_warned_at_start() {
+    let trusted = TestCa::new();
+    let other = TestCa::new();
+    let mock = MockBigCommerce::start(&other, &[(STORE, TOKEN)]);
+    let gate = start(&trusted, &mock.base_url(), &[]);
+    assert!(
+        gate.wait_for_log("the upstream cannot be reached", WAIT),
+        "{}",
+        gate.logs()
+    );
+    let logs = gate.logs();
+    let warning = logs
+        .lines()
+        .find(|l| l.contains("the upstream cannot be reached"))
+        .expect("warning line");
+    assert!(
+        warning.contains("TLS with the upstream failed") && warning.contains("certificate"),
+        "says it is the certificate: {warning}"
+    );
+    assert_eq!(mock.requests().len(), 0, "no request was sent");
+    gate.assert_logs_free_of(&[TOKEN, KEY]);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_json_logs_every_line_on_stdout_is_json() {
     let ca = TestCa::new();
