@@ -128,26 +128,20 @@ pub async fn check(gateway: &Gateway) -> Report {
 /// Whether the upstream accepts a TCP connection (within its connect
 /// timeout, at most 2 s); the error names the address, never a token.
 pub async fn upstream_reachable(up: &crate::config::Upstream) -> Result<(), String> {
-    upstream_connect(up).await.map(drop)
-}
-
-async fn upstream_connect(up: &crate::config::Upstream) -> Result<tokio::net::TcpStream, String> {
     let port = up.authority.port_u16().unwrap_or(443);
     let timeout = up.connect_timeout.min(UPSTREAM_CHECK_TIMEOUT);
-    let connect = tokio::net::TcpStream::connect((upstream_host(up), port));
+    let host = up
+        .authority
+        .host()
+        .trim_start_matches('[')
+        .trim_end_matches(']');
+    let connect = tokio::net::TcpStream::connect((host, port));
     match tokio::time::timeout(timeout, connect).await {
-        Ok(Ok(stream)) => Ok(stream),
+        Ok(Ok(_)) => Ok(()),
         Ok(Err(e)) => Err(format!("{}: {e}", up.authority)),
         Err(_) => Err(format!(
             "{}: no connection within {timeout:?}",
             up.authority
         )),
     }
-}
-
-fn upstream_host(up: &crate::config::Upstream) -> &str {
-    up.authority
-        .host()
-        .trim_start_matches('[')
-        .trim_end_matches(']')
 }
