@@ -40,11 +40,18 @@ enum Command {
     /// Validate the config and print its stores, clients and scopes.
     Check,
     /// Print a new random client key and its key_sha256.
-    Keygen,
+    Keygen {
+        /// Print `{"key": …, "key_sha256": …}` on one line instead of text.
+        #[arg(long)]
+        json: bool,
+    },
     /// Which route and scope a request needs, and who may send it.
     Explain {
+        /// HTTP method (GET, POST, …).
         method: String,
+        /// Request path as a caller sends it, e.g. /stores/abc123/v3/catalog/products.
         path: String,
+        /// Show only this client's decision.
         #[arg(long)]
         client: Option<String>,
     },
@@ -53,6 +60,7 @@ enum Command {
     /// The least scopes covering what learn mode observed, per client, and
     /// the change against the configured scopes.
     Recommend {
+        /// Report only this client.
         #[arg(long)]
         client: Option<String>,
         /// `text` (the report, with a `scopes = […]` line per client) or
@@ -67,6 +75,7 @@ enum Command {
     },
     /// Exit 0 if URL answers 200 (for container health checks; no curl needed).
     Healthcheck {
+        /// The URL to GET (plain http://).
         #[arg(default_value = "http://127.0.0.1:9090/healthz")]
         url: String,
     },
@@ -84,6 +93,7 @@ enum Command {
     /// load benchmarks: its CA goes to `--ca-out`, each store's token is read
     /// from the environment variable `--store HASH=VAR` names.
     Mock {
+        /// Address the mock listens on (TLS).
         #[arg(long, default_value = "127.0.0.1:8443")]
         listen: SocketAddr,
         /// Where to write the CA certificate (PEM) that signed the mock's certificate.
@@ -107,7 +117,10 @@ enum TokensAction {
     List,
     /// Delete an installed store's token (a running bcgate reads the file
     /// again on SIGHUP or config reload).
-    Delete { hash: String },
+    Delete {
+        /// The store hash.
+        hash: String,
+    },
 }
 
 pub fn main() -> ExitCode {
@@ -116,7 +129,7 @@ pub fn main() -> ExitCode {
     let result = match cli.command.unwrap_or(Command::Run) {
         Command::Run => run(&path, cli.log_format),
         Command::Check => check(&path),
-        Command::Keygen => keygen(),
+        Command::Keygen { json } => keygen(json),
         Command::Explain {
             method,
             path: req_path,
@@ -462,8 +475,14 @@ fn utc(secs: u64) -> String {
     )
 }
 
-fn keygen() -> Result<String, String> {
+fn keygen(json: bool) -> Result<String, String> {
     let key = new_key()?;
+    if json {
+        let mut line =
+            serde_json::json!({"key": key.as_str(), "key_sha256": key_sha256(&key)}).to_string();
+        line.push('\n');
+        return Ok(line);
+    }
     Ok(format!(
         "key:        {key}\nkey_sha256: {}\n\nGive the key to the service (as its X-Auth-Token); put key_sha256 in its [[clients]] entry.\n",
         key_sha256(&key)

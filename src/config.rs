@@ -234,18 +234,62 @@ fn default_learn_flush_interval_ms() -> u64 {
 
 // ---------------------------------------------------------------- errors
 
-/// A config that cannot be used: which file, which key, what is wrong.
+/// A config that cannot be used: which file (or environment variable),
+/// which key, what is wrong.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConfigError {
     pub file: PathBuf,
     /// Dotted key path, e.g. `clients[1].scopes[0]`; empty when it is the whole file.
     pub key: String,
     pub msg: String,
+    /// The `BCGATE__…` variable that set the bad key, when one did: the
+    /// file is not where to look then.
+    pub env: Option<String>,
 }
+
+impl ConfigError {
+    /// Blames the `BCGATE__…` override among `vars` that set the key this
+    /// error is about (or, for an unknown field, that named it), if any.
+    fn blame_env(mut self, vars: impl Iterator<Item = String>) -> Self {
+        let unknown = self
+            .msg
+            .strip_prefix("unknown field `")
+            .and_then(|rest| rest.split_once('`'))
+            .map(|(field, _)| match self.key.as_str() {
+                "" => field.to_owned(),
+                parent => format!("{parent}.{field}"),
+            });
+        for var in vars {
+            let Some(rest) = var.strip_prefix(ENV_PREFIX) else {
+                continue;
+            };
+            let key = rest
+                .split("__")
+                .collect::<Vec<_>>()
+                .join(".")
+                .to_lowercase();
+            let hit = match &unknown {
+                Some(field) => key == *field || key.starts_with(&format!("{field}.")),
+                None => !self.key.is_empty() && key == self.key,
+            };
+            if hit {
+                self.key = key;
+                self.env = Some(var);
+                break;
+            }
+        }
+        self
+    }
+}
+
+/// Environment overrides: `BCGATE__SECTION__KEY`.
+const ENV_PREFIX: &str = "BCGATE__";
 
 impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.key.is_empty() {
+        if let Some(var) = &self.env {
+            write!(f, "environment variable {var} ({}): {}", self.key, self.msg)
+        } else if self.key.is_empty() {
             write!(f, "{}: {}", self.file.display(), self.msg)
         } else {
             write!(f, "{}: {}: {}", self.file.display(), self.key, self.msg)
@@ -620,8 +664,13 @@ pub struct Config {
 impl Config {
     /// Reads the file (TOML), applies `BCGATE__…` environment overrides and validates.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
-        let file = read_file(path)?;
-        Self::validate(file, path)
+        read_file(path)
+            .and_then(|file| Self::validate(file, path))
+            .map_err(|e| {
+                // Names only: a variable's value may be a secret.
+                let names = std::env::vars_os().filter_map(|(k, _)| k.into_string().ok());
+                e.blame_env(names)
+            })
     }
 
     /// Turns the file form into the runtime form; `path` names the file in
@@ -654,6 +703,7 @@ fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {
         file: path.to_path_buf(),
         key: String::new(),
         msg,
+        env: None,
     };
     if !path.is_file() {
         return Err(err("no such config file".into()));
@@ -684,6 +734,7 @@ fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {
             file: path.to_path_buf(),
             key,
             msg,
+            env: None,
         }
     })
 }
@@ -699,6 +750,7 @@ impl Validator<'_> {
             file: self.file.to_path_buf(),
             key: key.into(),
             msg: msg.into(),
+            env: None,
         }
     }
 
@@ -1308,6 +1360,7 @@ impl Validator<'_> {
                         stores,
                         installable,
                         &format!("clients[{i}].stores[{j}]"),
+                        &c.name,
                         s,
                     )?);
                 }
@@ -1316,7 +1369,8 @@ impl Validator<'_> {
             let default_store = match &c.default_store {
                 None => None,
                 Some(s) => {
-                    let hash = self.store_ref(stores, installable, &key("default_store"), s)?;
+                    let hash =
+                        self.store_ref(stores, installable, &key("default_store"), &c.name, s)?;
                     if !allow.allows(&hash) {
                         return Err(self.err(
                             key("default_store"),
@@ -1395,30 +1449,68 @@ impl Validator<'_> {
 impl Validator<'_> {
     /// The hash a client's `stores` entry or `default_store` means: a
     /// configured hash or alias, or — with a `[token_store]` — the hash of a
-    /// store that may install the app later.
+    /// store that may install the app later. An unknown name is reported
+    /// with the client it belongs to and the nearest configured store.
     fn store_ref(
         &self,
         stores: &Stores,
         installable: bool,
         key: &str,
+        client: &str,
         name: &str,
     ) -> Result<String, ConfigError> {
         if let Some(store) = stores.get(name) {
             return Ok(store.hash.clone());
         }
         if !installable {
-            return Err(self.err(key, format!("no store {name:?} is configured")));
+            return Err(self.err(
+                key,
+                format!(
+                    "client {client:?}: no store {name:?} is configured{}",
+                    nearest_store(stores, name)
+                ),
+            ));
         }
         if !crate::token_store::is_store_hash(name) {
             return Err(self.err(
                 key,
                 format!(
-                    "no store {name:?} is configured, and it is not a store hash \
-                     (lowercase letters and digits) an installed store could have"
+                    "client {client:?}: no store {name:?} is configured, and it is not a store hash \
+                     (lowercase letters and digits) an installed store could have{}",
+                    nearest_store(stores, name)
                 ),
             ));
         }
         Ok(name.to_owned())
+    }
+}
+
+/// ` (did you mean "abc123"?)` for the configured hash or alias nearest to
+/// `name`, else the configured names, so a typo is fixed without opening
+/// the `[[stores]]` section.
+fn nearest_store(stores: &Stores, name: &str) -> String {
+    let mut names: Vec<&str> = stores.by_name.keys().map(String::as_str).collect();
+    if names.is_empty() {
+        return " (there are no [[stores]])".into();
+    }
+    names.sort_unstable();
+    let lower = name.to_ascii_lowercase();
+    let near = names
+        .iter()
+        .map(|n| (crate::policy::scopes::edit_distance(n, &lower), *n))
+        .filter(|(d, n)| *d <= 3 && *d < n.len().max(name.len()))
+        .min();
+    match near {
+        Some((_, n)) => format!(" (did you mean {n:?}?)"),
+        None => {
+            let shown: Vec<String> = names.iter().take(8).map(|n| format!("{n:?}")).collect();
+            let more = if names.len() > shown.len() {
+                ", …"
+            } else {
+                ""
+            };
+            format!(" (configured: {}{more})", shown.join(", "))
+        }
     }
 }
 

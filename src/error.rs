@@ -45,6 +45,9 @@ pub enum ProxyError {
     HeaderTimeout { after_ms: u64 },
     /// Upstream refused, TLS failed, or answered with an off-host redirect.
     UpstreamUnavailable(String),
+    /// BigCommerce answered 401 to the store token bcgate sent: the caller's
+    /// key was fine, the store's token is not.
+    StoreTokenRefused(String),
     /// Upstream did not answer within `upstream.request_timeout_ms`.
     UpstreamTimeout { after_ms: u64 },
     /// The store's rate-limit budget had nothing for this request within
@@ -92,7 +95,7 @@ struct Problem<'a> {
 impl ProxyError {
     pub fn status(&self) -> StatusCode {
         match self {
-            Self::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
+            Self::Unauthenticated(_) | Self::StoreTokenRefused(_) => StatusCode::UNAUTHORIZED,
             Self::BadRequest(_) => StatusCode::BAD_REQUEST,
             Self::StoreUnknown(_) => StatusCode::NOT_FOUND,
             Self::StoreNotAllowed { .. }
@@ -126,6 +129,7 @@ impl ProxyError {
             Self::HeadersTooLarge => "headers_too_large",
             Self::HeaderTimeout { .. } => "header_timeout",
             Self::UpstreamUnavailable(_) => "upstream_unavailable",
+            Self::StoreTokenRefused(_) => "store_token_refused",
             Self::UpstreamTimeout { .. } => "upstream_timeout",
             Self::QuotaExhausted(_) => "quota_exhausted",
         }
@@ -146,6 +150,7 @@ impl ProxyError {
             Self::HeadersTooLarge => "Headers too large",
             Self::HeaderTimeout { .. } => "Header timeout",
             Self::UpstreamUnavailable(_) => "Upstream unavailable",
+            Self::StoreTokenRefused(_) => "Store token refused",
             Self::UpstreamTimeout { .. } => "Upstream timeout",
             Self::QuotaExhausted(_) => "Quota exhausted",
         }
@@ -193,6 +198,11 @@ impl ProxyError {
             Self::UpstreamUnavailable(why) => {
                 format!("the BigCommerce API could not be used: {why}")
             }
+            Self::StoreTokenRefused(store) => format!(
+                "BigCommerce refused the API token bcgate holds for store '{store}' (401); \
+                 your bcgate key was accepted. An operator must replace the store's token \
+                 (or the store must install the app again)"
+            ),
             Self::UpstreamTimeout { after_ms } => {
                 format!("the BigCommerce API did not answer within {after_ms} ms")
             }
@@ -204,6 +214,15 @@ impl ProxyError {
                 d.waited_ms,
                 retry_after_s(d.reset_ms)
             ),
+        }
+    }
+
+    /// What went wrong on the way to the upstream, for the access log
+    /// (secret-free, like [`detail`](Self::detail)).
+    pub fn cause(&self) -> Option<&str> {
+        match self {
+            Self::UpstreamUnavailable(why) => Some(why),
+            _ => None,
         }
     }
 
@@ -235,6 +254,13 @@ impl ProxyError {
         if matches!(self, Self::Unauthenticated(_)) {
             resp.headers_mut()
                 .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        if matches!(self, Self::StoreTokenRefused(_)) {
+            // Told apart from bcgate's own `unauthenticated` 401 without reading the body.
+            resp.headers_mut().insert(
+                crate::headers::X_BCGATE_UPSTREAM_AUTH,
+                HeaderValue::from_static("refused"),
+            );
         }
         if let Self::QuotaExhausted(d) = self {
             // What BigCommerce's own 429 carries: the SDKs read these.
@@ -351,6 +377,7 @@ mod tests {
             ProxyError::HeadersTooLarge,
             ProxyError::HeaderTimeout { after_ms: 1 },
             ProxyError::UpstreamUnavailable("x".into()),
+            ProxyError::StoreTokenRefused("x".into()),
             ProxyError::UpstreamTimeout { after_ms: 1 },
             ProxyError::QuotaExhausted(Box::new(QuotaDenial {
                 client: "a".into(),

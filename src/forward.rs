@@ -96,8 +96,22 @@ impl Upstream {
             Ok(Ok(resp)) => Ok(resp),
             Ok(Err(e)) => {
                 crate::metrics::upstream_error(e.kind());
-                Err(ProxyError::UpstreamUnavailable(describe(&e)))
+                Err(ProxyError::UpstreamUnavailable(describe_chain(&e)))
             }
+        }
+    }
+
+    /// Opens the first upstream connection ahead of the first request, within
+    /// `within`; the error says what failed (connect, TLS) and is secret-free.
+    pub async fn warm(&self, within: std::time::Duration) -> Result<(), String> {
+        match tokio::time::timeout(within, self.pool.warm()).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(describe_chain(&e)),
+            Err(_) => Err(format!(
+                "no connection and TLS handshake with {} within {} ms",
+                self.cfg.authority,
+                within.as_millis()
+            )),
         }
     }
 
@@ -209,6 +223,28 @@ enum LocationKind {
     Relative,
     Upstream(String),
     Elsewhere,
+}
+
+/// A refused store token as bcgate's own answer: BigCommerce's 401 reads,
+/// to the caller, as if its own key were wrong.
+pub fn check_token_accepted(status: StatusCode, store: &str) -> Result<(), ProxyError> {
+    if status == StatusCode::UNAUTHORIZED {
+        Err(ProxyError::StoreTokenRefused(store.to_owned()))
+    } else {
+        Ok(())
+    }
+}
+
+/// A send error with what failed (connect, TLS, HTTP) and its innermost
+/// cause, for the 502's detail and the access log.
+fn describe_chain(e: &pool::SendError) -> String {
+    let mut text = e.to_string();
+    let inner = describe(e);
+    if !text.contains(&inner) {
+        text.push_str(": ");
+        text.push_str(&inner);
+    }
+    text
 }
 
 /// A short, secret-free account of a client error (its innermost cause).

@@ -8,6 +8,8 @@ pub const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 pub const KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
 pub const PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
 pub const FORWARDED: HeaderName = HeaderName::from_static("forwarded");
+/// `refused` on the answer to a request whose store token BigCommerce refused.
+pub const X_BCGATE_UPSTREAM_AUTH: HeaderName = HeaderName::from_static("x-bcgate-upstream-auth");
 
 /// Credentials a caller may send; none of them ever reaches the upstream.
 pub const CALLER_CREDENTIALS: [HeaderName; 5] = [

@@ -67,12 +67,13 @@ pub async fn handle(
     let request_id = gw.request_ids.for_request(req.headers());
     let mut outcome = Outcome::default();
     let result = run(&state, conn, req, &request_id, &mut outcome).await;
-    let (mut resp, code, decision) = match result {
-        Ok(resp) => (resp, None, Decision::Forwarded),
+    let (mut resp, code, decision, cause) = match result {
+        Ok(resp) => (resp, None, Decision::Forwarded, None),
         Err(e) => (
             e.to_response(request_id.to_str().unwrap_or("")),
             Some(e.code()),
             decision_of(&e),
+            e.cause().map(str::to_owned),
         ),
     };
     resp.headers_mut().insert(X_REQUEST_ID, request_id.clone());
@@ -113,6 +114,7 @@ pub async fn handle(
         code = code.unwrap_or("forwarded"),
         latency_ms = millis_3(elapsed),
         upstream_ms = outcome.upstream_ms.unwrap_or(0.0),
+        cause = cause.as_deref(),
     );
     resp
 }
@@ -246,6 +248,7 @@ async fn run(
     state
         .metrics
         .upstream_done(&store.hash, upstream_elapsed, requests_left);
+    crate::forward::check_token_accepted(rparts.status, &store.hash)?;
     rewrite::downstream_response(&mut rparts.headers, &store.token);
     state
         .upstream

@@ -2,6 +2,8 @@
 //! where it was resolved from, the token store's directory is there (with a
 //! `[token_store]`; with `kind = "redis"`, that Redis is in sync), and the upstream accepts a TCP connection.
 //! Informative lines follow: how `[quota]` shares the stores' quotas, and stores whose token the upstream refused.
+//! They say `"ok": false` when something is wrong but carry `"affects_ready": false`:
+//! taking the replica out of rotation would not fix them.
 //! The answer is JSON naming each check, so an operator sees which failed;
 //! it never contains a token.
 
@@ -25,8 +27,15 @@ pub struct Report {
 pub struct Check {
     pub name: String,
     pub ok: bool,
+    /// Whether a failure makes the replica unready (written only when not).
+    #[serde(skip_serializing_if = "is_true")]
+    pub affects_ready: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,
+}
+
+fn is_true(b: &bool) -> bool {
+    *b
 }
 
 impl Report {
@@ -43,6 +52,7 @@ pub async fn check(gateway: &Gateway) -> Report {
     let mut checks = vec![Check {
         name: "config".into(),
         ok: true,
+        affects_ready: true,
         detail: gateway
             .last_reload_failed()
             .then(|| "the last reload was refused; the previous config is serving".into()),
@@ -59,6 +69,7 @@ pub async fn check(gateway: &Gateway) -> Report {
         checks.push(Check {
             name: format!("store {} token", store.hash),
             ok: problem.is_none(),
+            affects_ready: true,
             detail: problem,
         });
     }
@@ -87,10 +98,36 @@ pub async fn check(gateway: &Gateway) -> Report {
         checks.push(Check {
             name: "token_store".into(),
             ok: result.is_ok(),
+            affects_ready: true,
             detail: Some(result.unwrap_or_else(|e| e)),
         });
     }
-    let up = &config.upstream;
+    let upstream = upstream_reachable(&config.upstream).await.err();
+    checks.push(Check {
+        name: "upstream".into(),
+        ok: upstream.is_none(),
+        affects_ready: true,
+        detail: upstream,
+    });
+    // Informative only: neither the local quota share nor a refused store token is fixed by
+    // taking this replica out of rotation.
+    for (name, ok, detail) in state.quota.checks() {
+        checks.push(Check {
+            name,
+            ok,
+            affects_ready: false,
+            detail: Some(detail),
+        });
+    }
+    Report {
+        ready: checks.iter().all(|c| c.ok || !c.affects_ready),
+        checks,
+    }
+}
+
+/// Whether the upstream accepts a TCP connection (within its connect
+/// timeout, at most 2 s); the error names the address, never a token.
+pub async fn upstream_reachable(up: &crate::config::Upstream) -> Result<(), String> {
     let port = up.authority.port_u16().unwrap_or(443);
     let timeout = up.connect_timeout.min(UPSTREAM_CHECK_TIMEOUT);
     let host = up
@@ -99,30 +136,12 @@ pub async fn check(gateway: &Gateway) -> Report {
         .trim_start_matches('[')
         .trim_end_matches(']');
     let connect = tokio::net::TcpStream::connect((host, port));
-    let upstream = match tokio::time::timeout(timeout, connect).await {
-        Ok(Ok(_)) => None,
-        Ok(Err(e)) => Some(format!("{}: {e}", up.authority)),
-        Err(_) => Some(format!(
+    match tokio::time::timeout(timeout, connect).await {
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err(e)) => Err(format!("{}: {e}", up.authority)),
+        Err(_) => Err(format!(
             "{}: no connection within {timeout:?}",
             up.authority
         )),
-    };
-    checks.push(Check {
-        name: "upstream".into(),
-        ok: upstream.is_none(),
-        detail: upstream,
-    });
-    // Informative only: neither the local quota share nor a refused store token is fixed by
-    // taking this replica out of rotation.
-    for (name, detail) in state.quota.checks() {
-        checks.push(Check {
-            name,
-            ok: true,
-            detail: Some(detail),
-        });
-    }
-    Report {
-        ready: checks.iter().all(|c| c.ok),
-        checks,
     }
 }

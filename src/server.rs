@@ -45,6 +45,7 @@ pub async fn run(config: Config) -> Result<(), String> {
 pub async fn bind(config: Config) -> Result<Bound, String> {
     let metrics = crate::metrics::install()?;
     let gateway = Arc::new(Gateway::new(config)?);
+    log_loaded(&gateway.state());
     let config = gateway.state().config.clone();
     let listener = Listener::bind(&config.server.listen).await?;
     let admin = match &config.admin {
@@ -53,7 +54,7 @@ pub async fn bind(config: Config) -> Result<Bound, String> {
                 .await
                 .map_err(|e| format!("admin.listen {addr}: {e}"))?;
             let local = l.local_addr().map_err(|e| e.to_string())?;
-            println!("bcgate: admin listening on http://{local}");
+            crate::log::announce("admin", &format!("http://{local}"));
             Some((l, local))
         }
         Some(Listen::Unix(_)) => return Err("admin.listen: only ip:port is supported".into()),
@@ -66,7 +67,7 @@ pub async fn bind(config: Config) -> Result<Bound, String> {
                 .map_err(|e| format!("app.listen {}: {e}", app.listen))?;
             let local = l.local_addr().map_err(|e| e.to_string())?;
             let scheme = if app.tls.is_some() { "https" } else { "http" };
-            println!("bcgate: app callbacks listening on {scheme}://{local}");
+            crate::log::announce("app callbacks", &format!("{scheme}://{local}"));
             Some(l)
         }
         None => None,
@@ -125,8 +126,10 @@ impl Bound {
 
 async fn serve_bound(bound: Bound) -> Result<(), String> {
     crate::log::start_flusher();
-    // Printed first: once it is out, every listener is bound and the config watched.
-    println!("bcgate: proxy listening on {}", bound.proxy_url());
+    check_upstream(&bound.gateway).await;
+    // Once it is out, every listener is bound and the config watched.
+    crate::log::announce("proxy", &bound.proxy_url());
+    log_next_steps(&bound);
     let Bound {
         gateway,
         listener,
@@ -255,6 +258,119 @@ async fn serve_bound(bound: Bound) -> Result<(), String> {
     }
     crate::log::flush();
     Ok(())
+}
+
+/// What was loaded, so a first run shows whether bcgate read the file meant.
+fn log_loaded(state: &crate::gateway::State) {
+    let config = &state.config;
+    let source = config
+        .path
+        .as_ref()
+        .map_or_else(|| "(in memory)".to_owned(), |p| p.display().to_string());
+    let stores: Vec<String> = config
+        .stores
+        .iter()
+        .map(|s| match &s.alias {
+            Some(alias) => format!("{} ({alias})", s.hash),
+            None => s.hash.clone(),
+        })
+        .collect();
+    let clients: Vec<&str> = config.clients.iter().map(|c| c.name.as_str()).collect();
+    let installed = state
+        .installs
+        .as_ref()
+        .map(|i| i.store().list().len() as u64);
+    let operator_routes = config
+        .policy
+        .routes
+        .iter()
+        .filter(|r| r.origin == crate::policy::Origin::Operator)
+        .count() as u64;
+    tracing::info!(
+        target: "bcgate::server",
+        config = %source,
+        stores = %stores.join(", "),
+        clients = %clients.join(", "),
+        installed_stores = installed,
+        operator_routes,
+        "config loaded: {}, {}",
+        counted(stores.len(), "store"),
+        counted(clients.len(), "client")
+    );
+    if clients.is_empty() {
+        tracing::warn!(
+            target: "bcgate::server",
+            "no [[clients]]: every request is refused (401 unauthenticated) until one is \
+             configured; `bcgate keygen` makes a key and its key_sha256"
+        );
+    }
+    if stores.is_empty() && state.installs.is_none() {
+        tracing::warn!(
+            target: "bcgate::server",
+            "no [[stores]] and no [token_store]: every request is refused (404 store_unknown)"
+        );
+    }
+}
+
+/// `1 store`, `2 stores`.
+fn counted(n: usize, noun: &str) -> String {
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{n} {noun}s")
+    }
+}
+
+/// Where to send the first request, once the listeners are bound.
+fn log_next_steps(bound: &Bound) {
+    let state = bound.gateway.state();
+    let store = state
+        .config
+        .stores
+        .iter()
+        .next()
+        .map_or("{store_hash}", |s| s.alias.as_deref().unwrap_or(&s.hash));
+    let try_it = match &bound.listener {
+        Listener::Unix(_, path) => format!(
+            "--unix-socket {} http://localhost/stores/{store}/v3/catalog/products",
+            path.display()
+        ),
+        Listener::Tcp(_) => format!("{}/stores/{store}/v3/catalog/products", bound.proxy_url()),
+    };
+    let ready = bound
+        .admin_url()
+        .map_or("no [admin] listener, so no /readyz".to_owned(), |a| {
+            format!("readiness: {a}/readyz")
+        });
+    tracing::info!(
+        target: "bcgate::server",
+        "next: a client sends its key in X-Auth-Token (or Authorization: Bearer), e.g. \
+         curl -H 'X-Auth-Token: KEY' {try_it}; `bcgate explain METHOD PATH` shows who may \
+         send a request; {ready}"
+    );
+}
+
+/// Longest the start waits for the first upstream connection.
+const UPSTREAM_WARM_LIMIT: Duration = Duration::from_secs(2);
+
+/// Opens the first upstream connection (kept for the first request) and
+/// warns when it fails: otherwise the first sign would be a caller's 502.
+async fn check_upstream(gateway: &Gateway) {
+    let state = gateway.state();
+    let within = state
+        .config
+        .upstream
+        .connect_timeout
+        .min(UPSTREAM_WARM_LIMIT);
+    if let Err(why) = state.upstream.warm(within).await {
+        tracing::warn!(
+            target: "bcgate::server",
+            upstream = %state.config.upstream.base_url,
+            error = %why,
+            "the upstream cannot be reached: requests get 502 upstream_unavailable until it \
+             can (check upstream.base_url, upstream.ca_file, DNS and the network)"
+        );
+    }
 }
 
 async fn serve<I, S>(

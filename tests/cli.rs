@@ -331,3 +331,133 @@ fn routes_prints_the_route_table() {
         "storefront routes carry no scope"
     );
 }
+
+#[test]
+fn keygen_json_prints_one_object_with_the_key_and_its_sha256() {
+    let out = Bcgate::run_cli(&["keygen", "--json"], &[]);
+    assert!(out.status.success(), "{}", combined(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert_eq!(stdout.lines().count(), 1, "one line:\n{stdout}");
+    let v: serde_json::Value =
+        serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{e}: {stdout}"));
+    let key = v["key"].as_str().expect("key is a string");
+    assert!(key.len() >= 32, "{key:?}");
+    assert_eq!(v["key_sha256"], key_sha256(key), "{stdout}");
+    assert_eq!(v.as_object().map(|o| o.len()), Some(2), "{stdout}");
+}
+
+/// Every subcommand and every argument the user can type has a help line.
+#[test]
+fn every_subcommand_and_argument_has_help() {
+    use clap::CommandFactory;
+    fn walk(cmd: &clap::Command, path: &str, missing: &mut Vec<String>) {
+        for arg in cmd.get_arguments() {
+            let id = arg.get_id().as_str();
+            if matches!(id, "help" | "version") || arg.is_hide_set() {
+                continue;
+            }
+            if arg.get_help().is_none() && arg.get_long_help().is_none() {
+                missing.push(format!("{path} <{id}>"));
+            }
+        }
+        for sub in cmd.get_subcommands() {
+            let name = format!("{path} {}", sub.get_name());
+            if sub.get_name() == "help" {
+                continue;
+            }
+            if sub.get_about().is_none() && sub.get_long_about().is_none() {
+                missing.push(name.clone());
+            }
+            walk(sub, &name, missing);
+        }
+    }
+    let mut cmd = bcgate::cli::Cli::command();
+    cmd.build();
+    let mut missing = Vec::new();
+    walk(&cmd, "bcgate", &mut missing);
+    assert!(
+        cmd.get_subcommands().count() >= 8,
+        "the walk sees the subcommands"
+    );
+    assert!(missing.is_empty(), "no help text for: {missing:#?}");
+}
+
+/// `check` with the good config and `env` added.
+fn check_with_env(env: &[(&str, &str)]) -> Output {
+    let cfg = write_config(&good_config());
+    let path = cfg.path.to_str().expect("utf-8 temp path").to_owned();
+    let mut all = vec![("BC_TOKEN_ABC123", TOKEN)];
+    all.extend_from_slice(env);
+    Bcgate::run_cli(&["check", "--config", &path], &all)
+}
+
+#[test]
+fn a_bad_environment_override_names_the_variable_not_the_file() {
+    let cases = [
+        (
+            "BCGATE__SERVER__MAX_BODY_BYTES",
+            "lots",
+            "expected an integer",
+        ),
+        ("BCGATE__SERVER__LISTEN", "nowhere", "not ip:port"),
+        ("BCGATE__SERVER__BOGUS_OPTION", "1", "unknown field"),
+        ("BCGATE__SERVR__LISTEN", "127.0.0.1:0", "unknown field"),
+    ];
+    for (var, value, why) in cases {
+        let out = check_with_env(&[(var, value)]);
+        let output = combined(&out);
+        assert!(!out.status.success(), "{var}: check must fail:\n{output}");
+        assert!(output.contains(var), "{var}: named:\n{output}");
+        assert!(output.contains(why), "{var}: says why:\n{output}");
+        assert!(
+            !output.contains(CONFIG_NAME),
+            "{var}: the file is not to blame:\n{output}"
+        );
+    }
+    // An override that is fine does not take the blame for the file's error.
+    let cfg =
+        write_config(&good_config().replace("max_body_bytes = 20971520", "max_body_bytes = \"x\""));
+    let path = cfg.path.to_str().expect("utf-8 temp path").to_owned();
+    let out = Bcgate::run_cli(
+        &["check", "--config", &path],
+        &[
+            ("BC_TOKEN_ABC123", TOKEN),
+            ("BCGATE__SERVER__LISTEN", "127.0.0.1:0"),
+        ],
+    );
+    let output = combined(&out);
+    assert!(!out.status.success(), "{output}");
+    assert!(output.contains(CONFIG_NAME), "{output}");
+    assert!(!output.contains("BCGATE__SERVER__LISTEN"), "{output}");
+}
+
+#[test]
+fn an_unknown_store_of_a_client_names_the_client_and_the_nearest_store() {
+    let good = good_config();
+    let typo = good.replace("stores = [\"abc123\"]", "stores = [\"abc124\"]");
+    let out = check(&typo);
+    let output = combined(&out);
+    assert!(!out.status.success(), "{output}");
+    assert!(output.contains("clients[0].stores[0]"), "{output}");
+    assert!(
+        output.contains("inventory-sync"),
+        "names the client:\n{output}"
+    );
+    assert!(
+        output.contains("did you mean \"abc123\"?"),
+        "suggests the nearest store:\n{output}"
+    );
+    let default = good.replace("default_store = \"abc123\"", "default_store = \"eux\"");
+    let output = combined(&check(&default));
+    assert!(
+        output.contains("inventory-sync") && output.contains("did you mean \"eu\"?"),
+        "{output}"
+    );
+    // Nothing near: the configured names instead.
+    let far = good.replace("stores = [\"abc123\"]", "stores = [\"zzzzzzzzzz\"]");
+    let output = combined(&check(&far));
+    assert!(
+        output.contains("configured: \"abc123\", \"eu\""),
+        "{output}"
+    );
+}

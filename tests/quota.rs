@@ -491,7 +491,10 @@ async fn with_redis_down_a_replica_uses_its_local_share_and_says_so() {
     assert_eq!(metric(&gate, "bcgate_quota_shared", &[]), 0.0);
     let (status, check) = ready_check(&gate, "quota");
     assert_eq!(status, 200, "the fallback keeps the replica ready");
-    let detail = check.expect("quota check")["detail"].to_string();
+    let check = check.expect("quota check");
+    assert_eq!(check["ok"], false, "a failure says so: {check}");
+    assert_eq!(check["affects_ready"], false, "{check}");
+    let detail = check["detail"].to_string();
     assert!(
         detail.contains("Redis unreachable") && detail.contains("1/2 of each store's quota"),
         "{detail}"

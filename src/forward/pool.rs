@@ -169,6 +169,18 @@ impl Pool {
         }
     }
 
+    /// Opens a connection and leaves it idle for the first request: the
+    /// start-up check that the upstream answers as requests need it (TCP,
+    /// TLS verified, ALPN) without adding a connection of its own.
+    pub async fn warm(&self) -> Result<(), SendError> {
+        match self.inner.connect().await? {
+            // `connect` keeps an HTTP/2 connection idle itself.
+            Conn::H2(_) => {}
+            Conn::H1(conn) => h1::Recycle::recycle(&*self.inner, conn),
+        }
+        Ok(())
+    }
+
     /// A live connection ready for a request, if one is idle.
     async fn checkout(&self) -> Option<Conn> {
         loop {

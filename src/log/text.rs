@@ -174,7 +174,7 @@ fn push_value(line: &mut String, value: &str) {
 
 /// RFC 3339 UTC with microseconds; the date and time of day are formatted
 /// once a second.
-fn timestamp(now: SystemTime, line: &mut String) {
+pub(crate) fn timestamp(now: SystemTime, line: &mut String) {
     let since = now.duration_since(UNIX_EPOCH).unwrap_or_default();
     let secs = since.as_secs();
     SECOND.with(|cell| {

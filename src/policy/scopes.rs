@@ -216,7 +216,7 @@ impl ScopeTable {
 }
 
 /// Levenshtein distance over bytes (scope names are ASCII).
-fn edit_distance(a: &str, b: &str) -> usize {
+pub(crate) fn edit_distance(a: &str, b: &str) -> usize {
     let b = b.as_bytes();
     let mut prev: Vec<usize> = (0..=b.len()).collect();
     for (i, ca) in a.bytes().enumerate() {

@@ -502,11 +502,12 @@ impl Governor {
         }
     }
 
-    /// `/readyz` lines: the quota sharing (with `[quota]`) and each store
-    /// whose token the upstream refuses. Neither makes the replica unready:
-    /// the fallback share keeps serving, and a refused token is the store's
-    /// problem, which another replica would have as well.
-    pub fn checks(&self) -> Vec<(String, String)> {
+    /// `/readyz` lines (name, ok, detail): the quota sharing (with
+    /// `[quota]`) and each store whose token the upstream refuses. Neither
+    /// makes the replica unready: the fallback share keeps serving, and a
+    /// refused token is the store's problem, which another replica would
+    /// have as well.
+    pub fn checks(&self) -> Vec<(String, bool, String)> {
         let mut out = Vec::new();
         if let Some(s) = &self.settings {
             let share = if s.replicas > 1 {
@@ -514,16 +515,19 @@ impl Governor {
             } else {
                 "each store's whole quota".to_owned()
             };
-            let detail = match &self.redis {
+            let (ok, detail) = match &self.redis {
                 Some(r) => match r.down() {
-                    None => format!("shared through Redis {}", r.location()),
-                    Some(why) => format!(
-                        "Redis unreachable ({why}); falling back to the local share, {share}"
+                    None => (true, format!("shared through Redis {}", r.location())),
+                    Some(why) => (
+                        false,
+                        format!(
+                            "Redis unreachable ({why}); falling back to the local share, {share}"
+                        ),
                     ),
                 },
-                None => format!("local: {share}"),
+                None => (true, format!("local: {share}")),
             };
-            out.push(("quota".to_owned(), detail));
+            out.push(("quota".to_owned(), ok, detail));
         }
         let mut bad: Vec<(String, Instant)> = lock(&self.shared.unhealthy)
             .iter()
@@ -533,6 +537,7 @@ impl Governor {
         for (store, since) in bad {
             out.push((
                 format!("store {store} token health"),
+                false,
                 format!(
                     "the upstream refused the token with 401 {} s ago; unhealthy until a request succeeds",
                     since.elapsed().as_secs()

@@ -35,6 +35,8 @@ pub struct Bcgate {
     /// The socket path, when bcgate listens on `unix:PATH`.
     pub unix: Option<PathBuf>,
     logs: Arc<Mutex<String>>,
+    /// What the process wrote on stdout alone.
+    stdout: Arc<Mutex<String>>,
 }
 
 impl std::fmt::Debug for Bcgate {
@@ -162,10 +164,16 @@ impl Bcgate {
         let mut child = cmd.spawn().expect("spawn bcgate");
 
         let logs = Arc::new(Mutex::new(String::new()));
+        let stdout_only = Arc::new(Mutex::new(String::new()));
         let (tx, rx) = mpsc::channel::<String>();
         let stdout = child.stdout.take().expect("piped stdout");
         let stderr = child.stderr.take().expect("piped stderr");
-        spawn_drain(stdout, logs.clone(), Some(tx), "stdout");
+        spawn_drain(
+            stdout,
+            logs.clone(),
+            Some((tx, stdout_only.clone())),
+            "stdout",
+        );
         spawn_drain(stderr, logs.clone(), None, "stderr");
 
         let deadline = Instant::now() + START_TIMEOUT;
@@ -176,8 +184,8 @@ impl Bcgate {
             }
             match rx.recv_timeout(deadline - now) {
                 Ok(line) => {
-                    if let Some(rest) = line.trim().strip_prefix(PROXY_LINE) {
-                        break Some(rest.to_owned());
+                    if let Some(url) = listening_url(&line, PROXY_LINE) {
+                        break Some(url);
                     }
                 }
                 Err(_) => break None, // timeout, or stdout closed (process gone)
@@ -225,6 +233,7 @@ impl Bcgate {
             addr,
             unix,
             logs,
+            stdout: stdout_only,
         })
     }
 
@@ -278,7 +287,8 @@ impl Bcgate {
     pub fn admin_addr(&self) -> Option<SocketAddr> {
         let logs = self.logs();
         logs.lines()
-            .find_map(|l| l.trim().strip_prefix(ADMIN_LINE))
+            .find_map(|l| listening_url(l, ADMIN_LINE))
+            .as_deref()
             .and_then(|rest| rest.split_once("://"))
             .and_then(|(_, addr)| addr.trim_end_matches('/').parse().ok())
     }
@@ -286,6 +296,11 @@ impl Bcgate {
     /// Everything the process printed so far, stdout and stderr interleaved.
     pub fn logs(&self) -> String {
         self.logs.lock().map(|l| l.clone()).unwrap_or_default()
+    }
+
+    /// Everything the process printed on stdout so far.
+    pub fn stdout(&self) -> String {
+        self.stdout.lock().map(|l| l.clone()).unwrap_or_default()
     }
 
     /// Wait (bounded) until the logs contain `needle`.
@@ -438,6 +453,18 @@ pub fn open_files_limit() -> Option<u64> {
         .ok()
 }
 
+/// The URL of a listening line: `bcgate: NAME listening on URL` as text, or
+/// the JSON line with that `message` (`--log-format json`).
+pub fn listening_url(line: &str, prefix: &str) -> Option<String> {
+    let line = line.trim();
+    if let Some(url) = line.strip_prefix(prefix) {
+        return Some(url.to_owned());
+    }
+    let json: serde_json::Value = serde_json::from_str(line).ok()?;
+    json["message"].as_str()?.strip_prefix(prefix)?;
+    json["url"].as_str().map(str::to_owned)
+}
+
 /// Remove inherited `BCGATE_*` configuration and proxy settings.
 pub fn scrub_env(cmd: &mut Command) {
     for (key, _) in std::env::vars_os() {
@@ -503,7 +530,7 @@ fn read_all(mut r: impl Read) -> Vec<u8> {
 fn spawn_drain(
     stream: impl Read + Send + 'static,
     logs: Arc<Mutex<String>>,
-    lines: Option<mpsc::Sender<String>>,
+    lines: Option<(mpsc::Sender<String>, Arc<Mutex<String>>)>,
     name: &'static str,
 ) {
     std::thread::Builder::new()
@@ -523,7 +550,10 @@ fn spawn_drain(
                                 logs.push('\n');
                             }
                         }
-                        if let Some(tx) = &lines {
+                        if let Some((tx, only)) = &lines {
+                            if let Ok(mut only) = only.lock() {
+                                only.push_str(&line);
+                            }
                             let _ = tx.send(line);
                         }
                     }
