@@ -123,6 +123,12 @@ scopes = ["store_v2_products_read_only", "store_v2_orders_read_only"]
     assert!(denied.contains("403"), "{denied}");
     assert!(denied.contains("scope_denied"), "{denied}");
     assert!(!denied.contains(TOKEN) && !denied.contains(KEY), "{denied}");
+    let denied = result["denied_product"].as_str().unwrap_or_default();
+    assert!(denied.contains("403"), "{denied}");
+    assert!(
+        denied.contains("lacks store_v2_products for POST /v2/products"),
+        "{denied}"
+    );
 
     // What the mock received: the store token, never the SDK's credentials.
     let recs = mock.requests();
@@ -134,7 +140,7 @@ scopes = ["store_v2_products_read_only", "store_v2_orders_read_only"]
             "/stores/abc123/v2/orders/1",
             "/stores/abc123/v3/catalog/products?limit=1",
         ],
-        "the denied POST never reached the upstream"
+        "the denied POSTs never reached the upstream"
     );
     for rec in &recs {
         assert_eq!(rec.method, "GET");

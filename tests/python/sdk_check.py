@@ -58,6 +58,12 @@ def main():
         api.Orders.create(customer_id=0, products=[])
     except ClientRequestException as exc:
         denied = str(exc)
+    # The v2 catalog's writes need the modify-level Products scope.
+    denied_product = None
+    try:
+        api.Products.create(name="Denied T-shirt", type="physical", price=1, weight=1)
+    except ClientRequestException as exc:
+        denied_product = str(exc)
 
     print(
         json.dumps(
@@ -67,6 +73,7 @@ def main():
                 "v3": plain(v3),
                 "rate_limit": rate_limit,
                 "denied": denied,
+                "denied_product": denied_product,
             }
         )
     )
