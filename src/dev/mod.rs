@@ -375,4 +375,60 @@ mod tests {
         assert!(text.contains("client: catalog-reader"));
         assert!(text.contains("store:  dev123 (alias dev)"));
     }
+
+    #[test]
+    fn tls_banner_points_curl_and_the_sdks_at_the_written_ca() {
+        let clients = [
+            DevClient {
+                name: "catalog-reader",
+                scope: "store_v2_products_read_only",
+                key: "bcg_reader".into(),
+            },
+            DevClient {
+                name: "catalog-editor",
+                scope: "store_v2_products",
+                key: "bcg_editor".into(),
+            },
+        ];
+        let text = banner(
+            "https://127.0.0.1:8443",
+            None,
+            "https://127.0.0.1:4443",
+            &clients,
+            Some(Path::new("/home/a b/dev-ca.pem")),
+        );
+        let curls: Vec<&str> = text
+            .lines()
+            .map(str::trim)
+            .filter(|l| l.starts_with("curl "))
+            .collect();
+        assert_eq!(curls.len(), 3, "{text}");
+        for c in curls {
+            assert!(
+                c.starts_with("curl --cacert '/home/a b/dev-ca.pem' "),
+                "{c}"
+            );
+        }
+        let exports: Vec<&str> = text
+            .lines()
+            .map(str::trim)
+            .filter(|l| l.starts_with("export "))
+            .collect();
+        assert_eq!(
+            exports,
+            [
+                "export BC_API_ENDPOINT=127.0.0.1:8443 REQUESTS_CA_BUNDLE='/home/a b/dev-ca.pem'",
+                "export BCGATE_ADDR=127.0.0.1:8443 BCGATE_CA_FILE='/home/a b/dev-ca.pem'",
+                "export BC_STORE_HASH=dev123 BCGATE_KEY=bcg_reader",
+            ]
+        );
+    }
+
+    #[test]
+    fn shell_quote_leaves_plain_words_and_quotes_the_rest() {
+        assert_eq!(shell_quote("/tmp/dev-ca.pem"), "/tmp/dev-ca.pem");
+        assert_eq!(shell_quote("a b"), "'a b'");
+        assert_eq!(shell_quote("it's"), r"'it'\''s'");
+        assert_eq!(shell_quote(""), "''");
+    }
 }
