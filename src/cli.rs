@@ -82,12 +82,20 @@ enum Command {
     /// Try bcgate out: serve a config made in memory in front of a mock
     /// BigCommerce, and print the keys and `curl` lines to use.
     Dev {
-        /// Proxy address.
-        #[arg(long, default_value = "127.0.0.1:8080")]
-        listen: SocketAddr,
+        /// Proxy address (default 127.0.0.1:8080, or 127.0.0.1:8443 with `--tls`).
+        #[arg(long)]
+        listen: Option<SocketAddr>,
         /// Admin address (`/metrics`, `/healthz`, `/readyz`).
         #[arg(long, default_value = "127.0.0.1:9090")]
         admin: SocketAddr,
+        /// Serve HTTPS on the proxy address, with a certificate from this run's
+        /// CA (what the BigCommerce SDKs need: they speak only HTTPS).
+        #[arg(long)]
+        tls: bool,
+        /// With `--tls`: where to write that CA's certificate (PEM), for the
+        /// clients to trust.
+        #[arg(long, requires = "tls", default_value_if("tls", "true", "dev-ca.pem"))]
+        ca_out: Option<PathBuf>,
     },
     /// Serve only the mock BigCommerce (the one `dev` and the tests use), for
     /// load benchmarks: its CA goes to `--ca-out`, each store's token is read
@@ -139,7 +147,18 @@ pub fn main() -> ExitCode {
         Command::Recommend { client, format } => recommend(&path, client.as_deref(), format),
         Command::Tokens { action } => tokens(&path, action),
         Command::Healthcheck { url } => healthcheck(&url),
-        Command::Dev { listen, admin } => dev(cli.config.is_some(), listen, admin, cli.log_format),
+        Command::Dev {
+            listen,
+            admin,
+            tls: _,
+            ca_out,
+        } => dev(
+            cli.config.is_some(),
+            listen,
+            admin,
+            ca_out.as_deref(),
+            cli.log_format,
+        ),
         Command::Mock {
             listen,
             ca_out,
@@ -181,15 +200,18 @@ fn run(path: &std::path::Path, format: crate::log::Format) -> Result<String, Str
 
 fn dev(
     config_given: bool,
-    listen: SocketAddr,
+    listen: Option<SocketAddr>,
     admin: SocketAddr,
+    ca_out: Option<&std::path::Path>,
     format: crate::log::Format,
 ) -> Result<String, String> {
     if config_given {
         return Err("bcgate dev makes its config in memory; --config does not apply".into());
     }
+    let port = if ca_out.is_some() { 8443 } else { 8080 };
+    let listen = listen.unwrap_or(SocketAddr::from(([127, 0, 0, 1], port)));
     crate::log::init(format);
-    crate::dev::run(listen, admin)?;
+    crate::dev::run(listen, admin, ca_out)?;
     Ok(String::new())
 }
 

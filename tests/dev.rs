@@ -1,6 +1,9 @@
 //! `bcgate dev`: the real binary, its printed keys and `curl` lines, and the
-//! requests those lines describe, sent as printed.
+//! requests those lines describe, sent as printed; with `--tls`, the CA it
+//! writes out, trusted by reqwest and by both SDKs through its printed
+//! `export` lines.
 
+mod sdk;
 mod support;
 
 use std::time::Duration;
@@ -13,6 +16,7 @@ struct Curl {
     method: String,
     headers: Vec<(String, String)>,
     body: Option<String>,
+    cacert: Option<String>,
     url: String,
 }
 
@@ -53,6 +57,7 @@ fn parse_curl(line: &str) -> Curl {
         method: "GET".into(),
         headers: Vec::new(),
         body: None,
+        cacert: None,
         url: String::new(),
     };
     let mut args = words.into_iter().skip(1);
@@ -71,7 +76,10 @@ fn parse_curl(line: &str) -> Curl {
                 curl.headers.push((name.into(), v.into()));
             }
             "-d" => curl.body = Some(value()),
-            url if url.starts_with("http://") => curl.url = url.into(),
+            "--cacert" => curl.cacert = Some(value()),
+            url if url.starts_with("http://") || url.starts_with("https://") => {
+                curl.url = url.into()
+            }
             other => panic!("unexpected curl argument {other:?} in {line}"),
         }
     }
@@ -281,4 +289,156 @@ async fn mock_command_serves_the_mock_with_its_ca_and_the_token_from_the_environ
     let bad = Bcgate::run_cli(&["mock", "--ca-out", "x.pem", "--store", "abc123"], &[]);
     assert!(!bad.status.success());
     assert!(String::from_utf8_lossy(&bad.stderr).contains("HASH=ENV_VAR"));
+}
+
+/// `bcgate dev --tls --ca-out dev-ca.pem`: HTTPS with a certificate from the
+/// CA it wrote, which the printed `curl` lines and `export` lines point at,
+/// and which reqwest, the python SDK and node-bigcommerce trust (the SDKs
+/// running docs/sdks.md's recipes with exactly the printed exports).
+#[tokio::test]
+async fn dev_tls_writes_its_ca_and_clients_trusting_it_get_through() {
+    let mut gate = Bcgate::start_dev(&[
+        "--tls",
+        "--ca-out",
+        "dev-ca.pem",
+        "--listen",
+        "127.0.0.1:0",
+        "--admin",
+        "127.0.0.1:0",
+    ]);
+    assert_eq!(gate.scheme, "https");
+    let out = gate.logs();
+    let ca_path = gate.dir().join("dev-ca.pem");
+    let ca_pem = std::fs::read(&ca_path).expect("--ca-out was written");
+    let ca_shown = std::path::absolute(&ca_path)
+        .expect("absolute")
+        .display()
+        .to_string();
+
+    let reader_key = out
+        .lines()
+        .find_map(|l| l.strip_prefix("client: catalog-reader"))
+        .and_then(|rest| rest.split_whitespace().nth(1))
+        .unwrap_or_else(|| panic!("no reader line:\n{out}"))
+        .to_owned();
+    let curls: Vec<Curl> = out
+        .lines()
+        .map(str::trim)
+        .filter(|l| l.starts_with("curl "))
+        .map(parse_curl)
+        .collect();
+    assert_eq!(curls.len(), 3, "{out}");
+    let products = gate.url("/stores/dev123/v3/catalog/products");
+    assert!(products.starts_with("https://"), "{products}");
+    for c in &curls {
+        assert_eq!(c.url, products);
+        assert_eq!(c.cacert.as_deref(), Some(ca_shown.as_str()), "{out}");
+    }
+
+    // reqwest trusting only the written CA: the allowed and the denied line.
+    // HTTP/1.1 as curl: an idle HTTP/2 connection would hold bcgate's drain
+    // until its deadline, since this runtime is not polled while the test
+    // waits for the exit below and so never acknowledges the GOAWAY ping.
+    let trusting = reqwest::Client::builder()
+        .http1_only()
+        .add_root_certificate(reqwest::Certificate::from_pem(&ca_pem).expect("PEM"))
+        .tls_built_in_root_certs(false)
+        .no_proxy()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .expect("client");
+    let allowed = perform(&trusting, &curls[0]).await;
+    assert_eq!(allowed.status, 200, "{}", allowed.text());
+    assert_eq!(
+        allowed.json()["data"]["path"],
+        "/stores/dev123/v3/catalog/products"
+    );
+    assert_problem(&perform(&trusting, &curls[1]).await, 403, "scope_denied");
+    // A client trusting another CA is refused: the TLS is real.
+    let other = support::client(&support::TestCa::new());
+    let refused = support::try_send(other.get(&products)).await;
+    assert!(refused.is_err(), "{refused:?}");
+
+    // The printed exports: the SDKs' variables, for this listener and this CA.
+    let exports: std::collections::BTreeMap<String, String> =
+        sdk::exports(&out).into_iter().collect();
+    let addr = gate.addr.to_string();
+    let want = [
+        ("BC_API_ENDPOINT", addr.as_str()),
+        ("REQUESTS_CA_BUNDLE", ca_shown.as_str()),
+        ("BCGATE_ADDR", addr.as_str()),
+        ("BCGATE_CA_FILE", ca_shown.as_str()),
+        ("BC_STORE_HASH", "dev123"),
+        ("BCGATE_KEY", reader_key.as_str()),
+    ];
+    for (name, value) in want {
+        assert_eq!(exports.get(name).map(String::as_str), Some(value), "{out}");
+    }
+    let export_lines: String = out
+        .lines()
+        .map(str::trim)
+        .filter(|l| l.starts_with("export "))
+        .map(|l| format!("{l}\n"))
+        .collect();
+
+    if let Some(python) = sdk::required("the python bigcommerce SDK", sdk::python()) {
+        let code = format!(
+            "{}print(products[\"data\"][\"path\"])\n",
+            sdk::recipe("python")
+        );
+        let script = format!("{export_lines}exec \"$PYTHON\" -c \"$CODE\"\n");
+        let run = sdk::run_shell(
+            gate.dir(),
+            &script,
+            &[("PYTHON", &python.display().to_string()), ("CODE", &code)],
+        );
+        assert!(
+            run.status.success(),
+            "python recipe against bcgate dev --tls: {}",
+            String::from_utf8_lossy(&run.stderr)
+        );
+        assert_eq!(
+            String::from_utf8_lossy(&run.stdout).trim(),
+            "/stores/dev123/v2/products"
+        );
+    }
+    if let Some(modules) = sdk::required("node-bigcommerce", sdk::node_modules()) {
+        let code = format!(
+            "(async () => {{\n{}console.log(products.data.path);\n}})().catch((e) => {{ console.error(e); process.exit(1); }});\n",
+            sdk::recipe("node")
+        );
+        let script = format!("{export_lines}exec node -e \"$CODE\"\n");
+        let run = sdk::run_shell(
+            gate.dir(),
+            &script,
+            &[
+                ("NODE_PATH", &modules.display().to_string()),
+                ("CODE", &code),
+            ],
+        );
+        assert!(
+            run.status.success(),
+            "node recipe against bcgate dev --tls: {}",
+            String::from_utf8_lossy(&run.stderr)
+        );
+        assert_eq!(
+            String::from_utf8_lossy(&run.stdout).trim(),
+            "/stores/dev123/v3/catalog/products"
+        );
+    }
+
+    gate.signal("TERM");
+    let status = gate
+        .wait_exit(Duration::from_secs(20))
+        .expect("bcgate dev exits on SIGTERM");
+    assert!(status.success(), "{status}");
+    assert!(ca_path.is_file(), "the CA the user asked for stays");
+}
+
+#[test]
+fn dev_ca_out_needs_tls() {
+    let out = Bcgate::run_cli(&["dev", "--ca-out", "dev-ca.pem"], &[]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("--tls"), "{err}");
 }

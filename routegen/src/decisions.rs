@@ -92,6 +92,25 @@ pub struct HandRoute {
 
 const CHECKOUTS_MISSPELT: &str = "checkouts.v3.yml's table misspells the scopes (store_checkouts*, store_checkout_content*); read as api-accounts.mdx's store_checkout*, store_content_checkout*";
 
+const V2_CATALOG: &str = "legacy v2 catalog (in no spec file; BigCommerce still serves it, and the python bigcommerce SDK's Products, Brands, Categories, Options and OptionSets call it): the Products scope";
+
+/// The hand routes: `routes;` then the legacy v2 catalog as `"PATH": METHOD…;`
+/// lines, every one granted by the Products family (read-only: GET only).
+macro_rules! with_v2_catalog {
+    ($($route:expr),* ; $($path:literal: $($method:literal)+;)*) => {
+        &[
+            $($route,)*
+            $($(HandRoute {
+                method: $method,
+                path: $path,
+                scopes: &["store_v2_products"],
+                flags: &[],
+                reason: V2_CATALOG,
+            },)+)*
+        ]
+    };
+}
+
 /// The decisions the committed tables are generated with.
 pub const DECISIONS: Decisions = Decisions {
     skipped_files: &[
@@ -504,7 +523,7 @@ pub const DECISIONS: Decisions = Decisions {
         reason: "declares security: [] yet its description requires store_v2_information; enforced",
     }],
 
-    hand_routes: &[
+    hand_routes: with_v2_catalog! {
         HandRoute {
             method: "GET",
             path: "/graphql",
@@ -518,6 +537,77 @@ pub const DECISIONS: Decisions = Decisions {
             scopes: &["bcgate:graphql_write"],
             flags: &[Flag::Graphql],
             reason: "GraphQL Admin API (not in these specs): bcgate parses the document; queries need bcgate:graphql_read, mutations bcgate:graphql_write",
-        },
-    ],
+        };
+        "/v2/products": "GET" "POST" "DELETE";
+        "/v2/products/count": "GET";
+        "/v2/products/{product_id}": "GET" "PUT" "DELETE";
+        "/v2/brands": "GET" "POST" "DELETE";
+        "/v2/brands/count": "GET";
+        "/v2/brands/{brand_id}": "GET" "PUT" "DELETE";
+        "/v2/categories": "GET" "POST" "DELETE";
+        "/v2/categories/count": "GET";
+        "/v2/categories/{category_id}": "GET" "PUT" "DELETE";
+        "/v2/options": "GET" "POST" "DELETE";
+        "/v2/options/count": "GET";
+        "/v2/options/{option_id}": "GET" "PUT" "DELETE";
+        "/v2/option_sets": "GET" "POST" "DELETE";
+        "/v2/option_sets/count": "GET";
+        "/v2/option_sets/{option_set_id}": "GET" "PUT" "DELETE";
+        "/v2/products/configurable_fields": "GET";
+        "/v2/products/configurable_fields/count": "GET";
+        "/v2/products/{product_id}/configurable_fields": "GET" "POST" "DELETE";
+        "/v2/products/{product_id}/configurable_fields/count": "GET";
+        "/v2/products/{product_id}/configurable_fields/{id}": "GET" "PUT" "DELETE";
+        "/v2/products/custom_fields": "GET";
+        "/v2/products/custom_fields/count": "GET";
+        "/v2/products/{product_id}/custom_fields": "GET" "POST" "DELETE";
+        "/v2/products/{product_id}/custom_fields/count": "GET";
+        "/v2/products/{product_id}/custom_fields/{id}": "GET" "PUT" "DELETE";
+        "/v2/products/discount_rules": "GET";
+        "/v2/products/discount_rules/count": "GET";
+        "/v2/products/{product_id}/discount_rules": "GET" "POST" "DELETE";
+        "/v2/products/{product_id}/discount_rules/count": "GET";
+        "/v2/products/{product_id}/discount_rules/{id}": "GET" "PUT" "DELETE";
+        "/v2/products/googleproductsearch": "GET";
+        "/v2/products/googleproductsearch/count": "GET";
+        "/v2/products/{product_id}/googleproductsearch": "GET" "POST" "DELETE";
+        "/v2/products/{product_id}/googleproductsearch/count": "GET";
+        "/v2/products/{product_id}/googleproductsearch/{id}": "GET" "PUT" "DELETE";
+        "/v2/products/images": "GET";
+        "/v2/products/images/count": "GET";
+        "/v2/products/{product_id}/images": "GET" "POST" "DELETE";
+        "/v2/products/{product_id}/images/count": "GET";
+        "/v2/products/{product_id}/images/{id}": "GET" "PUT" "DELETE";
+        "/v2/products/options": "GET";
+        "/v2/products/options/count": "GET";
+        "/v2/products/{product_id}/options": "GET" "POST" "DELETE";
+        "/v2/products/{product_id}/options/count": "GET";
+        "/v2/products/{product_id}/options/{id}": "GET" "PUT" "DELETE";
+        "/v2/products/reviews": "GET";
+        "/v2/products/reviews/count": "GET";
+        "/v2/products/{product_id}/reviews": "GET" "POST" "DELETE";
+        "/v2/products/{product_id}/reviews/count": "GET";
+        "/v2/products/{product_id}/reviews/{id}": "GET" "PUT" "DELETE";
+        "/v2/products/rules": "GET";
+        "/v2/products/rules/count": "GET";
+        "/v2/products/{product_id}/rules": "GET" "POST" "DELETE";
+        "/v2/products/{product_id}/rules/count": "GET";
+        "/v2/products/{product_id}/rules/{id}": "GET" "PUT" "DELETE";
+        "/v2/products/skus": "GET";
+        "/v2/products/skus/count": "GET";
+        "/v2/products/{product_id}/skus": "GET" "POST" "DELETE";
+        "/v2/products/{product_id}/skus/count": "GET";
+        "/v2/products/{product_id}/skus/{id}": "GET" "PUT" "DELETE";
+        "/v2/products/videos": "GET";
+        "/v2/products/videos/count": "GET";
+        "/v2/products/{product_id}/videos": "GET" "POST" "DELETE";
+        "/v2/products/{product_id}/videos/count": "GET";
+        "/v2/products/{product_id}/videos/{id}": "GET" "PUT" "DELETE";
+        "/v2/options/values": "GET";
+        "/v2/options/{option_id}/values": "GET" "POST" "DELETE";
+        "/v2/options/{option_id}/values/{id}": "GET" "PUT" "DELETE";
+        "/v2/option_sets/options": "GET";
+        "/v2/option_sets/{option_set_id}/options": "GET" "POST" "DELETE";
+        "/v2/option_sets/{option_set_id}/options/{id}": "GET" "PUT" "DELETE";
+    },
 };

@@ -1,19 +1,22 @@
 //! `bcgate dev`: the real server, with a config made in memory, in front of
 //! a mock BigCommerce ([`mock`]) whose certificate comes from a CA made at
 //! run time ([`ca`]); it prints the keys and the `curl` lines that show an
-//! allowed and a denied request. The integration tests use the same mock and
-//! CA, so they live in one place.
+//! allowed and a denied request. With `--tls` the proxy listener serves
+//! HTTPS too, with a certificate from the same CA, which is written out so
+//! that an SDK (which speaks only HTTPS) can trust it. The integration tests
+//! use the same mock and CA, so they live in one place.
 
 pub mod ca;
 pub mod mock;
 
 use std::fmt::Write as _;
 use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 
 use zeroize::Zeroizing;
 
 use crate::config::{
-    AdminFile, ClientFile, Config, FileConfig, ServerFile, StoreFile, UpstreamFile,
+    AdminFile, ClientFile, Config, FileConfig, ServerFile, StoreFile, TlsFile, UpstreamFile,
 };
 use crate::identify::{key_sha256, new_key};
 use crate::secret::StoreToken;
@@ -40,9 +43,15 @@ struct DevClient {
 }
 
 /// Runs `bcgate dev` until SIGTERM or SIGINT: a fresh CA, store token and
-/// client keys each time; nothing is written to disk.
-pub fn run(listen: SocketAddr, admin: SocketAddr) -> Result<(), String> {
+/// client keys each time. Nothing is written to disk, except with `tls`
+/// (`--tls --ca-out PATH`): the CA certificate to PATH, and the proxy's own
+/// certificate and key to a private temporary directory removed on exit.
+pub fn run(listen: SocketAddr, admin: SocketAddr, tls: Option<&Path>) -> Result<(), String> {
     let ca = DevCa::new();
+    let tls_files = match tls {
+        Some(ca_out) => Some(DevTlsFiles::write(&ca, ca_out, listen)?),
+        None => None,
+    };
     let token = store_token()?;
     let mock = MockBigCommerce::start_at(
         &ca,
@@ -65,6 +74,11 @@ pub fn run(listen: SocketAddr, admin: SocketAddr) -> Result<(), String> {
     let file = FileConfig {
         server: ServerFile {
             listen: listen.to_string(),
+            tls: tls_files.as_ref().map(|f| TlsFile {
+                cert: f.dir.join("bcgate.pem"),
+                key: f.dir.join("bcgate.key"),
+                client_ca: None,
+            }),
             ..ServerFile::default()
         },
         admin: Some(AdminFile {
@@ -118,14 +132,65 @@ pub fn run(listen: SocketAddr, admin: SocketAddr) -> Result<(), String> {
                 &bound.proxy_url(),
                 bound.admin_url().as_deref(),
                 &mock.base_url(),
-                &clients
+                &clients,
+                tls_files.as_ref().map(|f| f.ca_out.as_path()),
             )
         );
         bound.serve().await
     })?;
     // The mock stops only after bcgate has drained.
     drop(mock);
+    drop(tls_files);
     Ok(())
+}
+
+/// `bcgate dev --tls`: the CA written where the user asked, and the proxy's
+/// certificate and key in a directory only this user can read, removed when
+/// `bcgate dev` stops (the key is a throwaway, but still a key).
+struct DevTlsFiles {
+    /// `--ca-out`, absolute, for the banner's lines to paste.
+    ca_out: PathBuf,
+    dir: PathBuf,
+}
+
+impl DevTlsFiles {
+    fn write(ca: &DevCa, ca_out: &Path, listen: SocketAddr) -> Result<Self, String> {
+        std::fs::write(ca_out, ca.ca_pem())
+            .map_err(|e| format!("--ca-out {}: {e}", ca_out.display()))?;
+        let ca_out = std::path::absolute(ca_out)
+            .map_err(|e| format!("--ca-out {}: {e}", ca_out.display()))?;
+        // The names an SDK may dial: the loopback ones, and the listen
+        // address itself when it is a specific other one.
+        let ip = listen.ip().to_string();
+        let mut sans = vec!["localhost", "127.0.0.1", "::1"];
+        if !listen.ip().is_unspecified() && !sans.contains(&ip.as_str()) {
+            sans.push(&ip);
+        }
+        let leaf = ca.issue_leaf(&sans);
+        let mut nonce = [0u8; 8];
+        getrandom::getrandom(&mut nonce).map_err(|e| format!("no randomness: {e}"))?;
+        let dir = std::env::temp_dir().join(format!("bcgate-dev-{}", hex::encode(nonce)));
+        let mut builder = std::fs::DirBuilder::new();
+        std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+        builder
+            .create(&dir)
+            .map_err(|e| format!("{}: {e}", dir.display()))?;
+        let files = DevTlsFiles { ca_out, dir };
+        for (name, pem) in [
+            ("bcgate.pem", &leaf.cert_pem),
+            ("bcgate.key", &leaf.key_pem),
+        ] {
+            let path = files.dir.join(name);
+            std::fs::write(&path, pem).map_err(|e| format!("{}: {e}", path.display()))?;
+        }
+        Ok(files)
+    }
+}
+
+impl Drop for DevTlsFiles {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
 }
 
 /// Runs `bcgate mock` until SIGTERM or SIGINT: the mock alone on `listen`,
@@ -174,12 +239,21 @@ fn store_token() -> Result<Zeroizing<String>, String> {
 
 /// What to paste. It is given the client keys but never the store token, so
 /// it cannot print it.
-fn banner(proxy: &str, admin: Option<&str>, mock: &str, clients: &[DevClient]) -> String {
+fn banner(
+    proxy: &str,
+    admin: Option<&str>,
+    mock: &str,
+    clients: &[DevClient],
+    ca_out: Option<&Path>,
+) -> String {
     let products = format!("{proxy}/stores/{STORE_HASH}/v3/catalog/products");
-    let get = |key: &str| format!("curl -H 'X-Auth-Token: {key}' {products}");
+    let cacert = ca_out
+        .map(|p| format!("--cacert {} ", shell_quote(&p.display().to_string())))
+        .unwrap_or_default();
+    let get = |key: &str| format!("curl {cacert}-H 'X-Auth-Token: {key}' {products}");
     let post = |key: &str| {
         format!(
-            "curl -X POST -H 'X-Auth-Token: {key}' -H 'Content-Type: application/json' -d '{PRODUCT}' {products}"
+            "curl {cacert}-X POST -H 'X-Auth-Token: {key}' -H 'Content-Type: application/json' -d '{PRODUCT}' {products}"
         )
     };
     let (reader, editor) = match clients {
@@ -187,12 +261,18 @@ fn banner(proxy: &str, admin: Option<&str>, mock: &str, clients: &[DevClient]) -
         _ => ("KEY", "KEY"),
     };
     let mut out = String::new();
+    let disk = match ca_out {
+        None => "Nothing is written to disk".to_owned(),
+        Some(p) => format!(
+            "bcgate serves HTTPS with a certificate from the same CA, written to\n{} for its clients to trust (bcgate's own key is in a private temporary\ndirectory, removed on exit)",
+            p.display()
+        ),
+    };
     let _ = writeln!(
         out,
         "\nbcgate dev: the real bcgate, with a config made in memory, in front of a mock\n\
          BigCommerce at {mock} (certificate from a CA made for this run).\n\
-         Nothing is written to disk; the store token lives only in this process and is\n\
-         never shown.\n"
+         {disk}. The store token lives only in this process and is never shown.\n"
     );
     let _ = writeln!(out, "store:  {STORE_HASH} (alias {STORE_ALIAS})");
     for c in clients {
@@ -222,11 +302,37 @@ fn banner(proxy: &str, admin: Option<&str>, mock: &str, clients: &[DevClient]) -
         "Also try: no key (401), /stores/nope/v3/catalog/products (404), /v3/catalog/products\n\
          (the client's default store), ?mock_status=429 (a rate-limited answer, passed through)."
     );
+    if let Some(ca) = ca_out {
+        let addr = proxy.split_once("://").map_or(proxy, |(_, a)| a);
+        let ca = shell_quote(&ca.display().to_string());
+        let _ = writeln!(
+            out,
+            "SDKs (docs/sdks.md): export these where your script runs, as the reader:\n\n  \
+             export BC_API_ENDPOINT={addr} REQUESTS_CA_BUNDLE={ca}\n  \
+             export BCGATE_ADDR={addr} BCGATE_CA_FILE={ca}\n  \
+             export BC_STORE_HASH={STORE_HASH} BCGATE_KEY={reader}\n\n\
+             (the first line is what the python bigcommerce SDK reads, the second what the\n\
+             node-bigcommerce agent recipe reads).\n"
+        );
+    }
     if let Some(admin) = admin {
         let _ = writeln!(out, "Metrics: {admin}/metrics   readiness: {admin}/readyz");
     }
     let _ = writeln!(out, "Stop with Ctrl-C.\n");
     out
+}
+
+/// `text` as one shell word: as is when it is plain, else single-quoted.
+fn shell_quote(text: &str) -> String {
+    let plain = !text.is_empty()
+        && text
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "/._-+:,=@%".contains(c));
+    if plain {
+        text.to_owned()
+    } else {
+        format!("'{}'", text.replace('\'', r"'\''"))
+    }
 }
 
 #[cfg(test)]
@@ -252,6 +358,7 @@ mod tests {
             Some("http://127.0.0.1:9090"),
             "https://127.0.0.1:4443",
             &clients,
+            None,
         );
         let curls: Vec<&str> = text
             .lines()
@@ -267,5 +374,61 @@ mod tests {
         }
         assert!(text.contains("client: catalog-reader"));
         assert!(text.contains("store:  dev123 (alias dev)"));
+    }
+
+    #[test]
+    fn tls_banner_points_curl_and_the_sdks_at_the_written_ca() {
+        let clients = [
+            DevClient {
+                name: "catalog-reader",
+                scope: "store_v2_products_read_only",
+                key: "bcg_reader".into(),
+            },
+            DevClient {
+                name: "catalog-editor",
+                scope: "store_v2_products",
+                key: "bcg_editor".into(),
+            },
+        ];
+        let text = banner(
+            "https://127.0.0.1:8443",
+            None,
+            "https://127.0.0.1:4443",
+            &clients,
+            Some(Path::new("/home/a b/dev-ca.pem")),
+        );
+        let curls: Vec<&str> = text
+            .lines()
+            .map(str::trim)
+            .filter(|l| l.starts_with("curl "))
+            .collect();
+        assert_eq!(curls.len(), 3, "{text}");
+        for c in curls {
+            assert!(
+                c.starts_with("curl --cacert '/home/a b/dev-ca.pem' "),
+                "{c}"
+            );
+        }
+        let exports: Vec<&str> = text
+            .lines()
+            .map(str::trim)
+            .filter(|l| l.starts_with("export "))
+            .collect();
+        assert_eq!(
+            exports,
+            [
+                "export BC_API_ENDPOINT=127.0.0.1:8443 REQUESTS_CA_BUNDLE='/home/a b/dev-ca.pem'",
+                "export BCGATE_ADDR=127.0.0.1:8443 BCGATE_CA_FILE='/home/a b/dev-ca.pem'",
+                "export BC_STORE_HASH=dev123 BCGATE_KEY=bcg_reader",
+            ]
+        );
+    }
+
+    #[test]
+    fn shell_quote_leaves_plain_words_and_quotes_the_rest() {
+        assert_eq!(shell_quote("/tmp/dev-ca.pem"), "/tmp/dev-ca.pem");
+        assert_eq!(shell_quote("a b"), "'a b'");
+        assert_eq!(shell_quote("it's"), r"'it'\''s'");
+        assert_eq!(shell_quote(""), "''");
     }
 }

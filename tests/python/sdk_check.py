@@ -1,26 +1,22 @@
 #!/usr/bin/env python3
 """Drive the real PyPI `bigcommerce` SDK through bcgate over HTTPS.
 
-Run by tests/python_sdk.rs. Environment:
-  BCGATE_HOST         host:port of bcgate's HTTPS listener (the SDK hard-codes https://)
+Run by tests/python_sdk.rs with the venv's python (scripts/install-test-deps),
+in the environment docs/sdks.md's python recipe sets up:
+  BC_API_ENDPOINT     host:port of bcgate's HTTPS listener (the SDK adds https://)
+  REQUESTS_CA_BUNDLE  the CA that signed bcgate's certificate
   BCGATE_KEY          the service's bcgate key, given to the SDK as its "access token"
   BC_STORE_HASH       the store hash (or alias) the SDK puts in /stores/{hash}/
-  REQUESTS_CA_BUNDLE  the test CA, so `requests` trusts bcgate's certificate
 
-Prints one JSON object on the last line of stdout. Exits 3 if the SDK is
-not installed, 1 on any unexpected error.
+The lines between the recipe markers are docs/sdks.md's python recipe,
+character for character (tests/python_sdk.rs checks). Prints one JSON object
+on the last line of stdout; exits 1 on any unexpected error.
 """
 import json
 import os
 import sys
 
-try:
-    import bigcommerce  # noqa: F401
-    from bigcommerce.api import BigcommerceApi
-    from bigcommerce.exception import ClientRequestException
-except ImportError:
-    print("skipping: python bigcommerce SDK not installed (pip install bigcommerce)")
-    sys.exit(3)
+from bigcommerce.exception import ClientRequestException
 
 
 def plain(value):
@@ -35,21 +31,24 @@ def plain(value):
 
 
 def main():
-    host = os.environ["BCGATE_HOST"]
-    store = os.environ["BC_STORE_HASH"]
-    # The SDK reads its API host from BC_API_ENDPOINT when the client is built.
-    os.environ["BC_API_ENDPOINT"] = host
-    api = BigcommerceApi(
-        client_id="sdk-client-id-not-a-secret",
-        store_hash=store,
-        access_token=os.environ["BCGATE_KEY"],
-    )
+    # recipe: python
+    import os
 
+    from bigcommerce.api import BigcommerceApi
+
+    api = BigcommerceApi(
+        client_id="bcgate",  # any value: the SDK wants one; bcgate drops X-Auth-Client
+        store_hash=os.environ["BC_STORE_HASH"],  # the store's hash or its bcgate alias
+        access_token=os.environ["BCGATE_KEY"],  # this service's bcgate key, not the store token
+    )
     products = api.Products.all(limit=2)
+    # end recipe
+
     order = api.Orders.get(1)
     v3 = api.connection.make_request(
         "GET",
-        "https://%s/stores/%s/v3/catalog/products" % (host, store),
+        "https://%s/stores/%s/v3/catalog/products"
+        % (os.environ["BC_API_ENDPOINT"], os.environ["BC_STORE_HASH"]),
         params={"limit": 1},
     )
     rate_limit = dict(api.connection.rate_limit)
@@ -59,6 +58,12 @@ def main():
         api.Orders.create(customer_id=0, products=[])
     except ClientRequestException as exc:
         denied = str(exc)
+    # The v2 catalog's writes need the modify-level Products scope.
+    denied_product = None
+    try:
+        api.Products.create(name="Denied T-shirt", type="physical", price=1, weight=1)
+    except ClientRequestException as exc:
+        denied_product = str(exc)
 
     print(
         json.dumps(
@@ -68,6 +73,7 @@ def main():
                 "v3": plain(v3),
                 "rate_limit": rate_limit,
                 "denied": denied,
+                "denied_product": denied_product,
             }
         )
     )
