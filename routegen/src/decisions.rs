@@ -13,7 +13,8 @@ use crate::{Flag, Level};
 /// All decisions, grouped by kind.
 #[derive(Debug, Clone, Copy)]
 pub struct Decisions {
-    /// Files under `reference/` that are not turned into routes at all.
+    /// Files under `reference/` that are not turned into routes at all (an
+    /// entry ending in `/` names every file below that folder).
     pub skipped_files: &'static [(&'static str, &'static str)],
     /// Files whose routes are served somewhere other than api.bigcommerce.com:
     /// their rows carry no scope and the `not_proxied` flag.
@@ -115,6 +116,10 @@ macro_rules! with_v2_catalog {
 pub const DECISIONS: Decisions = Decisions {
     skipped_files: &[
         (".spectral.yaml", "a lint configuration, not an API"),
+        (
+            "b2b-edition/",
+            "B2B Edition's REST Management API, served on api-b2b.bigcommerce.com with X-Store-Hash: not proxied yet, and never with this table's scopes",
+        ),
         (
             "shipping_provider.yml",
             "an API that shipping apps host and BigCommerce calls (server {app_domain})",

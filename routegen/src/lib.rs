@@ -199,6 +199,16 @@ fn list_files(root: &Path, dir: &Path, out: &mut Vec<String>) -> std::io::Result
     Ok(())
 }
 
+/// Whether a `skipped_files` entry names the spec file `name`: the file
+/// itself, or, for an entry ending in `/`, any file below that folder.
+fn names(entry: &str, name: &str) -> bool {
+    if entry.ends_with('/') {
+        name.starts_with(entry)
+    } else {
+        entry == name
+    }
+}
+
 /// A scope reference after lookup.
 #[derive(Debug, Clone)]
 struct Entry {
@@ -315,7 +325,12 @@ impl<'d> Deriver<'d> {
     }
 
     fn file(&mut self, name: &str, text: &str) {
-        if self.decisions.skipped_files.iter().any(|(f, _)| *f == name) {
+        if self
+            .decisions
+            .skipped_files
+            .iter()
+            .any(|(f, _)| names(f, name))
+        {
             return;
         }
         let doc: Value = match serde_norway::from_str(text) {
@@ -726,7 +741,7 @@ impl<'d> Deriver<'d> {
         // Stale decisions.
         let present: BTreeSet<&str> = sources.iter().map(|(n, _)| n.as_str()).collect();
         for (file, _) in decisions.skipped_files {
-            if !present.contains(file) {
+            if !present.iter().any(|p| names(file, p)) {
                 self.problems.push(format!(
                     "decisions.rs skipped_files: {file} is not in reference/"
                 ));

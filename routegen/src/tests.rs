@@ -581,6 +581,43 @@ fn stale_decisions_are_errors() {
 }
 
 #[test]
+fn a_skipped_folder_skips_every_file_below_it_and_must_exist() {
+    let products = table(&[("modify", "store_v2_products")]);
+    let files = [
+        ("p.yml", spec(API, &products, &[("/p", "get", "", "")])),
+        // Another host: an error unless skipped.
+        (
+            "other/q.yaml",
+            spec(
+                "https://elsewhere.example/api",
+                &products,
+                &[("/q", "get", "", "")],
+            ),
+        ),
+    ];
+    const SKIP: Decisions = Decisions {
+        skipped_files: &[("other/", "another host")],
+        ..NONE
+    };
+    let tables = derive_files(&files, &SKIP).expect("the folder is skipped");
+    assert_eq!(tables.routes.len(), 1);
+    assert!(
+        derive_files(&files, &NONE).is_err(),
+        "not skipped, it is an error"
+    );
+    const STALE: Decisions = Decisions {
+        skipped_files: &[("other/", "another host"), ("gone/", "gone")],
+        ..NONE
+    };
+    let err = derive_files(&files, &STALE).expect_err("stale folder");
+    assert!(
+        err.problems
+            .iter()
+            .any(|p| p.contains("gone/ is not in reference/"))
+    );
+}
+
+#[test]
 fn rule_families_must_exist() {
     const BAD: Decisions = Decisions {
         rules: &[Rule {
