@@ -2,14 +2,23 @@
 #
 #   docker build -t bcgate:local .
 #   docker run --rm -p 127.0.0.1:8080:8080 -p 127.0.0.1:9090:9090 \
-#     -v "$PWD/config/compose:/etc/bcgate:ro" --env-file bcgate.env bcgate:local
+#     -v "$PWD/config/compose:/etc/bcgate:ro" \
+#     -v "$PWD/secrets/bc_token_abc123:/run/secrets/bc_token_abc123:ro" bcgate:local
 #
-# The config is not baked in: mount a directory holding bcgate.toml at /etc/bcgate.
+# The config is not baked in: mount a directory holding bcgate.toml at /etc/bcgate,
+# and each store token as the file its token_file names.
 # Needs BuildKit (the default builder since Docker 23) for the cache mounts.
+# scripts/check-image checks that this builder has every tool the build needs
+# (and builds the image when a docker daemon is reachable).
 
 # --- build ---------------------------------------------------------------------
-# The official Rust image on Debian 12; it has gcc, which ring (rustls' crypto) needs.
+# The official Rust image on Debian 12. Its slim variant has gcc (ring, rustls'
+# crypto, compiles C) but no make, which tikv-jemalloc-sys (the default
+# `jemalloc` feature) runs to build jemalloc.
 FROM rust:1-slim-bookworm AS builder
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends make \
+    && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY . .
 # Dependency caching: the cargo registry and target/ live in BuildKit cache

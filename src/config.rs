@@ -66,6 +66,8 @@ pub struct ServerFile {
     pub body_read_timeout_ms: u64,
     /// How long in-flight requests may take to finish after SIGTERM/SIGINT.
     pub drain_timeout_ms: u64,
+    /// The page documenting the error codes; an error's `type` is this plus `#<code>`.
+    pub error_docs_url: String,
 }
 
 impl Default for ServerFile {
@@ -77,6 +79,7 @@ impl Default for ServerFile {
             header_read_timeout_ms: 30_000,
             body_read_timeout_ms: 30_000,
             drain_timeout_ms: 30_000,
+            error_docs_url: crate::error::DEFAULT_ERROR_DOCS_URL.into(),
         }
     }
 }
@@ -331,6 +334,8 @@ pub struct Server {
     pub header_read_timeout: Duration,
     pub body_read_timeout: Duration,
     pub drain_timeout: Duration,
+    /// Base of every error's `type` URI (`server.error_docs_url`).
+    pub error_docs_url: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -1105,9 +1110,13 @@ impl Validator<'_> {
                 return Err(self.err(k, "must be greater than 0"));
             }
         }
+        if let Err(why) = check_error_docs_url(&s.error_docs_url) {
+            return Err(self.err("server.error_docs_url", why));
+        }
         Ok(Server {
             listen,
             tls,
+            error_docs_url: s.error_docs_url.clone(),
             max_body_bytes: s.max_body_bytes,
             header_read_timeout: Duration::from_millis(s.header_read_timeout_ms),
             body_read_timeout: Duration::from_millis(s.body_read_timeout_ms),
@@ -1524,6 +1533,33 @@ fn is_alias(s: &str) -> bool {
     !s.is_empty()
         && s.bytes()
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
+}
+
+/// `server.error_docs_url`: an absolute URI without a fragment (bcgate adds
+/// `#<code>`), of characters a JSON string and an SDK's exception text carry
+/// unchanged.
+fn check_error_docs_url(url: &str) -> Result<(), &'static str> {
+    let Some((scheme, rest)) = url.split_once(':') else {
+        return Err("must be an absolute URI (https://…/errors.html, or a tag: URI)");
+    };
+    let scheme_ok = scheme.starts_with(|c: char| c.is_ascii_alphabetic())
+        && scheme
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"+-.".contains(&b));
+    if !scheme_ok || rest.is_empty() {
+        return Err("must be an absolute URI (https://…/errors.html, or a tag: URI)");
+    }
+    if url.contains('#') {
+        return Err("must not have a fragment: bcgate appends #<code>");
+    }
+    if url.len() > 2048
+        || !url
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-._~:/?[]@!$&'()*+,;=%".contains(&b))
+    {
+        return Err("must be at most 2048 URI characters (percent-encode anything else)");
+    }
+    Ok(())
 }
 
 fn unknown_scope(policy: &Policy, name: &str) -> String {

@@ -13,8 +13,12 @@ use serde::Serialize;
 
 use crate::body::ProxyBody;
 
-/// Base of the `type` URI: the README section listing every code.
-pub const TYPE_BASE: &str = "https://github.com/bcgate/bcgate#";
+/// The `type` URI's base when `server.error_docs_url` is not set: a tag URI
+/// (RFC 4151) names the problem type without pretending to be a page, so no
+/// SDK or person following it meets a 404. Under `.invalid` (a reserved
+/// name nobody can register) it can collide with no one's identifiers.
+/// `#<code>` is appended, the anchor of the code's heading in docs/errors.md.
+pub const DEFAULT_ERROR_DOCS_URL: &str = "tag:bcgate.invalid,2026:errors";
 
 /// Every answer bcgate gives on its own account instead of the upstream's.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -113,7 +117,7 @@ impl ProxyError {
         }
     }
 
-    /// The stable machine-readable code; the README documents each one.
+    /// The stable machine-readable code; docs/errors.md has a heading for each.
     pub fn code(&self) -> &'static str {
         match self {
             Self::Unauthenticated(_) => "unauthenticated",
@@ -226,8 +230,20 @@ impl ProxyError {
         }
     }
 
-    /// The JSON problem-details response; the caller adds `X-Request-Id`.
+    /// `type` of the problem: `docs` (`server.error_docs_url`) plus `#<code>`,
+    /// so operators who publish docs/errors.md can point it at their copy.
+    pub fn type_uri(&self, docs: &str) -> String {
+        format!("{docs}#{}", self.code())
+    }
+
+    /// [`Self::to_response_in`] with the default `type` base.
     pub fn to_response(&self, request_id: &str) -> Response<ProxyBody> {
+        self.to_response_in(request_id, DEFAULT_ERROR_DOCS_URL)
+    }
+
+    /// The JSON problem-details response, its `type` under `docs`
+    /// ([`Self::type_uri`]); the caller adds `X-Request-Id`.
+    pub fn to_response_in(&self, request_id: &str, docs: &str) -> Response<ProxyBody> {
         let required = match self {
             Self::ScopeDenied(d) => Some(d.required.as_slice()),
             _ => None,
@@ -236,7 +252,7 @@ impl ProxyError {
         let problem = Problem {
             status: self.status().as_u16(),
             title: self.title(),
-            type_: format!("{TYPE_BASE}{code}"),
+            type_: self.type_uri(docs),
             detail: self.detail(),
             code,
             required_scopes: required,

@@ -70,7 +70,10 @@ pub async fn handle(
     let (mut resp, code, decision, cause) = match result {
         Ok(resp) => (resp, None, Decision::Forwarded, None),
         Err(e) => (
-            e.to_response(request_id.to_str().unwrap_or("")),
+            e.to_response_in(
+                request_id.to_str().unwrap_or(""),
+                &state.config.server.error_docs_url,
+            ),
             Some(e.code()),
             decision_of(&e),
             e.cause().map(str::to_owned),
