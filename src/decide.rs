@@ -294,3 +294,278 @@ pub fn assumed_facts(need: BodyNeed) -> BodyFacts {
         },
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+
+    const CONFIG: &str = r#"
+[learn]
+path = "observations.json"
+
+[[stores]]
+hash = "abc123"
+alias = "eu"
+token_env = "NEVER_READ_A"
+scopes = ["store_v2_products", "bcgate:graphql_write"]
+
+[[stores]]
+hash = "def456"
+token_file = "never-read-b"
+
+[[clients]]
+name = "inventory-sync"
+key_sha256 = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
+stores = ["abc123"]
+default_store = "abc123"
+scopes = ["store_v2_products_read_only", "bcgate:graphql_read"]
+
+[[clients]]
+name = "roamer"
+key_sha256 = "60303ae22b998861bce3b28f33eec1be758a213c86c93c076dbe9f558c11c752"
+stores = ["*"]
+scopes = ["store_v2_orders_read_only", "store_v2_content"]
+mode = "learn"
+"#;
+
+    /// The config, loaded as `explain` loads it: no token is set anywhere.
+    fn config() -> Config {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("bcgate.toml");
+        std::fs::write(&path, CONFIG).expect("write config");
+        Config::load_without_secrets(&path).expect("config without secrets")
+    }
+
+    fn ask<'c, 'r>(
+        cfg: &'c Config,
+        client: &str,
+        mode: Option<Mode>,
+        method: &'r Method,
+        path: &'r str,
+    ) -> Ask<'c, 'r> {
+        let (path, query) = match path.split_once('?') {
+            Some((p, q)) => (p, Some(q)),
+            None => (path, None),
+        };
+        let client = cfg.clients.by_name(client).expect("a configured client");
+        Ask {
+            client,
+            mode: mode.unwrap_or(client.mode),
+            method,
+            path: Canonical::new(path).expect("a canonical path"),
+            query,
+        }
+    }
+
+    fn run<'c>(cfg: &'c Config, a: Ask<'c, '_>, body: BodyFacts) -> Result<String, Denial<'c>> {
+        let gate = Gate {
+            policy: &cfg.policy,
+            stores: &cfg.stores,
+            installed: &|_| Ok(None),
+        };
+        decide(&gate, a, body).map(|d| format!("{} {}", d.store.hash, d.api_path))
+    }
+
+    #[test]
+    fn an_unknown_store_is_unknown_even_with_a_default_store() {
+        let cfg = config();
+        let get = Method::GET;
+        let a = ask(
+            &cfg,
+            "inventory-sync",
+            None,
+            &get,
+            "/stores/nope/v3/catalog/products",
+        );
+        let d = run(&cfg, a, BodyFacts::None).expect_err("an unknown store");
+        assert_eq!(d.error, ProxyError::StoreUnknown("nope".into()));
+        let a = ask(
+            &cfg,
+            "inventory-sync",
+            None,
+            &get,
+            "/stores/eu/v3/catalog/products",
+        );
+        assert_eq!(
+            run(&cfg, a, BodyFacts::None).expect("allowed"),
+            "abc123 /v3/catalog/products"
+        );
+        let a = ask(&cfg, "inventory-sync", None, &get, "/v3/catalog/products");
+        assert_eq!(
+            run(&cfg, a, BodyFacts::None).expect("the default store"),
+            "abc123 /v3/catalog/products"
+        );
+    }
+
+    #[test]
+    fn no_store_and_no_default_says_so_in_words() {
+        let cfg = config();
+        let get = Method::GET;
+        let a = ask(&cfg, "roamer", None, &get, "/v2/orders");
+        let e = run(&cfg, a, BodyFacts::None).expect_err("no store").error;
+        assert_eq!((e.status().as_u16(), e.code()), (404, "store_unknown"));
+        assert_eq!(
+            e.detail(),
+            "the path names no store (/stores/{store}/…) and client 'roamer' has no default_store"
+        );
+    }
+
+    #[test]
+    fn refusals_carry_what_was_found() {
+        let cfg = config();
+        let get = Method::GET;
+        let a = ask(
+            &cfg,
+            "inventory-sync",
+            None,
+            &get,
+            "/stores/def456/v3/catalog/products",
+        );
+        let d = run(&cfg, a, BodyFacts::None).expect_err("not allowed");
+        assert_eq!(d.error.code(), "store_not_allowed");
+        assert_eq!(d.store.map(|s| s.hash.clone()).as_deref(), Some("def456"));
+        assert!(d.route.is_none());
+
+        let a = ask(
+            &cfg,
+            "inventory-sync",
+            None,
+            &get,
+            "/v3/catalog/nothing/here",
+        );
+        let d = run(&cfg, a, BodyFacts::None).expect_err("unknown route");
+        assert_eq!(d.error.code(), "route_unknown");
+        let a = ask(&cfg, "inventory-sync", None, &get, "/v3/Catalog/products");
+        assert_eq!(
+            run(&cfg, a, BodyFacts::None)
+                .expect_err("case")
+                .error
+                .code(),
+            "bad_request"
+        );
+
+        let post = Method::POST;
+        let a = ask(&cfg, "inventory-sync", None, &post, "/v3/catalog/products");
+        let d = run(&cfg, a, BodyFacts::None).expect_err("read-only client");
+        assert_eq!(d.error.code(), "scope_denied");
+        assert_eq!(d.route.map(|r| &*r.template), Some("/v3/catalog/products"));
+    }
+
+    #[test]
+    fn learn_mode_forwards_what_only_the_client_refuses() {
+        let cfg = config();
+        let get = Method::GET;
+        // The client lacks products; def456's token scopes are not stated.
+        let a = ask(
+            &cfg,
+            "roamer",
+            None,
+            &get,
+            "/stores/def456/v3/catalog/products",
+        );
+        let d = decide(
+            &Gate {
+                policy: &cfg.policy,
+                stores: &cfg.stores,
+                installed: &|_| Ok(None),
+            },
+            a,
+            BodyFacts::None,
+        )
+        .expect("learn mode forwards");
+        assert!(d.would_deny.is_some(), "counted as would_deny");
+        let a = ask(
+            &cfg,
+            "roamer",
+            Some(Mode::Enforce),
+            &get,
+            "/stores/def456/v3/catalog/products",
+        );
+        assert_eq!(
+            run(&cfg, a, BodyFacts::None)
+                .expect_err("enforce")
+                .error
+                .code(),
+            "scope_denied"
+        );
+        // abc123's token lacks orders: refused in learn mode too.
+        let a = ask(&cfg, "roamer", None, &get, "/stores/abc123/v2/orders");
+        let e = run(&cfg, a, BodyFacts::None)
+            .expect_err("the store's token")
+            .error;
+        assert!(
+            e.detail().starts_with("the token of store 'abc123'"),
+            "{}",
+            e.detail()
+        );
+    }
+
+    #[test]
+    fn body_facts_decide_graphql_and_scripts() {
+        let cfg = config();
+        let gate = Gate {
+            policy: &cfg.policy,
+            stores: &cfg.stores,
+            installed: &|_| Ok(None),
+        };
+        let get = Method::GET;
+        let a = ask(
+            &cfg,
+            "inventory-sync",
+            None,
+            &get,
+            "/graphql?query=mutation%7Ba%7D",
+        );
+        let d = route(&gate, a).expect_err("a GraphQL GET mutation");
+        assert_eq!(d.error.code(), "bad_request");
+        let a = ask(&cfg, "inventory-sync", None, &get, "/graphql?query=%7Ba%7D");
+        let routed = route(&gate, a).expect("a GraphQL GET query");
+        assert_eq!(routed.body_need(), None);
+        assert!(routed.authorize(BodyFacts::None).is_ok());
+
+        let post = Method::POST;
+        let a = ask(&cfg, "inventory-sync", None, &post, "/graphql");
+        let routed = route(&gate, a).expect("routed");
+        assert_eq!(routed.body_need(), Some(BodyNeed::Graphql));
+        let mutation = body_facts(BodyNeed::Graphql, br#"{"query":"mutation { a }"}"#, false)
+            .expect("a mutation");
+        assert_eq!(
+            routed
+                .authorize(mutation)
+                .expect_err("read only")
+                .error
+                .code(),
+            "scope_denied"
+        );
+        let a = ask(&cfg, "inventory-sync", None, &post, "/graphql");
+        let query = body_facts(BodyNeed::Graphql, b"{ a }", true).expect("a query");
+        assert!(route(&gate, a).expect("routed").authorize(query).is_ok());
+
+        let put = Method::PUT;
+        let a = ask(
+            &cfg,
+            "roamer",
+            Some(Mode::Enforce),
+            &put,
+            "/stores/def456/v3/content/scripts/x",
+        );
+        let routed = route(&gate, a).expect("routed");
+        let need = routed.body_need().expect("a script update reads the body");
+        assert_eq!(need, BodyNeed::Script { update: true });
+        let no_visibility = body_facts(need, br#"{"name":"x"}"#, false).expect("facts");
+        let e = routed
+            .authorize(no_visibility)
+            .expect_err("needs Checkout Content")
+            .error;
+        assert!(
+            e.detail().contains("store_content_checkout"),
+            "{}",
+            e.detail()
+        );
+        assert_eq!(
+            body_facts(need, b"[", false).expect_err("not JSON").code(),
+            "bad_request"
+        );
+    }
+}
