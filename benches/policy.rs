@@ -3,8 +3,9 @@
 //! `cargo bench --bench policy` runs:
 //!
 //! - `decision/typical`: `GET /stores/abc123/v3/catalog/products` by a
-//!   read-only catalog client, store scopes stated (the common case): canonical
-//!   check + route lookup + authorize (client, then store token).
+//!   read-only catalog client, store scopes stated (the common case): the
+//!   proxy's decision (`bcgate::decide`): canonical check + store + route
+//!   lookup + authorize (client, then store token).
 //! - `decision/worst`: the slowest route of the built-in table, found at start
 //!   by timing every route (parameters instantiated with plain values and,
 //!   where the trie has a literal sibling, with that literal to force
@@ -26,7 +27,9 @@ use std::time::{Duration, Instant};
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use http::{HeaderMap, HeaderName, HeaderValue, Method, header};
 
-use bcgate::policy::{BodyFacts, Grants, GraphqlKind, Holder, Lookup, Policy, Request, Route};
+use bcgate::config::{Client, Config};
+use bcgate::decide::{Ask, Canonical, Gate};
+use bcgate::policy::{BodyFacts, GraphqlKind, Holder, Lookup, Policy, Request, Route};
 use bcgate::rewrite::upstream_request;
 use bcgate::route::check_canonical;
 use bcgate::secret::StoreToken;
@@ -59,40 +62,74 @@ impl Case {
     }
 }
 
-/// The decision bcgate makes per request before any I/O: canonical path,
-/// route lookup, scope check for the client and then the store's token.
-fn decide(policy: &Policy, client: Holder<'_>, store: Option<Holder<'_>>, case: &Case) -> bool {
-    if check_canonical(&case.full_path).is_err() {
+/// The decision bcgate makes per request before any I/O, as the proxy makes
+/// it ([`bcgate::decide`]): canonical path, store, route lookup, the client's
+/// scopes and then the store token's.
+fn decide(cfg: &Config, client: &Client, case: &Case) -> bool {
+    let Ok(path) = Canonical::new(&case.full_path) else {
         return false;
-    }
-    match policy.routes.lookup(&case.method, case.api_path()) {
-        Lookup::Found(route) => policy
-            .authorize(
-                client,
-                store,
-                &Request {
-                    method: &case.method,
-                    route,
-                    body: case.body,
-                },
-            )
-            .is_ok(),
-        Lookup::Unknown | Lookup::CaseMismatch => false,
-    }
+    };
+    let gate = Gate {
+        policy: &cfg.policy,
+        stores: &cfg.stores,
+        installed: &|_| Ok(None),
+    };
+    let ask = Ask {
+        client,
+        mode: client.mode,
+        method: &case.method,
+        path,
+        query: None,
+    };
+    bcgate::decide::decide(&gate, ask, case.body).is_ok()
 }
 
-fn grants(policy: &Policy, names: &[&str]) -> Grants {
-    policy
-        .scopes
-        .grants(names.iter().copied())
-        .expect("known scope names")
+/// A config with store `abc123` (token scopes `store_scopes`) and client
+/// `name` (`client_scopes`, default store abc123), loaded as `bcgate explain`
+/// loads it (no token is read).
+fn gate_config(name: &str, client_scopes: &[&str], store_scopes: &[&str]) -> Config {
+    let list = |names: &[&str]| {
+        names
+            .iter()
+            .map(|n| format!("{n:?}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let text = format!(
+        r#"
+[[stores]]
+hash = "abc123"
+token_env = "BENCH_NEVER_READ"
+scopes = [{store}]
+
+[[clients]]
+name = "{name}"
+key_sha256 = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
+stores = ["abc123"]
+default_store = "abc123"
+scopes = [{client}]
+"#,
+        store = list(store_scopes),
+        client = list(client_scopes),
+    );
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("bcgate.toml");
+    std::fs::write(&path, text).expect("write the bench config");
+    Config::load_without_secrets(&path).expect("the bench config")
 }
 
-fn all_grants(policy: &Policy) -> Grants {
-    policy
-        .scopes
-        .grants(policy.scopes.iter().map(|s| s.name.as_str()))
-        .expect("the table's own scope names")
+fn holders<'a>(cfg: &'a Config, client: &'a Client) -> (Holder<'a>, Option<Holder<'a>>) {
+    let store = cfg.stores.get("abc123").expect("store abc123");
+    (
+        Holder {
+            label: &client.label,
+            grants: &client.grants,
+        },
+        store.grants.as_ref().map(|g| Holder {
+            label: &store.label,
+            grants: g,
+        }),
+    )
 }
 
 /// The body facts a route's policy looks at, set so that the decision passes.
@@ -201,13 +238,13 @@ fn table_cases(policy: &Policy) -> (Vec<Case>, Vec<Case>) {
 }
 
 /// Median ns per decision of one case, from a few short timed loops.
-fn time_case(policy: &Policy, client: Holder<'_>, store: Option<Holder<'_>>, case: &Case) -> f64 {
+fn time_case(cfg: &Config, client: &Client, case: &Case) -> f64 {
     const ITERS: u32 = 2_000;
     let mut samples: Vec<f64> = (0..7)
         .map(|_| {
             let t = Instant::now();
             for _ in 0..ITERS {
-                black_box(decide(policy, client, store, black_box(case)));
+                black_box(decide(cfg, client, black_box(case)));
             }
             t.elapsed().as_nanos() as f64 / f64::from(ITERS)
         })
@@ -217,19 +254,16 @@ fn time_case(policy: &Policy, client: Holder<'_>, store: Option<Holder<'_>>, cas
 }
 
 fn bench_decision(c: &mut Criterion) {
-    let policy = Policy::builtin().expect("built-in tables parse");
-
     // Typical: a read-only catalog client; the store's token scopes are stated.
-    let client_grants = grants(policy, &["store_v2_products_read_only"]);
-    let store_grants = grants(policy, &["store_v2_products", "store_v2_orders_read_only"]);
-    let client = Holder {
-        label: "client 'inventory-sync'",
-        grants: &client_grants,
-    };
-    let store = Some(Holder {
-        label: "the token of store 'abc123'",
-        grants: &store_grants,
-    });
+    let typical_cfg = gate_config(
+        "inventory-sync",
+        &["store_v2_products_read_only"],
+        &["store_v2_products", "store_v2_orders_read_only"],
+    );
+    let client = typical_cfg
+        .clients
+        .by_name("inventory-sync")
+        .expect("the client");
     let typical = Case::new(
         Method::GET,
         "/v3/catalog/products",
@@ -237,24 +271,25 @@ fn bench_decision(c: &mut Criterion) {
         "/v3/catalog/products",
     );
     assert!(
-        decide(policy, client, store, &typical),
+        decide(&typical_cfg, client, &typical),
         "typical request is allowed"
     );
 
     // The whole table, by a client (and store) holding every scope.
-    let all = all_grants(policy);
-    let all_client = Holder {
-        label: "client 'all'",
-        grants: &all,
-    };
-    let all_store = Some(Holder {
-        label: "the token of store 'abc123'",
-        grants: &all,
-    });
+    let every: Vec<String> = Policy::builtin()
+        .expect("built-in tables parse")
+        .scopes
+        .iter()
+        .map(|s| s.name.clone())
+        .collect();
+    let every: Vec<&str> = every.iter().map(String::as_str).collect();
+    let all_cfg = gate_config("all", &every, &every);
+    let all_client = all_cfg.clients.by_name("all").expect("the client");
+    let policy = &all_cfg.policy;
     let (plain, adversarial) = table_cases(policy);
     let denied = plain
         .iter()
-        .filter(|case| !decide(policy, all_client, all_store, case))
+        .filter(|case| !decide(&all_cfg, all_client, case))
         .count();
     eprintln!(
         "decision: {} routes in the table, {} instantiated ({} adversarial variants); \
@@ -269,14 +304,14 @@ fn bench_decision(c: &mut Criterion) {
     let mut timed: Vec<(f64, &Case)> = plain
         .iter()
         .chain(adversarial.iter())
-        .map(|case| (time_case(policy, all_client, all_store, case), case))
+        .map(|case| (time_case(&all_cfg, all_client, case), case))
         .collect();
     timed.sort_by(|a, b| b.0.total_cmp(&a.0));
     // Single passes are noisy: time the 20 slowest again, longer, and rank by that.
     timed.truncate(20);
     for (ns, case) in &mut timed {
         *ns = (0..5)
-            .map(|_| time_case(policy, all_client, all_store, case))
+            .map(|_| time_case(&all_cfg, all_client, case))
             .fold(f64::INFINITY, f64::min);
     }
     timed.sort_by(|a, b| b.0.total_cmp(&a.0));
@@ -303,20 +338,20 @@ fn bench_decision(c: &mut Criterion) {
     let mut g = c.benchmark_group("decision");
     g.throughput(Throughput::Elements(1));
     g.bench_function("typical", |b| {
-        b.iter(|| decide(policy, client, store, black_box(&typical)));
+        b.iter(|| decide(&typical_cfg, client, black_box(&typical)));
     });
     g.bench_function("worst", |b| {
-        b.iter(|| decide(policy, all_client, all_store, black_box(&worst)));
+        b.iter(|| decide(&all_cfg, all_client, black_box(&worst)));
     });
     g.bench_function("unknown_route", |b| {
-        b.iter(|| decide(policy, client, store, black_box(&unknown)));
+        b.iter(|| decide(&typical_cfg, client, black_box(&unknown)));
     });
     g.throughput(Throughput::Elements(plain.len() as u64));
     g.bench_function("table", |b| {
         b.iter(|| {
             let mut allowed = 0usize;
             for case in &plain {
-                allowed += usize::from(decide(policy, all_client, all_store, black_box(case)));
+                allowed += usize::from(decide(&all_cfg, all_client, black_box(case)));
             }
             allowed
         });
@@ -325,10 +360,11 @@ fn bench_decision(c: &mut Criterion) {
 
     // Where a decision's time goes, for the typical and the worst case.
     let mut g = c.benchmark_group("decision_parts");
-    for (name, case, client, store) in [
-        ("typical", &typical, client, store),
-        ("worst", &worst, all_client, all_store),
+    for (name, case, cfg, client) in [
+        ("typical", &typical, &typical_cfg, client),
+        ("worst", &worst, &all_cfg, all_client),
     ] {
+        let (client, store) = holders(cfg, client);
         let route = match policy.routes.lookup(&case.method, case.api_path()) {
             Lookup::Found(r) => r,
             Lookup::Unknown | Lookup::CaseMismatch => panic!("{name}: route not found"),

@@ -153,7 +153,7 @@ impl Installs {
 
 /// An installed store in the form the proxy uses for configured ones; its
 /// granted scopes are known, so the early `scope_denied` check applies.
-fn as_store(inst: &Installed, policy: &Policy) -> Store {
+pub(crate) fn as_store(inst: &Installed, policy: &Policy) -> Store {
     let known = inst
         .scopes
         .iter()

@@ -12,9 +12,10 @@ use clap::{Parser, Subcommand};
 use http::Method;
 
 use crate::config::{self, Config};
+use crate::decide;
 use crate::identify::{key_sha256, new_key};
-use crate::learn::Verdict;
-use crate::policy::{self, BodyFacts, GraphqlKind, Holder, Lookup, Policy, Route};
+use crate::learn::Mode;
+use crate::policy::{self, BodyFacts, Lookup, Policy, Route};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -54,6 +55,10 @@ enum Command {
         /// Show only this client's decision.
         #[arg(long)]
         client: Option<String>,
+        /// The request body (JSON), for the routes whose policy reads it
+        /// (GraphQL, scripts); without it a query / a non-checkout script is assumed.
+        #[arg(long)]
+        body: Option<String>,
     },
     /// Print the built-in route → scope table.
     Routes,
@@ -142,7 +147,14 @@ pub fn main() -> ExitCode {
             method,
             path: req_path,
             client,
-        } => explain(&path, &method, &req_path, client.as_deref()),
+            body,
+        } => explain(
+            &path,
+            &method,
+            &req_path,
+            client.as_deref(),
+            body.as_deref(),
+        ),
         Command::Routes => routes(),
         Command::Recommend { client, format } => recommend(&path, client.as_deref(), format),
         Command::Tokens { action } => tokens(&path, action),
@@ -513,146 +525,223 @@ fn keygen(json: bool) -> Result<String, String> {
 
 /// The scopes that grant a method on a route, in words.
 fn needs(policy: &Policy, route: &Route, method: &Method) -> String {
-    let write = route.is_write(method);
-    let names = policy.scopes.required(&route.families, write);
     if route.flags.not_proxied {
         return "never proxied (storefront-style API)".into();
     }
-    let mut s = names.join(" | ");
     if route.flags.graphql {
-        s = "bcgate:graphql_read for a query, bcgate:graphql_write for a mutation".into();
+        return "bcgate:graphql_read for a query, bcgate:graphql_write for a mutation".into();
     }
+    let mut s = policy
+        .scopes
+        .required(&route.families, route.is_write(method))
+        .join(" | ");
     if route.flags.scripts_visibility {
         s.push_str(" (+ store_content_checkout when visibility is checkout/all_pages, or a PUT without visibility)");
     }
     s
 }
 
+/// A refusal as `explain` prints it: what the proxy answers.
+fn refusal(e: &crate::error::ProxyError) -> String {
+    format!(
+        "denied ({} {}): {}",
+        e.status().as_u16(),
+        e.code(),
+        e.detail()
+    )
+}
+
+/// The decision of [`crate::decide`] for one client in one mode, in words.
+fn verdict(
+    gate: &decide::Gate<'_>,
+    ask: decide::Ask<'_, '_>,
+    body: Option<&str>,
+    assumed: &mut Option<&'static str>,
+) -> String {
+    let routed = match decide::route(gate, ask) {
+        Ok(r) => r,
+        Err(d) => return refusal(&d.error),
+    };
+    let facts = match (routed.body_need(), body) {
+        (None, _) => BodyFacts::None,
+        (Some(need), Some(body)) => match decide::body_facts(need, body.as_bytes(), false) {
+            Ok(f) => f,
+            Err(e) => return refusal(&e),
+        },
+        (Some(need), None) => {
+            *assumed = Some(match need {
+                decide::BodyNeed::Graphql => {
+                    "the body is a GraphQL query (give --body to decide on yours)"
+                }
+                decide::BodyNeed::Script { .. } => {
+                    "the script's visibility needs no Checkout Content (give --body to decide on yours)"
+                }
+            });
+            decide::assumed_facts(need)
+        }
+    };
+    match routed.authorize(facts) {
+        Err(d) => refusal(&d.error),
+        Ok(d) => match (ask.mode, d.would_deny) {
+            (Mode::Enforce, _) => format!("allowed on store '{}'", d.store.hash),
+            (Mode::Learn, None) => format!("forwarded to store '{}', recorded", d.store.hash),
+            (Mode::Learn, Some(denial)) => format!(
+                "forwarded to store '{}', recorded and counted as would_deny ({})",
+                d.store.hash,
+                crate::error::ProxyError::ScopeDenied(denial).detail()
+            ),
+        },
+    }
+}
+
+/// `bcgate explain`: the route, the scopes it needs and, per client, what
+/// the proxy would answer in enforce and in learn mode — by the proxy's own
+/// decision ([`crate::decide`]). Needs no store token; the token store is
+/// read only for a store the config does not list. Fails (after printing
+/// what it knows) when it cannot show the clients.
 fn explain(
     path: &std::path::Path,
     method: &str,
     req_path: &str,
     client: Option<&str>,
+    body: Option<&str>,
 ) -> Result<String, String> {
     let method = Method::from_bytes(method.to_ascii_uppercase().as_bytes())
         .map_err(|_| format!("bad method {method:?}"))?;
-    let loaded = Config::load(path);
-    let builtin = Policy::builtin().map_err(|e| e.to_string())?;
-    let policy = loaded.as_ref().map_or(builtin, |c| &c.policy);
-    let (path_only, _) = req_path.split_once('?').unwrap_or((req_path, ""));
-    let (store_name, api_path) = match path_only
-        .strip_prefix("/stores/")
-        .and_then(|r| r.split_once('/'))
-    {
-        Some((store, _)) => (Some(store), &path_only["/stores/".len() + store.len()..]),
-        None => (None, path_only),
+    let (path_only, query) = match req_path.split_once('?') {
+        Some((p, q)) => (p, Some(q)),
+        None => (req_path, None),
     };
     let mut out = String::new();
-    let route = match policy.routes.lookup(&method, api_path) {
-        Lookup::Found(r) => r,
+    let canonical = match decide::Canonical::new(path_only) {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = writeln!(
+                out,
+                "{method} {path_only}: {} (before the caller is identified: the same for every client)",
+                refusal(&e)
+            );
+            return Ok(out);
+        }
+    };
+    let loaded = Config::load_without_secrets(path);
+    let builtin = Policy::builtin().map_err(|e| e.to_string())?;
+    let policy = loaded.as_ref().map_or(builtin, |c| &c.policy);
+    let (_, api_path) = crate::route::split_store(canonical.as_str());
+    match policy.routes.lookup(&method, api_path) {
+        Lookup::Found(route) => {
+            let _ = writeln!(
+                out,
+                "route:  {} {} ({:?})",
+                route.method, route.template, route.origin
+            );
+            let _ = writeln!(out, "needs:  {}", needs(policy, route, &method));
+            if let Some(note) = &route.note {
+                let _ = writeln!(out, "note:   {note}");
+            }
+        }
         Lookup::Unknown => {
             let _ = writeln!(
                 out,
-                "{method} {api_path}: not in the route table → 403 route_unknown (map it in [[routes]])"
+                "route:  none: {method} {api_path} is not in the route table (an operator can map it in [[routes]])"
             );
-            return Ok(out);
         }
         Lookup::CaseMismatch => {
             let _ = writeln!(
                 out,
-                "{method} {api_path}: case differs from a known route → 400 bad_request"
+                "route:  none: {method} {api_path} differs from a known route in case"
             );
-            return Ok(out);
         }
-    };
-    let _ = writeln!(
-        out,
-        "route:  {} {} ({:?})",
-        route.method, route.template, route.origin
-    );
-    let _ = writeln!(out, "needs:  {}", needs(policy, route, &method));
-    if let Some(note) = &route.note {
-        let _ = writeln!(out, "note:   {note}");
     }
+    let fail = |out: &str, why: String| {
+        // What is known is still worth showing; the exit status says it is incomplete.
+        let _ = std::io::Write::write_all(&mut std::io::stdout(), out.as_bytes());
+        Err(why)
+    };
     let cfg = match &loaded {
         Ok(cfg) => cfg,
-        Err(e) => {
-            let _ = writeln!(out, "(clients not shown: {e})");
-            return Ok(out);
+        Err(e) => return fail(&out, format!("cannot show which clients may send it: {e}")),
+    };
+    if let Some(name) = client
+        && cfg.clients.by_name(name).is_none()
+    {
+        return fail(
+            &out,
+            format!("no client named {name:?} in {}", path.display()),
+        );
+    }
+    // The token store is opened (with its key) only if a decision asks for
+    // a store the config does not list.
+    let token_store = std::sync::OnceLock::new();
+    let unreadable = std::sync::Mutex::new(None::<String>);
+    let installed = |hash: &str| {
+        let Some(ts) = &cfg.token_store else {
+            return Ok(None);
+        };
+        match token_store.get_or_init(|| ts.open_once()) {
+            Ok(store) => Ok(store
+                .get(hash)
+                .map(|inst| std::sync::Arc::new(crate::app::as_store(&inst, &cfg.policy)))),
+            Err(e) => {
+                *unreadable
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(format!(
+                    "store '{hash}' is not in [[stores]], and the token store that would hold it cannot be read: {e}"
+                ));
+                Ok(None)
+            }
         }
     };
-    let store = match store_name {
-        Some(name) => cfg.stores.get(name).map(|s| s.hash.clone()),
-        None => None,
+    let gate = decide::Gate {
+        policy: &cfg.policy,
+        stores: &cfg.stores,
+        installed: &installed,
     };
-    let facts = if route.flags.graphql {
-        BodyFacts::Graphql(GraphqlKind::Query)
-    } else {
-        BodyFacts::None
-    };
-    let req = policy::Request {
-        method: &method,
-        route,
-        body: facts,
-    };
+    let mut assumed = None;
+    let mut cannot_tell = None;
     let _ = writeln!(out, "clients:");
     for c in cfg
         .clients
         .iter()
         .filter(|c| client.is_none_or(|n| n == c.name))
     {
-        let store_hash = store.clone().or_else(|| c.default_store.clone());
-        // Refusals before the scope decision are the same in both modes.
-        let (enforce, learn) = match &store_hash {
-            None => {
-                let v = "denied: no store (path has no known /stores/{store} and no default_store)"
-                    .to_string();
-                (v.clone(), v)
-            }
-            Some(h) if !c.stores.allows(h) => {
-                let v = format!("denied: store '{h}' not allowed");
-                (v.clone(), v)
-            }
-            Some(h) => {
-                let s = cfg.stores.get(h);
-                let store_holder = s.and_then(|s| {
-                    s.grants.as_ref().map(|g| Holder {
-                        label: &s.label,
-                        grants: g,
-                    })
-                });
-                let holder = Holder {
-                    label: &c.label,
-                    grants: &c.grants,
-                };
-                let enforce = match cfg.policy.authorize(holder, store_holder, &req) {
-                    Ok(()) => format!("allowed on store '{h}'"),
-                    Err(e) => format!("denied: {}", e.detail()),
-                };
-                let learn =
-                    match crate::learn::decide_learn(&cfg.policy, holder, store_holder, &req) {
-                        Ok(Verdict::Granted) => format!("forwarded to store '{h}', recorded"),
-                        Ok(Verdict::WouldDeny(denial)) => format!(
-                            "forwarded to store '{h}', recorded and counted as would_deny ({})",
-                            crate::error::ProxyError::ScopeDenied(denial).detail()
-                        ),
-                        Err(e) => format!("denied: {}", e.detail()),
-                    };
-                (enforce, learn)
+        let mut line = |mode| {
+            let ask = decide::Ask {
+                client: c,
+                mode,
+                method: &method,
+                path: canonical,
+                query,
+            };
+            let v = verdict(&gate, ask, body, &mut assumed);
+            match unreadable
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .take()
+            {
+                Some(why) => {
+                    let line = format!("cannot tell: {why}");
+                    cannot_tell = Some(why);
+                    line
+                }
+                None => v,
             }
         };
+        let enforce = line(Mode::Enforce);
+        let learn = line(Mode::Learn);
         let _ = writeln!(
             out,
             "  {} (mode {}):\n    enforce: {enforce}\n    learn:   {learn}",
             c.name, c.mode
         );
     }
-    if let Some(name) = client
-        && cfg.clients.by_name(name).is_none()
-    {
-        return Err(format!("no client named {name:?} in {}", path.display()));
+    if let Some(a) = assumed {
+        let _ = writeln!(out, "assumes: {a}");
     }
-    Ok(out)
+    match cannot_tell {
+        Some(why) => fail(&out, why),
+        None => Ok(out),
+    }
 }
 
 fn recommend(

@@ -28,6 +28,9 @@ use zeroize::Zeroizing;
 /// Where the config file is looked for when neither `--config` nor `BCGATE_CONFIG` is given.
 pub const DEFAULT_PATH: &str = "config/bcgate.toml";
 
+/// What stands for a secret [`Config::load_without_secrets`] did not read.
+const UNREAD: &str = "(not read)";
+
 // ---------------------------------------------------------------- file form
 
 #[derive(Debug, Default, Deserialize)]
@@ -684,8 +687,22 @@ impl Config {
         let v = Validator {
             file: path,
             dir: path.parent().unwrap_or(Path::new(".")),
+            secrets: true,
         };
         v.run(file)
+    }
+
+    /// [`Config::load`] without reading a secret (store tokens, the app's
+    /// client secret, the token store's key) or requiring the files a server
+    /// opens, for commands that only decide (`bcgate explain`). Every store
+    /// token is a placeholder: never serve with this config.
+    pub fn load_without_secrets(path: &Path) -> Result<Self, ConfigError> {
+        let v = Validator {
+            file: path,
+            dir: path.parent().unwrap_or(Path::new(".")),
+            secrets: false,
+        };
+        v.run(read_file(path)?)
     }
 
     /// Validates a config built in memory (`bcgate dev`): `name` stands for
@@ -747,6 +764,8 @@ fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {
 struct Validator<'a> {
     file: &'a Path,
     dir: &'a Path,
+    /// Read secrets and require files to exist; see [`Config::load_without_secrets`].
+    secrets: bool,
 }
 
 impl Validator<'_> {
@@ -769,7 +788,7 @@ impl Validator<'_> {
 
     fn existing(&self, key: &str, p: &Path) -> Result<PathBuf, ConfigError> {
         let full = self.resolve(p);
-        if full.is_file() {
+        if full.is_file() || !self.secrets {
             Ok(full)
         } else {
             Err(self.err(key, format!("file {} does not exist", full.display())))
@@ -953,6 +972,9 @@ impl Validator<'_> {
             }
         };
         let cfg = TokenStoreConfig { backend, key };
+        if !self.secrets {
+            return Ok(cfg);
+        }
         // Check the key now, so a bad one is a config error naming its key.
         cfg.key().map_err(|e| {
             let (k, msg) = e.split_once(": ").unwrap_or(("token_store", e.as_str()));
@@ -1003,6 +1025,16 @@ impl Validator<'_> {
             return Err(self.err("app.client_id", "must be non-empty text"));
         }
         let (raw, client_secret_source, k) = match (&a.client_secret_env, &a.client_secret_file) {
+            (Some(var), None) if !self.secrets => (
+                Zeroizing::new(UNREAD.to_owned()),
+                format!("env {var}"),
+                "app.client_secret_env",
+            ),
+            (None, Some(p)) if !self.secrets => (
+                Zeroizing::new(UNREAD.to_owned()),
+                format!("file {}", self.resolve(p).display()),
+                "app.client_secret_file",
+            ),
             (Some(var), None) => (
                 Zeroizing::new(std::env::var(var).map_err(|_| {
                     self.err(
@@ -1255,6 +1287,15 @@ impl Validator<'_> {
             };
             let (token, token_source) = match (&s.token_env, &s.token_file, &s.token) {
                 (None, None, Some(token)) => (token.clone(), "memory".to_owned()),
+                (Some(var), None, None) if !self.secrets => parse(
+                    "token_env",
+                    Zeroizing::new(UNREAD.into()),
+                    format!("env {var}"),
+                )?,
+                (None, Some(p), None) if !self.secrets => {
+                    let source = format!("file {}", self.resolve(p).display());
+                    parse("token_file", Zeroizing::new(UNREAD.into()), source)?
+                }
                 (Some(var), None, None) => {
                     let raw = std::env::var(var).map_err(|_| {
                         self.err(

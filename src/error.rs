@@ -27,8 +27,10 @@ pub enum ProxyError {
     Unauthenticated(&'static str),
     /// The request is malformed or tries a trick (paths, duplicate keys, bodies).
     BadRequest(String),
-    /// The path names a store bcgate does not know, or has no store and no default.
+    /// The path names a store bcgate does not know.
     StoreUnknown(String),
+    /// The path names no store and the client has no `default_store`.
+    NoStore { client: String },
     /// The caller is not allowed the store it named.
     StoreNotAllowed { client: String, store: String },
     /// The store uninstalled the app; its token is gone.
@@ -101,7 +103,7 @@ impl ProxyError {
         match self {
             Self::Unauthenticated(_) | Self::StoreTokenRefused(_) => StatusCode::UNAUTHORIZED,
             Self::BadRequest(_) => StatusCode::BAD_REQUEST,
-            Self::StoreUnknown(_) => StatusCode::NOT_FOUND,
+            Self::StoreUnknown(_) | Self::NoStore { .. } => StatusCode::NOT_FOUND,
             Self::StoreNotAllowed { .. }
             | Self::StoreUninstalled(_)
             | Self::NotProxied { .. }
@@ -122,7 +124,7 @@ impl ProxyError {
         match self {
             Self::Unauthenticated(_) => "unauthenticated",
             Self::BadRequest(_) => "bad_request",
-            Self::StoreUnknown(_) => "store_unknown",
+            Self::StoreUnknown(_) | Self::NoStore { .. } => "store_unknown",
             Self::StoreNotAllowed { .. } => "store_not_allowed",
             Self::StoreUninstalled(_) => "store_uninstalled",
             Self::NotProxied { .. } => "not_proxied",
@@ -143,7 +145,7 @@ impl ProxyError {
         match self {
             Self::Unauthenticated(_) => "Unauthenticated",
             Self::BadRequest(_) => "Bad request",
-            Self::StoreUnknown(_) => "Store unknown",
+            Self::StoreUnknown(_) | Self::NoStore { .. } => "Store unknown",
             Self::StoreNotAllowed { .. } => "Store not allowed",
             Self::StoreUninstalled(_) => "Store uninstalled",
             Self::NotProxied { .. } => "API not proxied",
@@ -168,6 +170,9 @@ impl ProxyError {
             }
             Self::BadRequest(why) => why.clone(),
             Self::StoreUnknown(store) => format!("no store '{store}' is configured"),
+            Self::NoStore { client } => format!(
+                "the path names no store (/stores/{{store}}/…) and client '{client}' has no default_store"
+            ),
             Self::StoreNotAllowed { client, store } => {
                 format!("client '{client}' is not allowed store '{store}'")
             }

@@ -10,8 +10,9 @@
 //!   proxy    the per-request pipeline, in this order:
 //!     route::check_canonical   reject path tricks before any decision
 //!     identify                 key, unix uid or mTLS subject → client
-//!     route::target            /stores/{hash|alias}/… or the default store
-//!     policy                   route table lookup, then authorize (pure)
+//!     decide                   the decision, pure (also `bcgate explain`'s):
+//!       route::target            /stores/{hash|alias}/… or the default store
+//!       policy                   route table lookup, then authorize
 //!     rewrite                  strip caller credentials + hop-by-hop, inject token
 //!     quota                    wait for the store's rate-limit budget (fair queue, Redis), retry 429s
 //!     forward                  pooled rustls client, timeouts, Location rule
@@ -33,6 +34,7 @@ pub mod app;
 pub mod body;
 pub mod cli;
 pub mod config;
+pub mod decide;
 pub mod dev;
 pub mod error;
 pub mod forward;

@@ -2,12 +2,13 @@
 //!
 //! 1. **screen**    — a head the [`h1guard`](crate::h1guard) refused, CONNECT/TRACE
 //!    and foreign absolute-form targets are 400;
-//!    the path must be canonical ([`route::check_canonical`]).
+//!    the path must be canonical ([`decide::Canonical`]).
 //! 2. **identify**  — the caller's key → client ([`identify`]).
 //! 3. **route**     — the store the path names (or the client's default) and
-//!    the route template ([`route::target`], [`RouteTable::lookup`](crate::policy::RouteTable::lookup)).
+//!    the route template ([`decide::route`]).
 //! 4. **authorize** — store allowed, route proxied, scopes at the right level,
-//!    body facts for GraphQL and scripts ([`Policy::authorize`](crate::policy::Policy::authorize)).
+//!    body facts for GraphQL and scripts ([`decide::Routed::authorize`]);
+//!    a learn-mode client's request is recorded.
 //! 5. **rewrite**   — credentials and hop-by-hop out, store token in ([`rewrite`]).
 //! 6. **forward**   — stream to the upstream and back ([`forward`]), within the
 //!    store's quota: wait for it, retry an idempotent 429 ([`quota`](crate::quota)).
@@ -31,9 +32,10 @@ use crate::gateway::{Gateway, State};
 use crate::h1guard::GuardState;
 use crate::headers::{X_RATE_LIMIT_REQUESTS_LEFT, X_REQUEST_ID};
 use crate::identify::{Peer, identify};
+use crate::learn::Mode;
 use crate::metrics::Decision;
-use crate::policy::{self, BodyFacts, Holder, Lookup};
-use crate::{metrics, rewrite, route};
+use crate::policy::{self, BodyFacts};
+use crate::{decide, metrics, rewrite};
 
 /// Facts about the connection a request came in on.
 #[derive(Debug, Clone)]
@@ -52,6 +54,15 @@ struct Outcome {
     store: Option<Arc<crate::config::Store>>,
     route: Option<Arc<str>>,
     upstream_ms: Option<f64>,
+}
+
+impl Outcome {
+    /// Keeps what the decision had found for the access log; the error to answer.
+    fn denied(&mut self, d: decide::Denial<'_>) -> ProxyError {
+        self.store = d.store;
+        self.route = d.route.map(|r| r.template.clone());
+        d.error
+    }
 }
 
 /// Handles one request; never fails (errors become JSON responses).
@@ -153,71 +164,56 @@ async fn run(
     if parts.version < Version::HTTP_2 {
         check_absolute_form(&parts.uri, cfg, &conn)?;
     }
-    let path = parts.uri.path();
-    route::check_canonical(path)?;
+    let path = decide::Canonical::new(parts.uri.path())?;
 
     // 2. identify
     let client = identify(&parts.headers, &conn.peer, &cfg.clients)?;
     out.client = Some(client.clone());
 
-    // 3. route
+    // 3. route and 4. authorize: the decision `bcgate explain` shows too,
+    // reading the body in between where policy depends on it.
     let installed = |hash: &str| match &state.installs {
         Some(i) => i.lookup(hash, &cfg.policy),
         None => Ok(None),
     };
-    let target = route::target_with(
+    let ask = decide::Ask {
+        client,
+        mode: client.mode,
+        method: &parts.method,
         path,
-        &cfg.stores,
-        client.default_store.as_deref(),
-        &installed,
-    )?;
-    let store = Arc::clone(&target.store);
-    out.store = Some(store.clone());
-    if !client.stores.allows(&store.hash) {
-        return Err(ProxyError::StoreNotAllowed {
-            client: client.name.clone(),
-            store: store.hash.clone(),
-        });
-    }
-    let route = match cfg.policy.routes.lookup(&parts.method, target.api_path) {
-        Lookup::Found(r) => r,
-        Lookup::Unknown => {
-            return Err(ProxyError::RouteUnknown {
-                method: parts.method.to_string(),
-                path: target.api_path.chars().take(200).collect(),
-            });
-        }
-        Lookup::CaseMismatch => {
-            return Err(ProxyError::BadRequest(
-                "path segments are case-sensitive".into(),
-            ));
-        }
+        query: parts.uri.query(),
     };
-    out.route = Some(route.template.clone());
-
-    // 4. authorize (reading the body first where policy depends on it)
+    let gate = decide::Gate {
+        policy: &cfg.policy,
+        stores: &cfg.stores,
+        installed: &installed,
+    };
+    let routed = decide::route(&gate, ask).map_err(|d| out.denied(d))?;
+    out.store = Some(routed.store.clone());
+    out.route = Some(routed.route.template.clone());
     let limit = cfg.server.max_body_bytes;
     if content_length(&parts.headers).is_some_and(|n| n > limit) {
         return Err(ProxyError::BodyTooLarge { limit });
     }
     let idle = cfg.server.body_read_timeout;
-    let (facts, body, watch) = body_facts(&parts, route, body, limit, idle).await?;
-    let request = policy::Request {
-        method: &parts.method,
-        route,
-        body: facts,
-    };
-    let store_holder = store.grants.as_ref().map(|g| Holder {
-        label: &store.label,
-        grants: g,
-    });
-    // Enforce mode, or learn mode's "record, and count would_deny".
-    crate::learn::authorize(&cfg.policy, &state.learn, client, store_holder, &request)?;
+    let (facts, body, watch) =
+        body_facts(&parts, routed.body_need(), routed.route, body, limit, idle).await?;
+    let decision = routed.authorize(facts).map_err(|d| out.denied(d))?;
+    let store = decision.store;
+    if client.mode == Mode::Learn {
+        let request = policy::Request {
+            method: &parts.method,
+            route: decision.route,
+            body: decision.body,
+        };
+        let would_deny = decision.would_deny.as_deref();
+        crate::learn::observe(&cfg.policy, &state.learn, client, &request, would_deny);
+    }
 
     // 5. rewrite
     let uri = state
         .upstream
-        .uri(&store.hash, target.api_path, parts.uri.query())?;
+        .uri(&store.hash, decision.api_path, parts.uri.query())?;
     rewrite::upstream_request(
         &mut parts.headers,
         &store.token,
@@ -262,35 +258,28 @@ async fn run(
     Ok(Response::from_parts(rparts, rbody.boxed_unsync()))
 }
 
-/// Reads the body when the route's policy depends on it; otherwise streams
+/// Reads the body when the decision needs facts from it; otherwise streams
 /// it through under the size limit and idle timeout (the watch says which tripped).
 async fn body_facts(
     parts: &http::request::Parts,
+    need: Option<decide::BodyNeed>,
     route: &policy::Route,
     body: Incoming,
     limit: u64,
     idle: std::time::Duration,
 ) -> Result<(BodyFacts, ProxyBody, body::BodyWatch), ProxyError> {
-    let inspect_body = (route.flags.graphql && parts.method != Method::GET)
-        || (route.flags.scripts_visibility
-            && (parts.method == Method::POST || parts.method == Method::PUT));
     if route.flags.graphql && parts.method == Method::GET {
-        let kind = policy::body::graphql_get_kind(parts.uri.query().unwrap_or(""))
-            .map_err(|e| ProxyError::BadRequest(e.0))?;
-        return Ok((
-            BodyFacts::Graphql(kind),
-            body::empty(),
-            body::BodyWatch::default(),
-        ));
-    }
-    if !inspect_body && body.is_end_stream() {
-        // No body: say so, so an HTTP/2 upstream gets no empty DATA frame.
+        // The document is in the query string (the decision read it).
         return Ok((BodyFacts::None, body::empty(), body::BodyWatch::default()));
     }
-    if !inspect_body {
+    let Some(need) = need else {
+        if body.is_end_stream() {
+            // No body: say so, so an HTTP/2 upstream gets no empty DATA frame.
+            return Ok((BodyFacts::None, body::empty(), body::BodyWatch::default()));
+        }
         let (streamed, watch) = body::streamed(body, limit, idle);
         return Ok((BodyFacts::None, streamed, watch));
-    }
+    };
     if parts
         .headers
         .get(header::CONTENT_ENCODING)
@@ -301,25 +290,13 @@ async fn body_facts(
         ));
     }
     let bytes = body::read_bounded(body, limit, idle).await?;
-    let facts = if route.flags.graphql {
-        let media = parts
-            .headers
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.split(';').next())
-            .is_some_and(|m| m.trim().eq_ignore_ascii_case("application/graphql"));
-        BodyFacts::Graphql(
-            policy::body::graphql_post_kind(&bytes, media)
-                .map_err(|e| ProxyError::BadRequest(e.0))?,
-        )
-    } else {
-        let needs =
-            policy::body::script_needs_checkout_content(&bytes, parts.method == Method::PUT)
-                .map_err(|e| ProxyError::BadRequest(e.0))?;
-        BodyFacts::Script {
-            needs_checkout_content: needs,
-        }
-    };
+    let graphql_media = parts
+        .headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|m| m.trim().eq_ignore_ascii_case("application/graphql"));
+    let facts = decide::body_facts(need, &bytes, graphql_media)?;
     Ok((facts, body::full(bytes), body::BodyWatch::default()))
 }
 

@@ -97,18 +97,34 @@ fn check_segment(bytes: &[u8]) -> Result<(), ProxyError> {
     }
 }
 
+/// The store segment of `/stores/{name}/…` and the API path after it, or
+/// `None` and the whole path when the path does not start with `/stores/`.
+/// The path must already be canonical.
+pub fn split_store(path: &str) -> (Option<&str>, &str) {
+    let rest = path.strip_prefix('/').unwrap_or(path);
+    let (first, after_first) = rest.split_once('/').unwrap_or((rest, ""));
+    if first != STORES_PREFIX {
+        return (None, path);
+    }
+    match after_first.split_once('/') {
+        Some((name, _)) => (Some(name), &after_first[name.len()..]),
+        None => (Some(after_first), ""),
+    }
+}
+
 /// Finds the store: `/stores/{hash|alias}/…`, or the caller's default store
-/// for any other path. The path must already be canonical.
+/// for any other path; `None` when the path names no store and there is no
+/// default. The path must already be canonical.
 pub fn target<'a>(
     path: &'a str,
     stores: &Stores,
     default_store: Option<&str>,
-) -> Result<Target<'a>, ProxyError> {
+) -> Result<Option<Target<'a>>, ProxyError> {
     target_with(path, stores, default_store, &|_| Ok(None))
 }
 
 /// Asked for a store name the config does not know; see [`target_with`].
-pub type InstalledLookup<'a> = dyn Fn(&str) -> Result<Option<Arc<Store>>, ProxyError> + 'a;
+pub type InstalledLookup<'a> = dyn Fn(&str) -> Result<Option<Arc<Store>>, ProxyError> + Sync + 'a;
 
 /// [`target`], with `installed` asked for a name the config does not know
 /// (the stores that installed the app; the config wins on conflict). It
@@ -119,14 +135,8 @@ pub fn target_with<'a>(
     stores: &Stores,
     default_store: Option<&str>,
     installed: &InstalledLookup<'_>,
-) -> Result<Target<'a>, ProxyError> {
-    let rest = path.strip_prefix('/').unwrap_or(path);
-    let (first, after_first) = rest.split_once('/').unwrap_or((rest, ""));
-    if first == STORES_PREFIX {
-        let (name, api) = match after_first.split_once('/') {
-            Some((name, _)) => (name, &after_first[name.len()..]),
-            None => (after_first, ""),
-        };
+) -> Result<Option<Target<'a>>, ProxyError> {
+    if let (Some(name), api) = split_store(path) {
         let store = match stores.get(name) {
             Some(s) => Arc::clone(s),
             None => match installed(name)? {
@@ -137,29 +147,27 @@ pub fn target_with<'a>(
                 None => return Err(ProxyError::StoreUnknown(truncate(name))),
             },
         };
-        return Ok(Target {
+        return Ok(Some(Target {
             store,
             api_path: api,
-        });
+        }));
     }
+    let rest = path.strip_prefix('/').unwrap_or(path);
+    let first = rest.split('/').next().unwrap_or(rest);
     if first.eq_ignore_ascii_case(STORES_PREFIX) {
         return Err(bad("the /stores/ prefix is case-sensitive"));
     }
-    let no_default = || {
-        ProxyError::StoreUnknown(
-            "(none: the path has no /stores/{store} prefix and the client has no default_store)"
-                .into(),
-        )
+    let Some(hash) = default_store else {
+        return Ok(None);
     };
-    let hash = default_store.ok_or_else(no_default)?;
     let default = match stores.get(hash) {
         Some(s) => Arc::clone(s),
         None => installed(hash)?.ok_or_else(|| ProxyError::StoreUnknown(truncate(hash)))?,
     };
-    Ok(Target {
+    Ok(Some(Target {
         store: default,
         api_path: path,
-    })
+    }))
 }
 
 fn truncate(s: &str) -> String {

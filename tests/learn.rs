@@ -513,7 +513,7 @@ async fn explain_shows_both_modes() {
     assert!(ok, "{err}");
     assert!(
         out.contains(
-            "  sync (mode learn):\n    enforce: denied: client 'sync' lacks store_v2_products for PUT /v3/catalog/products/{product_id}\n    learn:   forwarded to store 'abc123', recorded and counted as would_deny"
+            "  sync (mode learn):\n    enforce: denied (403 scope_denied): client 'sync' lacks store_v2_products for PUT /v3/catalog/products/{product_id}\n    learn:   forwarded to store 'abc123', recorded and counted as would_deny"
         ),
         "{out}"
     );
@@ -530,7 +530,7 @@ async fn explain_shows_both_modes() {
     ]);
     assert!(ok, "{err}");
     assert!(
-        out.contains("    learn:   denied: the token of store 'xyz789' lacks"),
+        out.contains("    learn:   denied (403 scope_denied): the token of store 'xyz789' lacks"),
         "{out}"
     );
     let (ok, out, err) = fx.cli(&["explain", "GET", "/v2/orders", "--client", "sync"]);

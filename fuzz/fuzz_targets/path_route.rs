@@ -1,6 +1,6 @@
 //! Path canonicalization and routing: the request target as hyper would
-//! parse it → `route::check_canonical` → `route::target` → the upstream URI
-//! and the route table lookup.
+//! parse it → the proxy's decision (`decide::Canonical`, then `decide::route`:
+//! store, store allowed, route lookup) → the upstream URI.
 //!
 //! Invariants, whenever a path is accepted:
 //! - it has no empty, `.` or `..` segment, in any encoding; no raw `\`, `;`,
@@ -11,6 +11,8 @@
 //! - the store found is the one whose hash or alias is exactly the
 //!   `/stores/{name}` segment (or the default store, for any other first
 //!   segment), and the API path is the rest of the path, byte for byte;
+//!   a client without a default store gets `store_unknown` for the latter,
+//!   and a client never gets a store it is not allowed;
 //! - the URI sent upstream is `/stores/{real hash}` + that API path + the
 //!   caller's query, unchanged;
 //! - a route found for it matches its template segment for segment.
@@ -18,10 +20,10 @@
 
 use std::sync::OnceLock;
 
-use bcgate::config::{Config, FileConfig, StoreFile, Stores};
+use bcgate::config::{Config, Stores};
+use bcgate::decide::{self, Ask, Canonical, Gate};
 use bcgate::forward::Upstream;
-use bcgate::policy::Lookup;
-use bcgate::route;
+use bcgate::learn::Mode;
 use http::Method;
 use libfuzzer_sys::fuzz_target;
 
@@ -39,28 +41,33 @@ struct Fixture {
     upstream: Upstream,
 }
 
+/// Clients: (name, default store); both may use every store but `stores`.
+const CLIENTS: [(&str, Option<&str>); 2] = [("with-default", Some(DEFAULT)), ("no-default", None)];
+
 fn fixture() -> &'static Fixture {
     static FIXTURE: OnceLock<Fixture> = OnceLock::new();
     FIXTURE.get_or_init(|| {
+        let mut text = String::new();
+        for (hash, alias) in STORES {
+            text.push_str(&format!("[[stores]]\nhash = {hash:?}\ntoken_env = \"FUZZ_NEVER_READ\"\n"));
+            if let Some(a) = alias {
+                text.push_str(&format!("alias = {a:?}\n"));
+            }
+        }
+        for (i, (name, default)) in CLIENTS.iter().enumerate() {
+            text.push_str(&format!(
+                "[[clients]]\nname = {name:?}\nkey_sha256 = \"{:064x}\"\nstores = [\"abc123\", \"def456\"]\nscopes = []\n",
+                i + 1
+            ));
+            if let Some(d) = default {
+                text.push_str(&format!("default_store = {d:?}\n"));
+            }
+        }
         let dir = std::env::temp_dir().join(format!("bcgate-fuzz-route-{}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("create temp dir");
-        let token = dir.join("token");
-        std::fs::write(&token, "fuzz-store-token").expect("write token file");
-        let file = FileConfig {
-            stores: STORES
-                .iter()
-                .map(|(hash, alias)| StoreFile {
-                    hash: (*hash).to_owned(),
-                    alias: alias.map(str::to_owned),
-                    token_env: None,
-                    token_file: Some(token.clone()),
-                    token: None,
-                    scopes: None,
-                })
-                .collect(),
-            ..FileConfig::default()
-        };
-        let config = Config::validate(file, &dir.join("bcgate.toml")).expect("fixture config");
+        let path = dir.join("bcgate.toml");
+        std::fs::write(&path, text).expect("write the config");
+        let config = Config::load_without_secrets(&path).expect("fixture config");
         let _ = std::fs::remove_dir_all(&dir);
         let upstream = Upstream::new(&config.upstream).expect("upstream client");
         Fixture { config, upstream }
@@ -89,73 +96,116 @@ fuzz_target!(|data: &[u8]| {
 });
 
 fn check(fx: &Fixture, path: &str, query: Option<&str>) {
-    if route::check_canonical(path).is_err() {
+    let Ok(canonical) = Canonical::new(path) else {
         return;
-    }
+    };
     assert_canonical(path);
     let stores = &fx.config.stores;
-    for default in [Some(DEFAULT), None] {
-        let Ok(t) = route::target(path, stores, default) else {
-            continue;
-        };
-        let api = t.api_path;
-        assert!(
-            path.ends_with(api),
-            "{path:?}: api path {api:?} is not its suffix"
-        );
-        let rest = &path[1..];
-        let (first, after) = rest.split_once('/').unwrap_or((rest, ""));
-        if first == "stores" {
-            let name = after.split('/').next().unwrap_or("");
-            assert_eq!(
-                path,
-                format!("/stores/{name}{api}"),
-                "the api path is what follows the store segment"
-            );
-            assert_eq!(
-                Some(&t.store.hash),
-                owner_of(stores, name).as_ref(),
-                "{path:?}: the store named {name:?} is not the one chosen"
-            );
-        } else {
-            assert!(
-                !first.eq_ignore_ascii_case("stores"),
-                "{path:?}: a case variant of /stores/ was routed"
-            );
-            assert_eq!(
-                default,
-                Some(t.store.hash.as_str()),
-                "{path:?}: not the default store"
-            );
-            assert_eq!(api, path, "{path:?}: a default-store path is the api path");
-        }
-        if let Ok(uri) = fx.upstream.uri(&t.store.hash, api, query) {
-            let mut want = format!("/stores/{}{api}", t.store.hash);
-            if let Some(q) = query {
-                want.push('?');
-                want.push_str(q);
-            }
-            let sent = uri.path_and_query().map(|pq| pq.as_str()).unwrap_or("");
-            assert_eq!(
-                sent, want,
-                "the upstream target differs from the authorized one"
-            );
-        }
+    let gate = Gate {
+        policy: &fx.config.policy,
+        stores,
+        installed: &|_| Ok(None),
+    };
+    for (name, default) in CLIENTS {
+        let client = fx.config.clients.by_name(name).expect("a fixture client");
         for method in &METHODS {
-            if let Lookup::Found(r) = fx.config.policy.routes.lookup(method, api) {
-                let want = if *method == Method::HEAD {
-                    &Method::GET
-                } else {
-                    method
-                };
-                assert_eq!(&r.method, want);
-                assert!(
-                    template_matches(&r.template, api),
-                    "{method} {api:?} matched {} whose segments differ",
-                    r.template
-                );
+            let ask = Ask {
+                client,
+                mode: Mode::Enforce,
+                method,
+                path: canonical,
+                query,
+            };
+            match decide::route(&gate, ask) {
+                Ok(routed) => {
+                    check_routed(fx, path, query, default, &routed);
+                    let want = if *method == Method::HEAD {
+                        &Method::GET
+                    } else {
+                        method
+                    };
+                    assert_eq!(&routed.route.method, want);
+                    assert!(
+                        template_matches(&routed.route.template, routed.api_path),
+                        "{method} {:?} matched {} whose segments differ",
+                        routed.api_path,
+                        routed.route.template
+                    );
+                }
+                Err(d) => {
+                    let code = d.error.code();
+                    assert!(
+                        matches!(
+                            code,
+                            "store_unknown" | "store_not_allowed" | "route_unknown" | "bad_request"
+                        ),
+                        "{method} {path:?}: unexpected refusal {code}"
+                    );
+                    if code == "store_not_allowed" {
+                        let hash = d.store.as_ref().map(|s| s.hash.as_str());
+                        assert_eq!(hash, Some("stores"), "{path:?}: refused an allowed store");
+                    }
+                }
             }
         }
+    }
+}
+
+/// The store and API path of a routed request are the ones the path names.
+fn check_routed(
+    fx: &Fixture,
+    path: &str,
+    query: Option<&str>,
+    default: Option<&str>,
+    t: &decide::Routed<'_, '_>,
+) {
+    let stores = &fx.config.stores;
+    let api = t.api_path;
+    assert!(
+        path.ends_with(api),
+        "{path:?}: api path {api:?} is not its suffix"
+    );
+    assert_ne!(
+        t.store.hash, "stores",
+        "{path:?}: a store the client may not use"
+    );
+    let rest = &path[1..];
+    let (first, after) = rest.split_once('/').unwrap_or((rest, ""));
+    if first == "stores" {
+        let name = after.split('/').next().unwrap_or("");
+        assert_eq!(
+            path,
+            format!("/stores/{name}{api}"),
+            "the api path is what follows the store segment"
+        );
+        assert_eq!(
+            Some(&t.store.hash),
+            owner_of(stores, name).as_ref(),
+            "{path:?}: the store named {name:?} is not the one chosen"
+        );
+    } else {
+        assert!(
+            !first.eq_ignore_ascii_case("stores"),
+            "{path:?}: a case variant of /stores/ was routed"
+        );
+        assert_eq!(
+            default,
+            Some(t.store.hash.as_str()),
+            "{path:?}: not the default store"
+        );
+        assert_eq!(api, path, "{path:?}: a default-store path is the api path");
+    }
+    if let Ok(uri) = fx.upstream.uri(&t.store.hash, api, query) {
+        let mut want = format!("/stores/{}{api}", t.store.hash);
+        if let Some(q) = query {
+            want.push('?');
+            want.push_str(q);
+        }
+        let sent = uri.path_and_query().map(|pq| pq.as_str()).unwrap_or("");
+        assert_eq!(
+            sent, want,
+            "the upstream target differs from the authorized one"
+        );
     }
 }
 

@@ -76,37 +76,24 @@ pub fn decide_learn(
     Ok(verdict)
 }
 
-/// The scope decision of the proxy: [`Policy::authorize`] for a client in
-/// enforce mode; in learn mode [`decide_learn`], and a forwarded request
-/// is recorded (and a would-deny logged and counted).
-pub fn authorize(
+/// What the proxy does with a forwarded request of a learn-mode client (the
+/// decision itself is [`crate::decide`]'s): record it, and log a would-deny.
+pub fn observe(
     policy: &Policy,
     learner: &Learner,
     client: &Client,
-    store: Option<Holder<'_>>,
     req: &Request<'_>,
-) -> Result<(), ProxyError> {
-    let holder = Holder {
-        label: &client.label,
-        grants: &client.grants,
-    };
-    if client.mode == Mode::Enforce {
-        return policy.authorize(holder, store, req);
+    would_deny: Option<&ScopeDenial>,
+) {
+    if let Some(denial) = would_deny {
+        tracing::info!(
+            target: "bcgate::learn",
+            client = client.name.as_str(),
+            method = req.method.as_str(),
+            route = &*req.route.template,
+            required = denial.required.join("|").as_str(),
+            "would deny in enforce mode (learn mode forwards it)"
+        );
     }
-    let denied = match decide_learn(policy, holder, store, req)? {
-        Verdict::Granted => None,
-        Verdict::WouldDeny(denial) => {
-            tracing::info!(
-                target: "bcgate::learn",
-                client = client.name.as_str(),
-                method = req.method.as_str(),
-                route = &*req.route.template,
-                required = denial.required.join("|").as_str(),
-                "would deny in enforce mode (learn mode forwards it)"
-            );
-            Some(denial)
-        }
-    };
-    learner.record(policy, &client.name, req, denied.as_deref());
-    Ok(())
+    learner.record(policy, &client.name, req, would_deny);
 }
