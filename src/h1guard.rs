@@ -163,23 +163,30 @@ impl GuardState {
     pub async fn idle_for(&self, timeout: Duration, h1_grace: Duration) -> Idle {
         loop {
             let changed = self.activity.notified();
-            if self.is_idle() {
-                let since = self.idle_since();
-                let (limit, kind) = if self.is_h2() {
-                    (timeout, Idle::Http2)
-                } else {
-                    (timeout + h1_grace, Idle::Http1)
-                };
-                tokio::select! {
-                    () = tokio::time::sleep_until(since + limit) => {
-                        if self.is_idle() && self.idle_since() == since {
-                            return kind;
+            if !self.is_idle() {
+                changed.await;
+                continue;
+            }
+            let since = self.idle_since();
+            // Whether the connection is HTTP/2 may be learnt meanwhile (its
+            // preface read): look at the HTTP/2 time first.
+            let next = if tokio::time::Instant::now() < since + timeout {
+                since + timeout
+            } else {
+                since + timeout + h1_grace
+            };
+            tokio::select! {
+                () = tokio::time::sleep_until(next) => {
+                    if self.is_idle() && self.idle_since() == since {
+                        if self.is_h2() {
+                            return Idle::Http2;
+                        }
+                        if tokio::time::Instant::now() >= since + timeout + h1_grace {
+                            return Idle::Http1;
                         }
                     }
-                    () = changed => {}
                 }
-            } else {
-                changed.await;
+                () = changed => {}
             }
         }
     }

@@ -365,6 +365,10 @@ async fn serve<I, S>(
     let conn = builder.serve_connection(TokioIo::new(io), svc);
     let mut conn = std::pin::pin!(conn);
     let mut closing = false;
+    // After an idle close starts: HTTP/2's GOAWAY waits for the peer's PING
+    // answer, which a peer may never send.
+    let mut force_close = std::pin::pin!(tokio::time::sleep(Duration::MAX));
+    let mut forcing = false;
     loop {
         tokio::select! {
             ended = conn.as_mut() => {
@@ -381,6 +385,14 @@ async fn serve<I, S>(
                 closing = true;
                 crate::metrics::idle_connection_closed(kind);
                 conn.as_mut().graceful_shutdown();
+                forcing = true;
+                force_close
+                    .as_mut()
+                    .reset(tokio::time::Instant::now() + idle.max(H1_IDLE_GRACE));
+            }
+            () = force_close.as_mut(), if forcing => {
+                tracing::debug!("idle connection did not close in time; dropped");
+                return;
             }
         }
     }
@@ -487,9 +499,17 @@ async fn serve_admin(
     gateway: Arc<Gateway>,
     metrics: PrometheusHandle,
 ) {
+    let mut errors = AcceptErrors::default();
     loop {
-        let Ok((stream, _)) = listener.accept().await else {
-            continue;
+        let stream = match listener.accept().await {
+            Ok((stream, _)) => {
+                errors.recovered();
+                stream
+            }
+            Err(e) => {
+                tokio::time::sleep(errors.failed(&e)).await;
+                continue;
+            }
         };
         let open = crate::metrics::connection_opened("admin");
         let builder = builder.clone();
