@@ -104,11 +104,11 @@ fn raise_open_files_limit() -> Option<u64> {
 }
 
 /// `server.max_connections`, lowered when the open-files limit could not
-/// hold that many: each connection may need a second descriptor for its
-/// upstream connection, and the rest of the process needs some too.
+/// hold that many with a reserve (a quarter of the limit, at most 256) for
+/// upstream connections, listeners and files.
 fn connection_limit(configured: usize, open_files: Option<u64>) -> usize {
     let fits = open_files.map_or(usize::MAX, |n| {
-        usize::try_from(n.saturating_sub(32) / 2).unwrap_or(usize::MAX)
+        usize::try_from(n - (n / 4).min(256)).unwrap_or(usize::MAX)
     });
     let limit = configured.min(fits).max(1);
     if limit < configured {
@@ -612,5 +612,35 @@ pub(crate) async fn shutdown_signal() {
     tokio::select! {
         _ = term.recv() => {},
         _ = int.recv() => {},
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_connection_limit_fits_the_open_files_limit() {
+        assert_eq!(connection_limit(10_000, Some(1_048_576)), 10_000);
+        assert_eq!(connection_limit(10_000, None), 10_000);
+        // A quarter of the descriptors, at most 256, stays in reserve.
+        assert_eq!(connection_limit(10_000, Some(1024)), 768);
+        assert_eq!(connection_limit(10_000, Some(20_000)), 10_000);
+        assert_eq!(connection_limit(15, Some(64)), 15);
+        assert_eq!(connection_limit(100, Some(64)), 48);
+        assert_eq!(connection_limit(10, Some(0)), 1);
+    }
+
+    #[test]
+    fn accept_failures_back_off_to_a_second_and_reset_on_success() {
+        let mut errors = AcceptErrors::default();
+        let e = std::io::Error::from_raw_os_error(24);
+        let pauses: Vec<_> = (0..10).map(|_| errors.failed(&e)).collect();
+        assert_eq!(pauses[0], Duration::from_millis(10));
+        assert_eq!(pauses[1], Duration::from_millis(20));
+        assert!(pauses.windows(2).all(|w| w[0] <= w[1]), "{pauses:?}");
+        assert_eq!(pauses[9], Duration::from_secs(1));
+        errors.recovered();
+        assert_eq!(errors.failed(&e), Duration::from_millis(10));
     }
 }
