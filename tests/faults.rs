@@ -1705,3 +1705,32 @@ fn a_slow_second_head_is_answered_408_logged_and_counted() {
     );
     fx.assert_no_secrets_logged();
 }
+
+/// The new `[server]` keys refuse values that cannot work, naming the key.
+#[test]
+fn the_connection_and_body_deadline_keys_are_checked() {
+    let ca = TestCa::new();
+    for (line, key) in [
+        ("max_connections = 0", "server.max_connections"),
+        ("listen_backlog = 0", "server.listen_backlog"),
+        (
+            "body_total_timeout_ms = 500",
+            "server.body_total_timeout_ms",
+        ),
+    ] {
+        let dir = support::process::temp_dir();
+        ca.write_to(dir.path());
+        let o = Opts {
+            server_extra: line.into(),
+            ..Opts::default()
+        };
+        let err = Bcgate::try_start_in(
+            dir,
+            &config_toml("https://127.0.0.1:9", &o),
+            &[("BC_TOKEN_ABC123", TOKEN)],
+        )
+        .err()
+        .unwrap_or_else(|| panic!("bcgate started with {line}"));
+        assert!(err.contains(key), "{line}: {err}");
+    }
+}
