@@ -5,6 +5,7 @@
 //! on SIGTERM/SIGINT.
 
 use std::convert::Infallible;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -367,8 +368,7 @@ async fn serve<I, S>(
     let mut closing = false;
     // After an idle close starts: HTTP/2's GOAWAY waits for the peer's PING
     // answer, which a peer may never send.
-    let mut force_close = std::pin::pin!(tokio::time::sleep(Duration::MAX));
-    let mut forcing = false;
+    let mut force_close: Option<Pin<Box<tokio::time::Sleep>>> = None;
     loop {
         tokio::select! {
             ended = conn.as_mut() => {
@@ -385,12 +385,14 @@ async fn serve<I, S>(
                 closing = true;
                 crate::metrics::idle_connection_closed(kind);
                 conn.as_mut().graceful_shutdown();
-                forcing = true;
-                force_close
-                    .as_mut()
-                    .reset(tokio::time::Instant::now() + idle.max(H1_IDLE_GRACE));
+                force_close = Some(Box::pin(tokio::time::sleep(idle.max(H1_IDLE_GRACE))));
             }
-            () = force_close.as_mut(), if forcing => {
+            () = async {
+                match force_close.as_mut() {
+                    Some(sleep) => sleep.await,
+                    None => std::future::pending().await,
+                }
+            }, if force_close.is_some() => {
                 tracing::debug!("idle connection did not close in time; dropped");
                 return;
             }
