@@ -96,7 +96,10 @@ fn raise_open_files_limit() -> Option<u64> {
         return Some(soft);
     }
     match rlimit::Resource::NOFILE.set(hard, hard) {
-        Ok(()) => Some(hard),
+        Ok(()) => {
+            tracing::debug!(from = soft, to = hard, "open-files limit raised");
+            Some(hard)
+        }
         Err(e) => {
             tracing::warn!(error = %e, soft, hard, "could not raise the open-files limit");
             Some(soft)

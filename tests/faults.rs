@@ -1324,7 +1324,7 @@ async fn idle_h2c_connections_are_closed_and_cannot_exhaust_descriptors() {
     let dir = support::process::temp_dir();
     ca.write_to(dir.path());
     let gate = Bcgate::start_with_nofile_in(
-        NOFILE,
+        (NOFILE, NOFILE),
         dir,
         &config_toml(&mock.base_url(), &o),
         &[("BC_TOKEN_ABC123", TOKEN), ("BCGATE_LOG", "debug")],
@@ -1733,4 +1733,36 @@ fn the_connection_and_body_deadline_keys_are_checked() {
         .unwrap_or_else(|| panic!("bcgate started with {line}"));
         assert!(err.contains(key), "{line}: {err}");
     }
+}
+
+/// The soft open-files limit is raised to the hard one at start, and the
+/// connection limit fits what it allows.
+#[tokio::test]
+async fn the_open_files_limit_is_raised_to_the_hard_limit() {
+    let ca = TestCa::new();
+    let mock = start_mock(&ca, Up::H2);
+    let o = Opts {
+        admin: true,
+        ..Opts::default()
+    };
+    let dir = support::process::temp_dir();
+    ca.write_to(dir.path());
+    let gate = Bcgate::start_with_nofile_in(
+        (256, 4096),
+        dir,
+        &config_toml(&mock.base_url(), &o),
+        &[("BC_TOKEN_ABC123", TOKEN)],
+    );
+    let limits =
+        std::fs::read_to_string(format!("/proc/{}/limits", gate.pid())).expect("/proc/PID/limits");
+    let line = limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .expect("an open-files line");
+    let numbers: Vec<&str> = line.split_whitespace().skip(3).take(2).collect();
+    assert_eq!(numbers, ["4096", "4096"], "{line}");
+    let text = metrics_text(&gate).await;
+    // 10,000 configured; 4096 less a reserve of 256.
+    assert_eq!(metric(&text, "bcgate_connection_limit", &[]), 3840.0);
+    assert_serving(&gate, &plain_client(), "raising the limit").await;
 }
