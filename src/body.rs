@@ -37,13 +37,36 @@ pub fn empty() -> ProxyBody {
 #[derive(Debug, Clone, Default)]
 pub struct BodyWatch(Arc<WatchState>);
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct WatchState {
     fault: AtomicU8,
+    /// The last poll found nothing from the client yet.
     waiting: AtomicBool,
+    /// The whole body was read.
+    complete: AtomicBool,
+    /// When the body was last polled, in ms after `born`.
+    polled_ms: AtomicU64,
+    born: std::time::Instant,
     /// The whole-body deadline, for the error's detail.
     total_ms: AtomicU64,
 }
+
+impl Default for WatchState {
+    fn default() -> Self {
+        Self {
+            fault: AtomicU8::new(0),
+            waiting: AtomicBool::new(false),
+            complete: AtomicBool::new(false),
+            polled_ms: AtomicU64::new(0),
+            born: std::time::Instant::now(),
+            total_ms: AtomicU64::new(0),
+        }
+    }
+}
+
+/// A body polled this recently is being read as fast as the client sends
+/// it, even if a piece is on its way upstream at the moment one looks.
+const RECENTLY_POLLED: Duration = Duration::from_secs(1);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BodyFault {
@@ -81,10 +104,25 @@ impl BodyWatch {
         }
     }
 
-    /// True while the body is waiting for the client to send more (not
-    /// while it is complete, or unread because the upstream is not reading).
+    /// True while the body is waiting for the client to send more: not
+    /// complete, and either waiting at the last poll or polled within
+    /// [`RECENTLY_POLLED`] (not left unread because the upstream stopped
+    /// reading it).
     pub fn waiting_on_client(&self) -> bool {
-        self.0.waiting.load(Ordering::Relaxed)
+        let w = &self.0;
+        if w.complete.load(Ordering::Relaxed) {
+            return false;
+        }
+        let now = millis(w.born.elapsed());
+        let polled = w.polled_ms.load(Ordering::Relaxed);
+        w.waiting.load(Ordering::Relaxed) || now.saturating_sub(polled) < millis(RECENTLY_POLLED)
+    }
+
+    fn polled(&self, waiting: bool) {
+        let w = &self.0;
+        w.polled_ms
+            .store(millis(w.born.elapsed()), Ordering::Relaxed);
+        w.waiting.store(waiting, Ordering::Relaxed);
     }
 
     fn set_fault(&self, code: u8) {
@@ -159,23 +197,25 @@ where
             .get_or_insert_with(|| Box::pin(tokio::time::sleep(total)));
         match Pin::new(&mut this.inner).poll_frame(cx) {
             Poll::Ready(frame) => {
-                this.watch.0.waiting.store(false, Ordering::Relaxed);
-                if let Some(Err(e)) = &frame {
-                    if is_length_limit(e.as_ref()) {
+                this.watch.polled(false);
+                match &frame {
+                    Some(Err(e)) if is_length_limit(e.as_ref()) => {
                         this.watch.set_fault(FAULT_TOO_LARGE);
-                    } else if is_stalled(e.as_ref()) {
-                        this.watch.set_fault(FAULT_IDLE);
                     }
+                    Some(Err(e)) if is_stalled(e.as_ref()) => this.watch.set_fault(FAULT_IDLE),
+                    Some(Err(_)) => {}
+                    Some(Ok(_)) if !this.inner.is_end_stream() => {}
+                    _ => this.watch.0.complete.store(true, Ordering::Relaxed),
                 }
                 Poll::Ready(frame)
             }
             Poll::Pending => {
                 if deadline.as_mut().poll(cx).is_ready() {
-                    this.watch.0.waiting.store(false, Ordering::Relaxed);
+                    this.watch.polled(false);
                     this.watch.set_fault(FAULT_DEADLINE);
                     return Poll::Ready(Some(Err(Box::new(BodyDeadline(total)))));
                 }
-                this.watch.0.waiting.store(true, Ordering::Relaxed);
+                this.watch.polled(true);
                 Poll::Pending
             }
         }

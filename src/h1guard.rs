@@ -131,6 +131,13 @@ impl GuardState {
         Active(self.clone())
     }
 
+    /// Starts the connection's idle clock now (once serving begins: a TLS
+    /// handshake before it is timed on its own).
+    pub fn start_idle_clock(&self) {
+        let ms = u64::try_from(self.opened.elapsed().as_millis()).unwrap_or(u64::MAX);
+        self.idle_since_ms.store(ms, Ordering::Release);
+    }
+
     /// True while no request is in progress on the connection.
     pub fn is_idle(&self) -> bool {
         self.active.load(Ordering::Acquire) == 0

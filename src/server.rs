@@ -366,6 +366,7 @@ async fn serve<I, S>(
         + 'static,
     S::Future: Send + 'static,
 {
+    state.start_idle_clock();
     let conn = builder.serve_connection(TokioIo::new(io), svc);
     let mut conn = std::pin::pin!(conn);
     let mut closing = false;
