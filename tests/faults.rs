@@ -1495,6 +1495,29 @@ async fn a_truncated_upstream_answer_is_logged_and_counted_as_an_upstream_failur
                 "{up:?} {what}: {line}"
             );
         }
+        // A caller that goes away mid-body: its line says so, and it is no
+        // upstream error.
+        let mut s = connect(fx.gate.addr);
+        s.write_all(
+            head(
+                "GET",
+                &format!("{PATH}?mock_trickle_ms=200&mock_bytes=50"),
+                "x-request-id: trunc-gone\r\n",
+            )
+            .as_bytes(),
+        )
+        .expect("write request");
+        s.set_read_timeout(Some(Duration::from_secs(5)))
+            .expect("read timeout");
+        let mut buf = [0u8; 512];
+        let n = s.read(&mut buf).expect("the response head");
+        assert!(n > 0 && buf.starts_with(b"HTTP/1.1 200"), "{up:?}");
+        drop(s);
+        let line = access_line(&fx.gate, "trunc-gone");
+        assert!(
+            line.contains("decision=forwarded") && line.contains("code=client_closed "),
+            "{up:?}: {line}"
+        );
         let ok = send(
             fx.http
                 .get(fx.gate.url(PATH))
