@@ -1789,3 +1789,63 @@ async fn the_open_files_limit_is_raised_to_the_hard_limit() {
     assert_eq!(metric(&text, "bcgate_connection_limit", &[]), 3840.0);
     assert_serving(&gate, &plain_client(), "raising the limit").await;
 }
+
+/// The same idle close over TLS, HTTP/2 chosen by ALPN: a connection that
+/// never opens a stream is closed after the header timeout (the first-request
+/// deadline), and one whose last answer ended that long ago too.
+#[tokio::test]
+async fn idle_tls_h2_connections_are_closed_after_the_header_timeout() {
+    let ca = TestCa::new();
+    let mock = start_mock(&ca, Up::H2);
+    let dir = support::process::temp_dir();
+    ca.write_to(dir.path());
+    ca.write_leaf(dir.path(), "server", &["127.0.0.1", "localhost"]);
+    let o = Opts {
+        server_extra: r#"tls = { cert = "server.pem", key = "server.key" }"#.into(),
+        ..Opts::default()
+    };
+    let gate = Bcgate::start_in(
+        dir,
+        &config_toml(&mock.base_url(), &o),
+        &[("BC_TOKEN_ABC123", TOKEN), ("BCGATE_LOG", "debug")],
+    );
+    let connector =
+        tokio_rustls::TlsConnector::from(Arc::new(ca.client_config(&[b"h2".as_slice()])));
+    for requests in [0, 1] {
+        let tcp = tokio::net::TcpStream::connect(gate.addr)
+            .await
+            .expect("connect");
+        let name = rustls_pki_types::ServerName::try_from("localhost").expect("name");
+        let tls = connector.connect(name, tcp).await.expect("TLS handshake");
+        assert_eq!(tls.get_ref().1.alpn_protocol(), Some(b"h2".as_slice()));
+        let (mut send, conn) =
+            hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tls))
+                .await
+                .expect("h2 handshake");
+        let conn = tokio::spawn(conn);
+        for _ in 0..requests {
+            let req = http::Request::get(format!("https://localhost:{}{PATH}", gate.addr.port()))
+                .header("x-auth-token", KEY)
+                .body(Empty::<Bytes>::new())
+                .expect("request");
+            let resp = send.send_request(req).await.expect("a request over h2");
+            assert_eq!(resp.status(), 200);
+            http_body_util::BodyExt::collect(resp.into_body())
+                .await
+                .expect("body");
+        }
+        let idle_from = Instant::now();
+        let ended = tokio::time::timeout(Duration::from_secs(5), conn).await;
+        let after = idle_from.elapsed();
+        assert!(
+            ended.is_ok(),
+            "TLS h2 connection after {requests} requests still open"
+        );
+        assert!(
+            after >= Duration::from_millis(800),
+            "closed after {after:?}"
+        );
+        println!("TLS h2 connection, {requests} requests: closed {after:?} after going idle");
+    }
+    gate.assert_logs_free_of(&[TOKEN, KEY]);
+}
