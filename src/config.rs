@@ -71,6 +71,12 @@ pub struct ServerFile {
     pub drain_timeout_ms: u64,
     /// The page documenting the error codes; an error's `type` is this plus `#<code>`.
     pub error_docs_url: String,
+    /// How long a client may take to send a whole request body.
+    pub body_total_timeout_ms: u64,
+    /// Connections served at once; further ones wait in the listen backlog.
+    pub max_connections: u64,
+    /// The kernel's queue of connections not yet accepted (TCP listeners).
+    pub listen_backlog: u32,
 }
 
 impl Default for ServerFile {
@@ -83,6 +89,9 @@ impl Default for ServerFile {
             body_read_timeout_ms: 30_000,
             drain_timeout_ms: 30_000,
             error_docs_url: crate::error::DEFAULT_ERROR_DOCS_URL.into(),
+            body_total_timeout_ms: 60_000,
+            max_connections: 10_000,
+            listen_backlog: 1024,
         }
     }
 }
@@ -339,6 +348,9 @@ pub struct Server {
     pub drain_timeout: Duration,
     /// Base of every error's `type` URI (`server.error_docs_url`).
     pub error_docs_url: String,
+    pub body_total_timeout: Duration,
+    pub max_connections: usize,
+    pub listen_backlog: u32,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -1137,6 +1149,9 @@ impl Validator<'_> {
             ("server.header_read_timeout_ms", s.header_read_timeout_ms),
             ("server.body_read_timeout_ms", s.body_read_timeout_ms),
             ("server.drain_timeout_ms", s.drain_timeout_ms),
+            ("server.body_total_timeout_ms", s.body_total_timeout_ms),
+            ("server.max_connections", s.max_connections),
+            ("server.listen_backlog", u64::from(s.listen_backlog)),
         ] {
             if v == 0 {
                 return Err(self.err(k, "must be greater than 0"));
@@ -1144,6 +1159,12 @@ impl Validator<'_> {
         }
         if let Err(why) = check_error_docs_url(&s.error_docs_url) {
             return Err(self.err("server.error_docs_url", why));
+        }
+        if s.body_total_timeout_ms < s.body_read_timeout_ms {
+            return Err(self.err(
+                "server.body_total_timeout_ms",
+                "must be at least server.body_read_timeout_ms",
+            ));
         }
         Ok(Server {
             listen,
@@ -1153,6 +1174,9 @@ impl Validator<'_> {
             header_read_timeout: Duration::from_millis(s.header_read_timeout_ms),
             body_read_timeout: Duration::from_millis(s.body_read_timeout_ms),
             drain_timeout: Duration::from_millis(s.drain_timeout_ms),
+            body_total_timeout: Duration::from_millis(s.body_total_timeout_ms),
+            max_connections: usize::try_from(s.max_connections).unwrap_or(usize::MAX),
+            listen_backlog: s.listen_backlog,
         })
     }
 

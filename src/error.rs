@@ -45,6 +45,9 @@ pub enum ProxyError {
     BodyTooLarge { limit: u64 },
     /// The client stopped sending its body for `server.body_read_timeout_ms`.
     BodyTimeout { after_ms: u64 },
+    /// The whole request body did not arrive within `server.body_total_timeout_ms`
+    /// (or was still arriving when the upstream's time ran out).
+    BodyDeadline { after_ms: u64 },
     /// Header section too large or too many headers.
     HeadersTooLarge,
     /// No complete request head within `server.header_read_timeout_ms`.
@@ -110,7 +113,7 @@ impl ProxyError {
             | Self::RouteUnknown { .. }
             | Self::ScopeDenied(_) => StatusCode::FORBIDDEN,
             Self::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-            Self::BodyTimeout { .. } => StatusCode::REQUEST_TIMEOUT,
+            Self::BodyTimeout { .. } | Self::BodyDeadline { .. } => StatusCode::REQUEST_TIMEOUT,
             Self::HeadersTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             Self::HeaderTimeout { .. } => StatusCode::REQUEST_TIMEOUT,
             Self::UpstreamUnavailable(_) => StatusCode::BAD_GATEWAY,
@@ -131,7 +134,7 @@ impl ProxyError {
             Self::RouteUnknown { .. } => "route_unknown",
             Self::ScopeDenied(_) => "scope_denied",
             Self::BodyTooLarge { .. } => "body_too_large",
-            Self::BodyTimeout { .. } => "body_timeout",
+            Self::BodyTimeout { .. } | Self::BodyDeadline { .. } => "body_timeout",
             Self::HeadersTooLarge => "headers_too_large",
             Self::HeaderTimeout { .. } => "header_timeout",
             Self::UpstreamUnavailable(_) => "upstream_unavailable",
@@ -152,7 +155,7 @@ impl ProxyError {
             Self::RouteUnknown { .. } => "Route unknown",
             Self::ScopeDenied(_) => "Scope not allowed",
             Self::BodyTooLarge { .. } => "Body too large",
-            Self::BodyTimeout { .. } => "Body timeout",
+            Self::BodyTimeout { .. } | Self::BodyDeadline { .. } => "Body timeout",
             Self::HeadersTooLarge => "Headers too large",
             Self::HeaderTimeout { .. } => "Header timeout",
             Self::UpstreamUnavailable(_) => "Upstream unavailable",
@@ -199,6 +202,9 @@ impl ProxyError {
             }
             Self::BodyTimeout { after_ms } => {
                 format!("the request body stalled for {after_ms} ms")
+            }
+            Self::BodyDeadline { after_ms } => {
+                format!("the request body was not complete within {after_ms} ms")
             }
             Self::HeadersTooLarge => "the request headers are too large or too many".into(),
             Self::HeaderTimeout { after_ms } => {

@@ -14,7 +14,7 @@ use rustls::RootCertStore;
 use rustls_pki_types::CertificateDer;
 use rustls_pki_types::pem::PemObject;
 
-use crate::body::{BodyFault, BodyWatch, ProxyBody, millis};
+use crate::body::{BodyWatch, ProxyBody, millis};
 use crate::config::Upstream as UpstreamConfig;
 use crate::error::ProxyError;
 
@@ -75,18 +75,14 @@ impl Upstream {
     ) -> Result<Response<PooledBody>, ProxyError> {
         let timeout = self.cfg.request_timeout;
         let result = tokio::time::timeout(timeout, self.pool.send(req)).await;
-        match watch.fault() {
-            Some(BodyFault::TooLarge) => {
-                return Err(ProxyError::BodyTooLarge { limit: body_limit });
-            }
-            Some(BodyFault::Stalled) => {
-                return Err(ProxyError::BodyTimeout {
-                    after_ms: millis(body_idle),
-                });
-            }
-            None => {}
+        if let Some(e) = watch.error(body_limit, body_idle) {
+            return Err(e);
         }
         match result {
+            // Still waiting for the caller's body: the caller's delay, not the upstream's.
+            Err(_) if watch.waiting_on_client() => Err(ProxyError::BodyDeadline {
+                after_ms: millis(timeout),
+            }),
             Err(_) => {
                 crate::metrics::upstream_error("timeout");
                 Err(ProxyError::UpstreamTimeout {

@@ -17,7 +17,7 @@ use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -51,6 +51,15 @@ pub struct GuardState {
     /// none), so the common case never takes the lock.
     refused_at: AtomicU64,
     refused: Mutex<Option<ProxyError>>,
+    /// Requests begun and not yet answered to the end (any protocol).
+    active: AtomicU64,
+    /// Requests answered to the end (or abandoned) so far.
+    finished: AtomicU64,
+    /// When `active` last fell to 0, in ms after `opened`.
+    idle_since_ms: AtomicU64,
+    opened: tokio::time::Instant,
+    /// The connection speaks HTTP/2 (the guard saw the preface).
+    h2: AtomicBool,
 }
 
 impl Default for GuardState {
@@ -60,6 +69,43 @@ impl Default for GuardState {
             served: AtomicU64::new(0),
             refused_at: AtomicU64::new(u64::MAX),
             refused: Mutex::new(None),
+            active: AtomicU64::new(0),
+            finished: AtomicU64::new(0),
+            idle_since_ms: AtomicU64::new(0),
+            opened: tokio::time::Instant::now(),
+            h2: AtomicBool::new(false),
+        }
+    }
+}
+
+/// One request in progress on a connection, from the service call until its
+/// response body ends (or is dropped): while any is, the connection is not idle.
+#[derive(Debug)]
+pub struct Active(Arc<GuardState>);
+
+impl Drop for Active {
+    fn drop(&mut self) {
+        let state = &self.0;
+        let ms = u64::try_from(state.opened.elapsed().as_millis()).unwrap_or(u64::MAX);
+        // Stored before the count falls, so whoever sees 0 sees this time.
+        state.idle_since_ms.store(ms, Ordering::Release);
+        state.finished.fetch_add(1, Ordering::AcqRel);
+        state.active.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// Why a connection was closed for idleness.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Idle {
+    Http1,
+    Http2,
+}
+
+impl Idle {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Http1 => "http1",
+            Self::Http2 => "http2",
         }
     }
 }
@@ -77,6 +123,71 @@ impl GuardState {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .take()
+    }
+
+    /// Marks a request as begun on this connection until the result drops.
+    pub fn begin(self: &Arc<Self>) -> Active {
+        self.active.fetch_add(1, Ordering::AcqRel);
+        Active(self.clone())
+    }
+
+    /// Starts the connection's idle clock now (once serving begins: a TLS
+    /// handshake before it is timed on its own).
+    pub fn start_idle_clock(&self) {
+        let ms = u64::try_from(self.opened.elapsed().as_millis()).unwrap_or(u64::MAX);
+        self.idle_since_ms.store(ms, Ordering::Release);
+    }
+
+    /// True while no request is in progress on the connection.
+    pub fn is_idle(&self) -> bool {
+        self.active.load(Ordering::Acquire) == 0
+    }
+
+    /// True once every head released to hyper has been answered to the end.
+    fn all_answered(&self) -> bool {
+        let released = self.released.load(Ordering::Acquire);
+        released > 0 && self.finished.load(Ordering::Acquire) >= released
+    }
+
+    pub fn is_h2(&self) -> bool {
+        self.h2.load(Ordering::Relaxed)
+    }
+
+    fn idle_since(&self) -> tokio::time::Instant {
+        self.opened + Duration::from_millis(self.idle_since_ms.load(Ordering::Acquire))
+    }
+
+    /// Resolves once the connection has had no request in progress for
+    /// `timeout` (counted from its opening, before its first request), with
+    /// `h1_grace` more for HTTP/1, whose guard answers first. It polls with
+    /// a timer instead of being woken by each request: a busy connection
+    /// costs one timer wake per `timeout`, not two task wakes per request.
+    pub async fn idle_for(&self, timeout: Duration, h1_grace: Duration) -> Idle {
+        loop {
+            let now = tokio::time::Instant::now();
+            let finished = self.finished.load(Ordering::Acquire);
+            let idle = self.is_idle();
+            let since = if idle { self.idle_since() } else { now };
+            // Whether the connection is HTTP/2 may be learnt meanwhile (its
+            // preface read): look at the HTTP/2 time first.
+            let next = if now < since + timeout {
+                since + timeout
+            } else {
+                since + timeout + h1_grace
+            };
+            tokio::time::sleep_until(next).await;
+            let untouched =
+                idle && self.is_idle() && self.finished.load(Ordering::Acquire) == finished;
+            if !untouched {
+                continue;
+            }
+            if self.is_h2() {
+                return Idle::Http2;
+            }
+            if tokio::time::Instant::now() >= since + timeout + h1_grace {
+                return Idle::Http1;
+            }
+        }
     }
 
     fn refuse(&self, err: ProxyError) {
@@ -123,16 +234,19 @@ pub struct Guarded<T> {
     eof: bool,
     /// How much of `raw` was already searched for the end of a head.
     scanned: usize,
-    /// Until the first head is whole. hyper times later heads itself, but
-    /// not the first: its protocol sniffing and this guard's holding back
-    /// come before its timer starts.
-    first_head_deadline: Option<(Pin<Box<tokio::time::Sleep>>, Duration)>,
+    /// Until the head being read is whole: the first from the connection's
+    /// start, each later one from the end of the answer before it. The guard
+    /// times every head itself (hyper's own timer would close the connection
+    /// without an answer), so a slow second head gets the same 408 as a slow
+    /// first one.
+    head_deadline: Option<Pin<Box<tokio::time::Sleep>>>,
+    head_timeout: Duration,
 }
 
 impl<T> Guarded<T> {
-    /// Guards `inner`; the first request head must be whole within
-    /// `first_head_timeout` (later ones are hyper's to time).
-    pub fn new(inner: T, state: Arc<GuardState>, first_head_timeout: Duration) -> Self {
+    /// Guards `inner`; each request head must be whole within `head_timeout`
+    /// (of the connection's start, or of the previous answer's end).
+    pub fn new(inner: T, state: Arc<GuardState>, head_timeout: Duration) -> Self {
         Self {
             inner,
             state,
@@ -141,10 +255,8 @@ impl<T> Guarded<T> {
             mode: Mode::Head,
             eof: false,
             scanned: 0,
-            first_head_deadline: Some((
-                Box::pin(tokio::time::sleep(first_head_timeout)),
-                first_head_timeout,
-            )),
+            head_deadline: Some(Box::pin(tokio::time::sleep(head_timeout))),
+            head_timeout,
         }
     }
 
@@ -249,7 +361,8 @@ impl<T> Guarded<T> {
                 return false;
             }
             self.mode = Mode::Passthrough;
-            self.first_head_deadline = None;
+            self.head_deadline = None;
+            self.state.h2.store(true, Ordering::Relaxed);
             return true;
         }
         let found = head_end(&self.raw, self.scanned.saturating_sub(2));
@@ -269,7 +382,7 @@ impl<T> Guarded<T> {
         self.scanned = 0;
         match check_head(&head) {
             Ok(mode) => {
-                self.first_head_deadline = None;
+                self.head_deadline = None;
                 self.state.released.fetch_add(1, Ordering::Relaxed);
                 hand_over(&mut self.ready, head);
                 self.mode = mode;
@@ -395,11 +508,24 @@ impl<T: AsyncRead + Unpin> AsyncRead for Guarded<T> {
                 this.mode = Mode::Done;
                 continue;
             }
-            if let Some((deadline, after)) = &mut this.first_head_deadline
+            if this.mode == Mode::Head && this.head_deadline.is_none() && this.state.all_answered()
+            {
+                // The previous answer is done: the next head's time starts.
+                let at = this.state.idle_since() + this.head_timeout;
+                this.head_deadline = Some(Box::pin(tokio::time::sleep_until(at)));
+            }
+            if let Some(deadline) = &mut this.head_deadline
                 && deadline.as_mut().poll(cx).is_ready()
             {
-                let after_ms = u64::try_from(after.as_millis()).unwrap_or(u64::MAX);
-                this.first_head_deadline = None;
+                this.head_deadline = None;
+                if this.state.released.load(Ordering::Relaxed) > 0 && this.raw.is_empty() {
+                    // Idle between requests, not slow: close as an idle keep-alive
+                    // connection (hyper sees the end of the stream between messages).
+                    crate::metrics::idle_connection_closed(Idle::Http1);
+                    this.mode = Mode::Done;
+                    continue;
+                }
+                let after_ms = u64::try_from(this.head_timeout.as_millis()).unwrap_or(u64::MAX);
                 this.refuse(ProxyError::HeaderTimeout { after_ms });
                 continue;
             }

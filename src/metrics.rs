@@ -19,7 +19,8 @@ pub const DENIALS_TOTAL: &str = "bcgate_denials_total";
 pub const REQUEST_SECONDS: &str = "bcgate_request_duration_seconds";
 /// Seconds the upstream took to send its response head, by `store`.
 pub const UPSTREAM_SECONDS: &str = "bcgate_upstream_duration_seconds";
-/// Upstream failures, by `kind` (`connect`, `tls`, `timeout`, `protocol`, `redirect`).
+/// Upstream failures, by `kind` (`connect`, `tls`, `timeout`, `protocol`,
+/// `redirect`, `truncated`: a response body the upstream cut short).
 pub const UPSTREAM_ERRORS_TOTAL: &str = "bcgate_upstream_errors_total";
 /// The latest `X-Rate-Limit-Requests-Left` BigCommerce reported, by `store`.
 pub const RATE_LIMIT_LEFT: &str = "bcgate_store_rate_limit_requests_left";
@@ -27,6 +28,15 @@ pub const RATE_LIMIT_LEFT: &str = "bcgate_store_rate_limit_requests_left";
 pub const CONFIG_RELOADS_TOTAL: &str = "bcgate_config_reloads_total";
 /// Connections open now, by `listener` (`proxy`, `admin`).
 pub const OPEN_CONNECTIONS: &str = "bcgate_open_connections";
+/// Connections the proxy listener serves at most (`server.max_connections`,
+/// lowered to fit the open-files limit).
+pub const CONNECTION_LIMIT: &str = "bcgate_connection_limit";
+/// Times the proxy listener stopped accepting because the connection limit was reached.
+pub const CONNECTION_LIMIT_WAITS_TOTAL: &str = "bcgate_connection_limit_waits_total";
+/// Failed `accept` calls on the proxy listener (out of file descriptors, most often).
+pub const ACCEPT_ERRORS_TOTAL: &str = "bcgate_accept_errors_total";
+/// Connections closed because no request came for the header read timeout, by `protocol`.
+pub const IDLE_CLOSED_TOTAL: &str = "bcgate_idle_connections_closed_total";
 /// Tokio tasks alive when `/metrics` was read (connections, requests, background work).
 pub const ALIVE_TASKS: &str = "bcgate_runtime_alive_tasks";
 /// Learn-mode requests enforce mode would have refused, by `client`, `method`,
@@ -92,7 +102,7 @@ fn describe() {
     );
     metrics::describe_counter!(
         UPSTREAM_ERRORS_TOTAL,
-        "Upstream failures, by kind (connect, tls, timeout, protocol, redirect)."
+        "Upstream failures, by kind (connect, tls, timeout, protocol, redirect, truncated)."
     );
     metrics::describe_gauge!(
         RATE_LIMIT_LEFT,
@@ -103,6 +113,22 @@ fn describe() {
         "Config reloads, by result (ok, error)."
     );
     metrics::describe_gauge!(OPEN_CONNECTIONS, "Connections open now, by listener.");
+    metrics::describe_gauge!(
+        CONNECTION_LIMIT,
+        "Connections the proxy listener serves at most (server.max_connections, fitted to the open-files limit)."
+    );
+    metrics::describe_counter!(
+        CONNECTION_LIMIT_WAITS_TOTAL,
+        "Times the proxy listener paused accepting because the connection limit was reached."
+    );
+    metrics::describe_counter!(
+        ACCEPT_ERRORS_TOTAL,
+        "Failed accept calls on the proxy listener."
+    );
+    metrics::describe_counter!(
+        IDLE_CLOSED_TOTAL,
+        "Connections closed because no request came within the header read timeout, by protocol."
+    );
     metrics::describe_gauge!(ALIVE_TASKS, "Tokio tasks alive when /metrics was read.");
     metrics::describe_gauge!(
         QUOTA_QUEUE_DEPTH,
@@ -271,6 +297,22 @@ impl Handles {
 
 pub fn upstream_error(kind: &'static str) {
     counter!(UPSTREAM_ERRORS_TOTAL, "kind" => kind).increment(1);
+}
+
+pub fn connection_limit(n: usize) {
+    gauge!(CONNECTION_LIMIT).set(n as f64);
+}
+
+pub fn connection_limit_wait() {
+    counter!(CONNECTION_LIMIT_WAITS_TOTAL).increment(1);
+}
+
+pub fn accept_error() {
+    counter!(ACCEPT_ERRORS_TOTAL).increment(1);
+}
+
+pub fn idle_connection_closed(protocol: crate::h1guard::Idle) {
+    counter!(IDLE_CLOSED_TOTAL, "protocol" => protocol.as_str()).increment(1);
 }
 
 /// Samples what is only known on demand; called just before rendering `/metrics`.

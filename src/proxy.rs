@@ -72,6 +72,8 @@ pub async fn handle(
     req: Request<Incoming>,
 ) -> Response<ProxyBody> {
     let started = Instant::now();
+    // Until the answer is sent to its end: the connection is busy, not idle.
+    let active = conn.guard.begin();
     // One config generation for the whole request, even if a reload lands meanwhile.
     let state = gw.state();
     let method = req.method().clone();
@@ -91,46 +93,99 @@ pub async fn handle(
         ),
     };
     resp.headers_mut().insert(X_REQUEST_ID, request_id.clone());
-    let status = resp.status().as_u16();
-    let elapsed = started.elapsed();
-    let client = outcome.client.as_ref().map_or("-", |c| c.name.as_str());
-    let store = outcome.store.as_ref().map_or("-", |s| s.hash.as_str());
-    let route = outcome.route.as_deref().unwrap_or("-");
-    let identity = [
-        outcome
-            .client
-            .as_ref()
-            .map_or(0, |c| Arc::as_ptr(c) as usize),
-        outcome
-            .route
-            .as_ref()
-            .map_or(0, |r| Arc::as_ptr(r).cast::<u8>() as usize),
-    ];
-    state.metrics.request_done(&metrics::Done {
-        client,
-        store,
-        route,
-        identity,
-        decision,
-        status,
-        error_code: code,
-        elapsed,
-    });
-    tracing::info!(
-        target: "bcgate::access",
-        request_id = request_id.to_str().unwrap_or(""),
-        client,
-        store,
-        method = method.as_str(),
-        route,
-        status,
-        decision = decision.as_str(),
-        code = code.unwrap_or("forwarded"),
-        latency_ms = millis_3(elapsed),
-        upstream_ms = outcome.upstream_ms.unwrap_or(0.0),
-        cause = cause.as_deref(),
-    );
-    resp
+    let access = Access {
+        status: resp.status().as_u16(),
+        elapsed: started.elapsed(),
+        state,
+        request_id,
+        cause,
+        head: method == Method::HEAD,
+        method,
+        outcome,
+    };
+    if decision != Decision::Forwarded || access.head || resp.body().is_end_stream() {
+        access.write(decision, code, code.unwrap_or("forwarded"));
+        return resp;
+    }
+    // A forwarded body is logged when it ends, as what it turned out to be.
+    resp.map(|b| {
+        body::on_end(b, move |end| {
+            drop(active);
+            access.ended(&end);
+        })
+    })
+}
+
+/// What the access log line and the request metrics say about a request,
+/// kept until its answer ends.
+struct Access {
+    state: Arc<State>,
+    request_id: HeaderValue,
+    /// What failed on the way to the upstream (an error's [`ProxyError::cause`]).
+    cause: Option<String>,
+    method: Method,
+    head: bool,
+    outcome: Outcome,
+    status: u16,
+    elapsed: std::time::Duration,
+}
+
+impl Access {
+    fn ended(self, end: &body::BodyEnd<'_>) {
+        match end {
+            body::BodyEnd::Complete => self.write(Decision::Forwarded, None, "forwarded"),
+            body::BodyEnd::Failed(e) if body::is_idle_timeout(*e) => {
+                metrics::upstream_error("timeout");
+                self.write(Decision::UpstreamFailed, None, "upstream_timeout");
+            }
+            body::BodyEnd::Failed(_) => {
+                metrics::upstream_error("truncated");
+                self.write(Decision::UpstreamFailed, None, "upstream_truncated");
+            }
+            body::BodyEnd::Dropped => self.write(Decision::Forwarded, None, "client_closed"),
+        }
+    }
+
+    fn write(&self, decision: Decision, error_code: Option<&'static str>, code: &str) {
+        let outcome = &self.outcome;
+        let client = outcome.client.as_ref().map_or("-", |c| c.name.as_str());
+        let store = outcome.store.as_ref().map_or("-", |s| s.hash.as_str());
+        let route = outcome.route.as_deref().unwrap_or("-");
+        let identity = [
+            outcome
+                .client
+                .as_ref()
+                .map_or(0, |c| Arc::as_ptr(c) as usize),
+            outcome
+                .route
+                .as_ref()
+                .map_or(0, |r| Arc::as_ptr(r).cast::<u8>() as usize),
+        ];
+        self.state.metrics.request_done(&metrics::Done {
+            client,
+            store,
+            route,
+            identity,
+            decision,
+            status: self.status,
+            error_code,
+            elapsed: self.elapsed,
+        });
+        tracing::info!(
+            target: "bcgate::access",
+            request_id = self.request_id.to_str().unwrap_or(""),
+            client,
+            store,
+            method = self.method.as_str(),
+            route,
+            status = self.status,
+            decision = decision.as_str(),
+            code,
+            latency_ms = millis_3(self.elapsed),
+            upstream_ms = outcome.upstream_ms.unwrap_or(0.0),
+            cause = self.cause.as_deref(),
+        );
+    }
 }
 
 fn decision_of(e: &ProxyError) -> Decision {
@@ -196,8 +251,17 @@ async fn run(
         return Err(ProxyError::BodyTooLarge { limit });
     }
     let idle = cfg.server.body_read_timeout;
-    let (facts, body, watch) =
-        body_facts(&parts, routed.body_need(), routed.route, body, limit, idle).await?;
+    let total = cfg.server.body_total_timeout;
+    let (facts, body, watch) = body_facts(
+        &parts,
+        routed.body_need(),
+        routed.route,
+        body,
+        limit,
+        idle,
+        total,
+    )
+    .await?;
     let decision = routed.authorize(facts).map_err(|d| out.denied(d))?;
     let store = decision.store;
     if client.mode == Mode::Learn {
@@ -267,6 +331,7 @@ async fn body_facts(
     body: Incoming,
     limit: u64,
     idle: std::time::Duration,
+    total: std::time::Duration,
 ) -> Result<(BodyFacts, ProxyBody, body::BodyWatch), ProxyError> {
     if route.flags.graphql && parts.method == Method::GET {
         // The document is in the query string (the decision read it).
@@ -277,7 +342,7 @@ async fn body_facts(
             // No body: say so, so an HTTP/2 upstream gets no empty DATA frame.
             return Ok((BodyFacts::None, body::empty(), body::BodyWatch::default()));
         }
-        let (streamed, watch) = body::streamed(body, limit, idle);
+        let (streamed, watch) = body::streamed(body, limit, idle, total);
         return Ok((BodyFacts::None, streamed, watch));
     };
     if parts
@@ -289,7 +354,7 @@ async fn body_facts(
             "bcgate must read this body and does not accept it compressed".into(),
         ));
     }
-    let bytes = body::read_bounded(body, limit, idle).await?;
+    let bytes = body::read_bounded(body, limit, idle, total).await?;
     let graphql_media = parts
         .headers
         .get(header::CONTENT_TYPE)

@@ -5,6 +5,7 @@
 //! on SIGTERM/SIGINT.
 
 use std::convert::Infallible;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -13,7 +14,6 @@ use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
 use metrics_exporter_prometheus::PrometheusHandle;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, UnixListener};
@@ -34,6 +34,9 @@ const MAX_CONCURRENT_STREAMS: u32 = 100;
 /// (the "rapid reset" attack, CVE-2023-44487).
 const MAX_PENDING_RESETS: usize = 20;
 const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How much longer than the head timeout an idle HTTP/1 connection may sit
+/// before the backstop closes it (its guard closes it at the head timeout).
+const H1_IDLE_GRACE: Duration = Duration::from_secs(1);
 
 /// Runs bcgate until SIGTERM or SIGINT, then drains.
 pub async fn run(config: Config) -> Result<(), String> {
@@ -44,10 +47,12 @@ pub async fn run(config: Config) -> Result<(), String> {
 /// (so `bcgate dev` can print what to send to the addresses actually bound).
 pub async fn bind(config: Config) -> Result<Bound, String> {
     let metrics = crate::metrics::install()?;
+    let open_files = raise_open_files_limit();
     let gateway = Arc::new(Gateway::new(config)?);
     log_loaded(&gateway.state());
     let config = gateway.state().config.clone();
-    let listener = Listener::bind(&config.server.listen).await?;
+    let listener = Listener::bind(&config.server.listen, config.server.listen_backlog)?;
+    let max_connections = connection_limit(config.server.max_connections, open_files);
     let admin = match &config.admin {
         Some(Listen::Tcp(addr)) => {
             let l = TcpListener::bind(addr)
@@ -79,7 +84,48 @@ pub async fn bind(config: Config) -> Result<Bound, String> {
         admin,
         app,
         metrics,
+        max_connections,
     })
+}
+
+/// Raises the soft open-files limit to the hard one (the soft default, often
+/// 1024, is what runs out first under many connections); returns the limit
+/// in force.
+fn raise_open_files_limit() -> Option<u64> {
+    let (soft, hard) = rlimit::Resource::NOFILE.get().ok()?;
+    if soft >= hard {
+        return Some(soft);
+    }
+    match rlimit::Resource::NOFILE.set(hard, hard) {
+        Ok(()) => {
+            tracing::debug!(from = soft, to = hard, "open-files limit raised");
+            Some(hard)
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, soft, hard, "could not raise the open-files limit");
+            Some(soft)
+        }
+    }
+}
+
+/// `server.max_connections`, lowered when the open-files limit could not
+/// hold that many with a reserve (a quarter of the limit, at most 256) for
+/// upstream connections, listeners and files.
+fn connection_limit(configured: usize, open_files: Option<u64>) -> usize {
+    let fits = open_files.map_or(usize::MAX, |n| {
+        usize::try_from(n - (n / 4).min(256)).unwrap_or(usize::MAX)
+    });
+    let limit = configured.min(fits).max(1);
+    if limit < configured {
+        tracing::warn!(
+            configured,
+            limit,
+            open_files = open_files.unwrap_or(0),
+            "server.max_connections lowered to fit the open-files limit"
+        );
+    }
+    crate::metrics::connection_limit(limit);
+    limit
 }
 
 /// The listeners, bound, and the config, watched; [`serve`](Self::serve) runs them.
@@ -89,6 +135,7 @@ pub struct Bound {
     admin: Option<(TcpListener, std::net::SocketAddr)>,
     app: Option<TcpListener>,
     metrics: PrometheusHandle,
+    max_connections: usize,
 }
 
 impl std::fmt::Debug for Bound {
@@ -136,14 +183,16 @@ async fn serve_bound(bound: Bound) -> Result<(), String> {
         admin,
         app,
         metrics,
+        max_connections,
     } = bound;
-    let config = gateway.state().config.clone();
     gateway.state().learn.spawn_flusher();
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
         .http1()
         .timer(TokioTimer::new())
-        .header_read_timeout(config.server.header_read_timeout)
+        // The head guard times every head and answers 408; hyper's own timer
+        // would close the connection silently.
+        .header_read_timeout(None)
         .max_buf_size(MAX_HEADER_BYTES)
         .max_headers(MAX_HEADERS + 1);
     builder
@@ -155,7 +204,11 @@ async fn serve_bound(bound: Bound) -> Result<(), String> {
         .keep_alive_interval(Some(Duration::from_secs(30)))
         .keep_alive_timeout(Duration::from_secs(10));
     let builder = Arc::new(builder);
-    let graceful = GracefulShutdown::new();
+    // Connections hold a receiver: `true` asks them to finish; the sender's
+    // `closed` tells when the last one has.
+    let (drain_tx, drain_rx) = tokio::sync::watch::channel(false);
+    let slots = Arc::new(tokio::sync::Semaphore::new(max_connections));
+    let mut accept_errors = AcceptErrors::default();
     let mut shutdown = std::pin::pin!(shutdown_signal());
 
     if let Some((admin, _)) = admin {
@@ -169,22 +222,54 @@ async fn serve_bound(bound: Bound) -> Result<(), String> {
     if let Some(app) = app {
         tokio::spawn(serve_app(app, builder.clone(), gateway.clone()));
     }
+    let mut at_limit = false;
     loop {
+        // A connection is accepted only with a free slot: past the limit,
+        // new connections wait in the listen backlog, holding no descriptor.
+        let slot = match slots.clone().try_acquire_owned() {
+            Ok(slot) => {
+                at_limit = false;
+                slot
+            }
+            Err(_) => {
+                crate::metrics::connection_limit_wait();
+                if !at_limit {
+                    at_limit = true;
+                    tracing::warn!(
+                        max_connections,
+                        "connection limit reached; new connections wait until one closes"
+                    );
+                }
+                tokio::select! {
+                    () = &mut shutdown => break,
+                    slot = slots.clone().acquire_owned() => match slot {
+                        Ok(slot) => slot,
+                        Err(_) => break,
+                    },
+                }
+            }
+        };
         tokio::select! {
             () = &mut shutdown => break,
             accepted = listener.accept() => {
                 let (io, local) = match accepted {
-                    Ok(x) => x,
+                    Ok(x) => {
+                        accept_errors.recovered();
+                        x
+                    }
                     Err(e) => {
-                        tracing::warn!(error = %e, "accept failed");
-                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        let pause = accept_errors.failed(&e);
+                        tokio::select! {
+                            () = &mut shutdown => break,
+                            () = tokio::time::sleep(pause) => {}
+                        }
                         continue;
                     }
                 };
                 let open = crate::metrics::connection_opened("proxy");
                 let gw = gateway.clone();
                 let builder = builder.clone();
-                let watcher = graceful.watcher();
+                let drain = drain_rx.clone();
                 // TLS material and timeouts as of now: a reload may have rotated them.
                 let state = gateway.state();
                 let tls = state.tls.clone();
@@ -192,7 +277,9 @@ async fn serve_bound(bound: Bound) -> Result<(), String> {
                 drop(state);
                 tokio::spawn(async move {
                     let _open = open;
+                    let _slot = slot;
                     let guard = Arc::new(GuardState::default());
+                    let conn_state = guard.clone();
                     let service = |peer: Peer| {
                         let conn = ConnInfo { local, guard: guard.clone(), peer: Arc::new(peer) };
                         service_fn(move |req: Request<Incoming>| {
@@ -213,7 +300,7 @@ async fn serve_bound(bound: Bound) -> Result<(), String> {
                                         tls_subject: crate::tls::peer_subject(s.get_ref().1),
                                     };
                                     let svc = service(peer);
-                                    serve(&builder, Guarded::new(s, guard, header_timeout), svc, watcher).await;
+                                    serve(&builder, Guarded::new(s, guard, header_timeout), svc, drain, &conn_state, header_timeout).await;
                                 }
                                 Ok(Err(e)) => tracing::debug!(error = %e, "TLS handshake failed"),
                                 Err(_) => tracing::debug!("TLS handshake timed out"),
@@ -221,7 +308,7 @@ async fn serve_bound(bound: Bound) -> Result<(), String> {
                         }
                         (Io::Tcp(s), None) => {
                             let svc = service(Peer::default());
-                            serve(&builder, Guarded::new(s, guard, header_timeout), svc, watcher).await;
+                            serve(&builder, Guarded::new(s, guard, header_timeout), svc, drain, &conn_state, header_timeout).await;
                         }
                         (Io::Unix(s), _) => {
                             let peer = Peer {
@@ -229,7 +316,7 @@ async fn serve_bound(bound: Bound) -> Result<(), String> {
                                 tls_subject: None,
                             };
                             let svc = service(peer);
-                            serve(&builder, Guarded::new(s, guard, header_timeout), svc, watcher).await;
+                            serve(&builder, Guarded::new(s, guard, header_timeout), svc, drain, &conn_state, header_timeout).await;
                         }
                     }
                 });
@@ -242,7 +329,9 @@ async fn serve_bound(bound: Bound) -> Result<(), String> {
         "shutting down: draining in-flight requests"
     );
     drop(listener);
-    if tokio::time::timeout(deadline, graceful.shutdown())
+    let _ = drain_tx.send(true);
+    drop(drain_rx);
+    if tokio::time::timeout(deadline, drain_tx.closed())
         .await
         .is_err()
     {
@@ -373,11 +462,16 @@ async fn check_upstream(gateway: &Gateway) {
     }
 }
 
+/// Serves one connection until it ends: asked to finish by the drain, or
+/// closed once idle for `idle` (an HTTP/2 connection has no head timer of
+/// hyper's; an HTTP/1 one is timed by its guard first, this is a backstop).
 async fn serve<I, S>(
     builder: &auto::Builder<TokioExecutor>,
     io: I,
     svc: S,
-    watcher: hyper_util::server::graceful::Watcher,
+    mut drain: tokio::sync::watch::Receiver<bool>,
+    state: &GuardState,
+    idle: Duration,
 ) where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     S: hyper::service::Service<
@@ -388,9 +482,71 @@ async fn serve<I, S>(
         + 'static,
     S::Future: Send + 'static,
 {
-    let conn = builder.serve_connection(TokioIo::new(io), svc).into_owned();
-    if let Err(e) = watcher.watch(conn).await {
-        tracing::debug!(error = %e, "connection ended with an error");
+    state.start_idle_clock();
+    let conn = builder.serve_connection(TokioIo::new(io), svc);
+    let mut conn = std::pin::pin!(conn);
+    let mut closing = false;
+    // After an idle close starts: HTTP/2's GOAWAY waits for the peer's PING
+    // answer, which a peer may never send.
+    let mut force_close: Option<Pin<Box<tokio::time::Sleep>>> = None;
+    loop {
+        tokio::select! {
+            ended = conn.as_mut() => {
+                if let Err(e) = ended {
+                    tracing::debug!(error = %e, "connection ended with an error");
+                }
+                return;
+            }
+            _ = drain.changed(), if !closing => {
+                closing = true;
+                conn.as_mut().graceful_shutdown();
+            }
+            kind = state.idle_for(idle, H1_IDLE_GRACE), if !closing => {
+                closing = true;
+                crate::metrics::idle_connection_closed(kind);
+                conn.as_mut().graceful_shutdown();
+                force_close = Some(Box::pin(tokio::time::sleep(idle.max(H1_IDLE_GRACE))));
+            }
+            () = async {
+                match force_close.as_mut() {
+                    Some(sleep) => sleep.await,
+                    None => std::future::pending().await,
+                }
+            }, if force_close.is_some() => {
+                tracing::debug!("idle connection did not close in time; dropped");
+                return;
+            }
+        }
+    }
+}
+
+/// Failed accepts, counted each and logged once per run of failures, with
+/// a pause that grows while they last (the usual cause, no descriptors left,
+/// does not pass by retrying at once).
+#[derive(Debug, Default)]
+struct AcceptErrors {
+    failures: u64,
+}
+
+impl AcceptErrors {
+    const FIRST_PAUSE: Duration = Duration::from_millis(10);
+    const MAX_PAUSE: Duration = Duration::from_secs(1);
+
+    fn failed(&mut self, e: &std::io::Error) -> Duration {
+        crate::metrics::accept_error();
+        if self.failures == 0 {
+            tracing::warn!(error = %e, "accept failed; pausing, further failures are only counted");
+        }
+        self.failures += 1;
+        let doublings = u32::try_from(self.failures - 1).unwrap_or(u32::MAX).min(7);
+        (Self::FIRST_PAUSE * 2u32.pow(doublings)).min(Self::MAX_PAUSE)
+    }
+
+    fn recovered(&mut self) {
+        if self.failures > 0 {
+            tracing::info!(failures = self.failures, "accepting connections again");
+            self.failures = 0;
+        }
     }
 }
 
@@ -405,12 +561,21 @@ enum Listener {
 }
 
 impl Listener {
-    async fn bind(listen: &Listen) -> Result<Self, String> {
+    fn bind(listen: &Listen, backlog: u32) -> Result<Self, String> {
         match listen {
-            Listen::Tcp(addr) => TcpListener::bind(addr)
-                .await
-                .map(Listener::Tcp)
-                .map_err(|e| format!("server.listen {addr}: {e}")),
+            Listen::Tcp(addr) => {
+                let err = |e: std::io::Error| format!("server.listen {addr}: {e}");
+                let socket = if addr.is_ipv4() {
+                    tokio::net::TcpSocket::new_v4()
+                } else {
+                    tokio::net::TcpSocket::new_v6()
+                }
+                .map_err(err)?;
+                // As TcpListener::bind does: a restart can rebind at once.
+                socket.set_reuseaddr(true).map_err(err)?;
+                socket.bind(*addr).map_err(err)?;
+                socket.listen(backlog).map(Listener::Tcp).map_err(err)
+            }
             Listen::Unix(path) => {
                 // A stale socket file from an earlier run would make bind fail.
                 if std::fs::symlink_metadata(path).is_ok_and(|m| {
@@ -456,9 +621,17 @@ async fn serve_admin(
     gateway: Arc<Gateway>,
     metrics: PrometheusHandle,
 ) {
+    let mut errors = AcceptErrors::default();
     loop {
-        let Ok((stream, _)) = listener.accept().await else {
-            continue;
+        let stream = match listener.accept().await {
+            Ok((stream, _)) => {
+                errors.recovered();
+                stream
+            }
+            Err(e) => {
+                tokio::time::sleep(errors.failed(&e)).await;
+                continue;
+            }
         };
         let open = crate::metrics::connection_opened("admin");
         let builder = builder.clone();
@@ -561,5 +734,35 @@ pub(crate) async fn shutdown_signal() {
     tokio::select! {
         _ = term.recv() => {},
         _ = int.recv() => {},
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_connection_limit_fits_the_open_files_limit() {
+        assert_eq!(connection_limit(10_000, Some(1_048_576)), 10_000);
+        assert_eq!(connection_limit(10_000, None), 10_000);
+        // A quarter of the descriptors, at most 256, stays in reserve.
+        assert_eq!(connection_limit(10_000, Some(1024)), 768);
+        assert_eq!(connection_limit(10_000, Some(20_000)), 10_000);
+        assert_eq!(connection_limit(15, Some(64)), 15);
+        assert_eq!(connection_limit(100, Some(64)), 48);
+        assert_eq!(connection_limit(10, Some(0)), 1);
+    }
+
+    #[test]
+    fn accept_failures_back_off_to_a_second_and_reset_on_success() {
+        let mut errors = AcceptErrors::default();
+        let e = std::io::Error::from_raw_os_error(24);
+        let pauses: Vec<_> = (0..10).map(|_| errors.failed(&e)).collect();
+        assert_eq!(pauses[0], Duration::from_millis(10));
+        assert_eq!(pauses[1], Duration::from_millis(20));
+        assert!(pauses.windows(2).all(|w| w[0] <= w[1]), "{pauses:?}");
+        assert_eq!(pauses[9], Duration::from_secs(1));
+        errors.recovered();
+        assert_eq!(errors.failed(&e), Duration::from_millis(10));
     }
 }

@@ -67,7 +67,7 @@ fn fixture() -> Fx {
     mock.set_recording(false);
     let dir = support::process::temp_dir();
     ca.write_to(dir.path());
-    // A long header_read_timeout: hyper closes idle keep-alive connections
+    // A long header_read_timeout: idle keep-alive connections are closed
     // when it runs out (see faults.rs), and this test wants them held.
     let config = format!(
         r#"[server]

@@ -110,6 +110,30 @@ impl Bcgate {
         }
     }
 
+    /// Like [`start_in`](Self::start_in), with the open-files limit set to
+    /// `soft` and `hard` (`prlimit`, which execs the binary, so the child's
+    /// pid stays bcgate's).
+    pub fn start_with_nofile_in(
+        (soft, hard): (u64, u64),
+        dir: tempfile::TempDir,
+        config_toml: &str,
+        env: &[(&str, &str)],
+    ) -> Bcgate {
+        let config_path = dir.path().join("bcgate.toml");
+        std::fs::write(&config_path, config_toml).expect("write bcgate.toml");
+        let mut cmd = Command::new("prlimit");
+        cmd.arg(format!("--nofile={soft}:{hard}"))
+            .arg(bcgate_exe())
+            .arg("run")
+            .arg("--config")
+            .arg(&config_path);
+        let context = format!("--- config (nofile {soft}:{hard}) ---\n{config_toml}");
+        match Self::launch(cmd, dir, Some(config_path), env, &context) {
+            Ok(gate) => gate,
+            Err(msg) => panic!("{msg}"),
+        }
+    }
+
     fn try_start_on(
         cpu: Option<u32>,
         dir: tempfile::TempDir,
