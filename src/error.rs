@@ -11,7 +11,7 @@ use bytes::Bytes;
 use http::{HeaderValue, Response, StatusCode, header};
 use serde::Serialize;
 
-use crate::body::ProxyBody;
+use crate::metrics::Decision::{self, Denied, Rejected, UpstreamFailed};
 
 /// The `type` URI's base when `server.error_docs_url` is not set: a tag URI
 /// (RFC 4151) names the problem type without pretending to be a page, so no
@@ -101,68 +101,90 @@ struct Problem<'a> {
     request_id: &'a str,
 }
 
-impl ProxyError {
-    pub fn status(&self) -> StatusCode {
-        match self {
-            Self::Unauthenticated(_) | Self::StoreTokenRefused(_) => StatusCode::UNAUTHORIZED,
-            Self::BadRequest(_) => StatusCode::BAD_REQUEST,
-            Self::StoreUnknown(_) | Self::NoStore { .. } => StatusCode::NOT_FOUND,
-            Self::StoreNotAllowed { .. }
-            | Self::StoreUninstalled(_)
-            | Self::NotProxied { .. }
-            | Self::RouteUnknown { .. }
-            | Self::ScopeDenied(_) => StatusCode::FORBIDDEN,
-            Self::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-            Self::BodyTimeout { .. } | Self::BodyDeadline { .. } => StatusCode::REQUEST_TIMEOUT,
-            Self::HeadersTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
-            Self::HeaderTimeout { .. } => StatusCode::REQUEST_TIMEOUT,
-            Self::UpstreamUnavailable(_) => StatusCode::BAD_GATEWAY,
-            Self::UpstreamTimeout { .. } => StatusCode::GATEWAY_TIMEOUT,
-            Self::QuotaExhausted(_) => StatusCode::TOO_MANY_REQUESTS,
+/// What every error of one `code` shares: its HTTP status, its code, its
+/// problem `title`, and the request metrics' `decision` label.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ErrorKind {
+    pub status: StatusCode,
+    /// The stable machine-readable code; docs/errors.md has a heading for each.
+    pub code: &'static str,
+    pub title: &'static str,
+    pub decision: Decision,
+}
+
+/// Declares the table: one `ErrorKind` constant per row, and `ALL`.
+macro_rules! error_kinds {
+    ($($name:ident = $status:ident, $code:literal, $title:literal, $decision:ident;)*) => {
+        impl ErrorKind {
+            $(pub const $name: Self = Self {
+                status: StatusCode::$status,
+                code: $code,
+                title: $title,
+                decision: $decision,
+            };)*
+
+            /// Every row, once.
+            pub const ALL: &'static [Self] = &[$(Self::$name),*];
         }
+    };
+}
+
+// The one table of codes: a new code is one line here and one arm in
+// `ProxyError::kind` (and a heading in docs/errors.md).
+error_kinds! {
+    UNAUTHENTICATED      = UNAUTHORIZED,                    "unauthenticated",      "Unauthenticated",      Denied;
+    BAD_REQUEST          = BAD_REQUEST,                     "bad_request",          "Bad request",          Rejected;
+    STORE_UNKNOWN        = NOT_FOUND,                       "store_unknown",        "Store unknown",        Denied;
+    STORE_NOT_ALLOWED    = FORBIDDEN,                       "store_not_allowed",    "Store not allowed",    Denied;
+    STORE_UNINSTALLED    = FORBIDDEN,                       "store_uninstalled",    "Store uninstalled",    Denied;
+    NOT_PROXIED          = FORBIDDEN,                       "not_proxied",          "API not proxied",      Denied;
+    ROUTE_UNKNOWN        = FORBIDDEN,                       "route_unknown",        "Route unknown",        Denied;
+    SCOPE_DENIED         = FORBIDDEN,                       "scope_denied",         "Scope not allowed",    Denied;
+    BODY_TOO_LARGE       = PAYLOAD_TOO_LARGE,               "body_too_large",       "Body too large",       Rejected;
+    BODY_TIMEOUT         = REQUEST_TIMEOUT,                 "body_timeout",         "Body timeout",         Rejected;
+    HEADERS_TOO_LARGE    = REQUEST_HEADER_FIELDS_TOO_LARGE, "headers_too_large",    "Headers too large",    Rejected;
+    HEADER_TIMEOUT       = REQUEST_TIMEOUT,                 "header_timeout",       "Header timeout",       Rejected;
+    UPSTREAM_UNAVAILABLE = BAD_GATEWAY,                     "upstream_unavailable", "Upstream unavailable", UpstreamFailed;
+    STORE_TOKEN_REFUSED  = UNAUTHORIZED,                    "store_token_refused",  "Store token refused",  Denied;
+    UPSTREAM_TIMEOUT     = GATEWAY_TIMEOUT,                 "upstream_timeout",     "Upstream timeout",     UpstreamFailed;
+    QUOTA_EXHAUSTED      = TOO_MANY_REQUESTS,               "quota_exhausted",      "Quota exhausted",      Rejected;
+}
+
+impl ProxyError {
+    /// This error's row of the table.
+    pub fn kind(&self) -> &'static ErrorKind {
+        match self {
+            Self::Unauthenticated(_) => &ErrorKind::UNAUTHENTICATED,
+            Self::BadRequest(_) => &ErrorKind::BAD_REQUEST,
+            Self::StoreUnknown(_) | Self::NoStore { .. } => &ErrorKind::STORE_UNKNOWN,
+            Self::StoreNotAllowed { .. } => &ErrorKind::STORE_NOT_ALLOWED,
+            Self::StoreUninstalled(_) => &ErrorKind::STORE_UNINSTALLED,
+            Self::NotProxied { .. } => &ErrorKind::NOT_PROXIED,
+            Self::RouteUnknown { .. } => &ErrorKind::ROUTE_UNKNOWN,
+            Self::ScopeDenied(_) => &ErrorKind::SCOPE_DENIED,
+            Self::BodyTooLarge { .. } => &ErrorKind::BODY_TOO_LARGE,
+            Self::BodyTimeout { .. } | Self::BodyDeadline { .. } => &ErrorKind::BODY_TIMEOUT,
+            Self::HeadersTooLarge => &ErrorKind::HEADERS_TOO_LARGE,
+            Self::HeaderTimeout { .. } => &ErrorKind::HEADER_TIMEOUT,
+            Self::UpstreamUnavailable(_) => &ErrorKind::UPSTREAM_UNAVAILABLE,
+            Self::StoreTokenRefused(_) => &ErrorKind::STORE_TOKEN_REFUSED,
+            Self::UpstreamTimeout { .. } => &ErrorKind::UPSTREAM_TIMEOUT,
+            Self::QuotaExhausted(_) => &ErrorKind::QUOTA_EXHAUSTED,
+        }
+    }
+
+    pub fn status(&self) -> StatusCode {
+        self.kind().status
     }
 
     /// The stable machine-readable code; docs/errors.md has a heading for each.
     pub fn code(&self) -> &'static str {
-        match self {
-            Self::Unauthenticated(_) => "unauthenticated",
-            Self::BadRequest(_) => "bad_request",
-            Self::StoreUnknown(_) | Self::NoStore { .. } => "store_unknown",
-            Self::StoreNotAllowed { .. } => "store_not_allowed",
-            Self::StoreUninstalled(_) => "store_uninstalled",
-            Self::NotProxied { .. } => "not_proxied",
-            Self::RouteUnknown { .. } => "route_unknown",
-            Self::ScopeDenied(_) => "scope_denied",
-            Self::BodyTooLarge { .. } => "body_too_large",
-            Self::BodyTimeout { .. } | Self::BodyDeadline { .. } => "body_timeout",
-            Self::HeadersTooLarge => "headers_too_large",
-            Self::HeaderTimeout { .. } => "header_timeout",
-            Self::UpstreamUnavailable(_) => "upstream_unavailable",
-            Self::StoreTokenRefused(_) => "store_token_refused",
-            Self::UpstreamTimeout { .. } => "upstream_timeout",
-            Self::QuotaExhausted(_) => "quota_exhausted",
-        }
+        self.kind().code
     }
 
-    fn title(&self) -> &'static str {
-        match self {
-            Self::Unauthenticated(_) => "Unauthenticated",
-            Self::BadRequest(_) => "Bad request",
-            Self::StoreUnknown(_) | Self::NoStore { .. } => "Store unknown",
-            Self::StoreNotAllowed { .. } => "Store not allowed",
-            Self::StoreUninstalled(_) => "Store uninstalled",
-            Self::NotProxied { .. } => "API not proxied",
-            Self::RouteUnknown { .. } => "Route unknown",
-            Self::ScopeDenied(_) => "Scope not allowed",
-            Self::BodyTooLarge { .. } => "Body too large",
-            Self::BodyTimeout { .. } | Self::BodyDeadline { .. } => "Body timeout",
-            Self::HeadersTooLarge => "Headers too large",
-            Self::HeaderTimeout { .. } => "Header timeout",
-            Self::UpstreamUnavailable(_) => "Upstream unavailable",
-            Self::StoreTokenRefused(_) => "Store token refused",
-            Self::UpstreamTimeout { .. } => "Upstream timeout",
-            Self::QuotaExhausted(_) => "Quota exhausted",
-        }
+    /// What the request metrics' `decision` label says of a request answered with this error.
+    pub fn decision(&self) -> Decision {
+        self.kind().decision
     }
 
     /// One sentence for a human; see the module docs for what it may contain.
@@ -248,21 +270,23 @@ impl ProxyError {
     }
 
     /// [`Self::to_response_in`] with the default `type` base.
-    pub fn to_response(&self, request_id: &str) -> Response<ProxyBody> {
+    pub fn to_response(&self, request_id: &str) -> Response<Bytes> {
         self.to_response_in(request_id, DEFAULT_ERROR_DOCS_URL)
     }
 
     /// The JSON problem-details response, its `type` under `docs`
-    /// ([`Self::type_uri`]); the caller adds `X-Request-Id`.
-    pub fn to_response_in(&self, request_id: &str, docs: &str) -> Response<ProxyBody> {
+    /// ([`Self::type_uri`]); the caller adds `X-Request-Id` and makes the
+    /// body its own body type (this module sits below the body types).
+    pub fn to_response_in(&self, request_id: &str, docs: &str) -> Response<Bytes> {
         let required = match self {
             Self::ScopeDenied(d) => Some(d.required.as_slice()),
             _ => None,
         };
-        let code = self.code();
+        let kind = self.kind();
+        let code = kind.code;
         let problem = Problem {
-            status: self.status().as_u16(),
-            title: self.title(),
+            status: kind.status.as_u16(),
+            title: kind.title,
             type_: self.type_uri(docs),
             detail: self.detail(),
             code,
@@ -272,8 +296,8 @@ impl ProxyError {
         // Serializing plain strings and numbers cannot fail; fall back to the code alone.
         let json = serde_json::to_vec(&problem)
             .unwrap_or_else(|_| format!("{{\"code\":\"{code}\"}}").into_bytes());
-        let mut resp = Response::new(crate::body::full(Bytes::from(json)));
-        *resp.status_mut() = self.status();
+        let mut resp = Response::new(Bytes::from(json));
+        *resp.status_mut() = kind.status;
         resp.headers_mut().insert(
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/problem+json"),
@@ -380,12 +404,14 @@ mod tests {
         );
     }
 
-    #[test]
-    fn every_code_is_distinct_and_snake_case() {
-        let all = [
+    /// One of every variant. The match below stops compiling when a variant
+    /// is added, so this list (and the tests over it) cannot miss one.
+    fn every_variant() -> Vec<ProxyError> {
+        let all = vec![
             ProxyError::Unauthenticated("x"),
             ProxyError::BadRequest("x".into()),
             ProxyError::StoreUnknown("x".into()),
+            ProxyError::NoStore { client: "a".into() },
             ProxyError::StoreNotAllowed {
                 client: "a".into(),
                 store: "b".into(),
@@ -399,8 +425,15 @@ mod tests {
                 method: "GET".into(),
                 path: "/x".into(),
             },
+            ProxyError::ScopeDenied(Box::new(ScopeDenial {
+                subject: "client 'a'".into(),
+                method: "GET".into(),
+                route: "/x".into(),
+                required: vec!["s".into()],
+            })),
             ProxyError::BodyTooLarge { limit: 1 },
             ProxyError::BodyTimeout { after_ms: 1 },
+            ProxyError::BodyDeadline { after_ms: 1 },
             ProxyError::HeadersTooLarge,
             ProxyError::HeaderTimeout { after_ms: 1 },
             ProxyError::UpstreamUnavailable("x".into()),
@@ -415,14 +448,103 @@ mod tests {
                 reset_ms: 1,
             })),
         ];
-        let mut codes: Vec<_> = all.iter().map(|e| e.code()).collect();
+        for e in &all {
+            match e {
+                ProxyError::Unauthenticated(_)
+                | ProxyError::BadRequest(_)
+                | ProxyError::StoreUnknown(_)
+                | ProxyError::NoStore { .. }
+                | ProxyError::StoreNotAllowed { .. }
+                | ProxyError::StoreUninstalled(_)
+                | ProxyError::NotProxied { .. }
+                | ProxyError::RouteUnknown { .. }
+                | ProxyError::ScopeDenied(_)
+                | ProxyError::BodyTooLarge { .. }
+                | ProxyError::BodyTimeout { .. }
+                | ProxyError::BodyDeadline { .. }
+                | ProxyError::HeadersTooLarge
+                | ProxyError::HeaderTimeout { .. }
+                | ProxyError::UpstreamUnavailable(_)
+                | ProxyError::StoreTokenRefused(_)
+                | ProxyError::UpstreamTimeout { .. }
+                | ProxyError::QuotaExhausted(_) => {}
+            }
+        }
+        all
+    }
+
+    #[test]
+    fn every_variant_answers_its_documented_status_code_and_title() {
+        // The answers as documented in docs/errors.md; a change here is a
+        // change of the public contract.
+        let want: [(u16, &str, &str); 18] = [
+            (401, "unauthenticated", "Unauthenticated"),
+            (400, "bad_request", "Bad request"),
+            (404, "store_unknown", "Store unknown"),
+            (404, "store_unknown", "Store unknown"),
+            (403, "store_not_allowed", "Store not allowed"),
+            (403, "store_uninstalled", "Store uninstalled"),
+            (403, "not_proxied", "API not proxied"),
+            (403, "route_unknown", "Route unknown"),
+            (403, "scope_denied", "Scope not allowed"),
+            (413, "body_too_large", "Body too large"),
+            (408, "body_timeout", "Body timeout"),
+            (408, "body_timeout", "Body timeout"),
+            (431, "headers_too_large", "Headers too large"),
+            (408, "header_timeout", "Header timeout"),
+            (502, "upstream_unavailable", "Upstream unavailable"),
+            (401, "store_token_refused", "Store token refused"),
+            (504, "upstream_timeout", "Upstream timeout"),
+            (429, "quota_exhausted", "Quota exhausted"),
+        ];
+        let all = every_variant();
+        assert_eq!(all.len(), want.len());
+        for (e, (status, code, title)) in all.iter().zip(want) {
+            assert_eq!(e.status().as_u16(), status, "{e:?}");
+            assert_eq!(e.code(), code, "{e:?}");
+            let resp = e.to_response_in("rid", "https://docs.example/errors");
+            assert_eq!(resp.status().as_u16(), status, "{e:?}");
+            let body: serde_json::Value =
+                serde_json::from_slice(resp.body()).expect("problem JSON");
+            assert_eq!(body["status"], status, "{e:?}");
+            assert_eq!(body["code"], code, "{e:?}");
+            assert_eq!(body["title"], title, "{e:?}");
+            assert_eq!(body["detail"], e.detail().as_str(), "{e:?}");
+            assert_eq!(body["type"], format!("https://docs.example/errors#{code}"));
+            assert_eq!(body["request_id"], "rid");
+        }
+    }
+
+    #[test]
+    fn the_table_has_one_row_per_code_and_every_row_is_used() {
+        let mut codes: Vec<_> = ErrorKind::ALL.iter().map(|k| k.code).collect();
         codes.sort_unstable();
         codes.dedup();
-        assert_eq!(codes.len(), all.len());
+        assert_eq!(codes.len(), ErrorKind::ALL.len(), "a code appears twice");
         assert!(
             codes
                 .iter()
                 .all(|c| c.chars().all(|ch| ch.is_ascii_lowercase() || ch == '_'))
         );
+        let used: Vec<&ErrorKind> = every_variant().iter().map(ProxyError::kind).collect();
+        for k in ErrorKind::ALL {
+            assert!(used.contains(&k), "no variant answers {}", k.code);
+        }
+        for k in used {
+            assert!(ErrorKind::ALL.contains(k), "{} is missing from ALL", k.code);
+        }
+    }
+
+    #[test]
+    fn the_decision_label_follows_the_status_class() {
+        // The request metrics' documented classes (docs/observability.md).
+        for e in every_variant() {
+            let want = match e.status().as_u16() {
+                401 | 403 | 404 => Decision::Denied,
+                502 | 504 => Decision::UpstreamFailed,
+                _ => Decision::Rejected,
+            };
+            assert_eq!(e.decision(), want, "{e:?}");
+        }
     }
 }

@@ -1,112 +1,21 @@
-//! The live state every request reads — validated config, upstream client,
-//! TLS acceptor — held behind one atomic pointer. A reload builds a whole new
-//! [`State`] and swaps it in; a request takes its snapshot once, at its
-//! start, so in-flight requests finish on the config they began with, and a
-//! config that fails to load never replaces the one serving.
+//! The live config generation ([`State`]) held behind one atomic pointer. A
+//! reload builds a whole new generation and swaps it in; a request takes its
+//! snapshot once, at its start, so in-flight requests finish on the config
+//! they began with, and a config that fails to load never replaces the one
+//! serving.
 
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use arc_swap::ArcSwap;
-use tokio_rustls::TlsAcceptor;
 
-use crate::app::{Installs, Login};
 use crate::config::Config;
-use crate::forward::Upstream;
-use crate::learn::Learner;
-use crate::proxy::RequestIds;
-
-/// One consistent generation of everything a request needs.
-pub struct State {
-    pub config: Arc<Config>,
-    pub upstream: Upstream,
-    pub tls: Option<TlsAcceptor>,
-    /// Metric handles for this generation's clients, stores and routes.
-    pub metrics: crate::metrics::Handles,
-    /// The installed stores (`[token_store]`), kept across reloads.
-    pub installs: Option<Arc<Installs>>,
-    /// The code-exchange client and the app listener's TLS (`[app]`).
-    pub login: Option<Login>,
-    pub app_tls: Option<TlsAcceptor>,
-    /// The quota governor; its per-store state is kept across reloads.
-    pub quota: crate::quota::Governor,
-    /// Learn-mode observations (`[learn]`), kept across reloads.
-    pub learn: Arc<Learner>,
-}
-
-impl std::fmt::Debug for State {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("State")
-            .field("config", &self.config.path)
-            .field("tls", &self.tls.is_some())
-            .finish_non_exhaustive()
-    }
-}
-
-impl State {
-    pub fn build(config: Config, previous: Option<&State>) -> Result<Self, String> {
-        // Keep the warm connection pool unless the upstream changed; a
-        // `ca_file` may have new contents, so it always rebuilds.
-        let upstream = match previous {
-            Some(p)
-                if p.config.upstream == config.upstream && config.upstream.ca_file.is_none() =>
-            {
-                p.upstream.clone()
-            }
-            _ => Upstream::new(&config.upstream)?,
-        };
-        let tls = config
-            .server
-            .tls
-            .as_ref()
-            .map(crate::tls::acceptor)
-            .transpose()?;
-        let installs = config
-            .token_store
-            .as_ref()
-            .map(|ts| Installs::open(ts, previous.and_then(|p| p.installs.as_ref())))
-            .transpose()?;
-        let login = config
-            .app
-            .as_ref()
-            .map(|_| Login::new(&config.upstream))
-            .transpose()?;
-        let app_tls = config
-            .app
-            .as_ref()
-            .and_then(|a| a.tls.as_ref())
-            .map(crate::tls::acceptor)
-            .transpose()
-            .map_err(|e| e.replacen("server.tls", "app.tls", 1))?;
-        let quota = crate::quota::Governor::next(
-            config.quota.as_ref(),
-            config.upstream.request_timeout,
-            previous.map(|p| &p.quota),
-        )?;
-        let learn = match (previous, &config.learn) {
-            (Some(p), _) => p.learn.clone(),
-            (None, Some(l)) => Arc::new(Learner::open(l)?),
-            (None, None) => Arc::new(Learner::disabled()),
-        };
-        Ok(Self {
-            config: Arc::new(config),
-            upstream,
-            tls,
-            metrics: crate::metrics::Handles::default(),
-            installs,
-            login,
-            app_tls,
-            quota,
-            learn,
-        })
-    }
-}
+use crate::state::State;
 
 #[derive(Debug)]
 pub struct Gateway {
     state: ArcSwap<State>,
-    pub(crate) request_ids: RequestIds,
     last_reload_failed: AtomicBool,
 }
 
@@ -114,7 +23,6 @@ impl Gateway {
     pub fn new(config: Config) -> Result<Self, String> {
         Ok(Self {
             state: ArcSwap::from_pointee(State::build(config, None)?),
-            request_ids: RequestIds::new(),
             last_reload_failed: AtomicBool::new(false),
         })
     }

@@ -521,7 +521,7 @@ impl<T: AsyncRead + Unpin> AsyncRead for Guarded<T> {
                 if this.state.released.load(Ordering::Relaxed) > 0 && this.raw.is_empty() {
                     // Idle between requests, not slow: close as an idle keep-alive
                     // connection (hyper sees the end of the stream between messages).
-                    crate::metrics::idle_connection_closed(Idle::Http1);
+                    crate::metrics::idle_connection_closed(Idle::Http1.as_str());
                     this.mode = Mode::Done;
                     continue;
                 }

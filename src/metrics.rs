@@ -311,8 +311,9 @@ pub fn accept_error() {
     counter!(ACCEPT_ERRORS_TOTAL).increment(1);
 }
 
-pub fn idle_connection_closed(protocol: crate::h1guard::Idle) {
-    counter!(IDLE_CLOSED_TOTAL, "protocol" => protocol.as_str()).increment(1);
+/// `protocol`: `http1` or `http2` (`h1guard::Idle::as_str`).
+pub fn idle_connection_closed(protocol: &'static str) {
+    counter!(IDLE_CLOSED_TOTAL, "protocol" => protocol).increment(1);
 }
 
 /// Samples what is only known on demand; called just before rendering `/metrics`.

@@ -17,7 +17,6 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 use http::{HeaderValue, Method, Request, Response, Version, header};
@@ -28,13 +27,13 @@ use hyper::body::Incoming;
 use crate::body::{self, ProxyBody};
 use crate::config::Config;
 use crate::error::ProxyError;
-use crate::gateway::{Gateway, State};
 use crate::h1guard::GuardState;
 use crate::headers::{X_RATE_LIMIT_REQUESTS_LEFT, X_REQUEST_ID};
 use crate::identify::{Peer, identify};
 use crate::learn::Mode;
 use crate::metrics::Decision;
 use crate::policy::{self, BodyFacts};
+use crate::state::State;
 use crate::{decide, metrics, rewrite};
 
 /// Facts about the connection a request came in on.
@@ -65,19 +64,19 @@ impl Outcome {
     }
 }
 
-/// Handles one request; never fails (errors become JSON responses).
+/// Handles one request on `state`, the config generation current when it
+/// arrived, kept for the whole request even if a reload lands meanwhile;
+/// never fails (errors become JSON responses).
 pub async fn handle(
-    gw: Arc<Gateway>,
+    state: Arc<State>,
     conn: ConnInfo,
     req: Request<Incoming>,
 ) -> Response<ProxyBody> {
     let started = Instant::now();
     // Until the answer is sent to its end: the connection is busy, not idle.
     let active = conn.guard.begin();
-    // One config generation for the whole request, even if a reload lands meanwhile.
-    let state = gw.state();
     let method = req.method().clone();
-    let request_id = gw.request_ids.for_request(req.headers());
+    let request_id = state.request_ids.for_request(req.headers());
     let mut outcome = Outcome::default();
     let result = run(&state, conn, req, &request_id, &mut outcome).await;
     let (mut resp, code, decision, cause) = match result {
@@ -86,9 +85,10 @@ pub async fn handle(
             e.to_response_in(
                 request_id.to_str().unwrap_or(""),
                 &state.config.server.error_docs_url,
-            ),
+            )
+            .map(body::full),
             Some(e.code()),
-            decision_of(&e),
+            e.decision(),
             e.cause().map(str::to_owned),
         ),
     };
@@ -185,14 +185,6 @@ impl Access {
             upstream_ms = outcome.upstream_ms.unwrap_or(0.0),
             cause = self.cause.as_deref(),
         );
-    }
-}
-
-fn decision_of(e: &ProxyError) -> Decision {
-    match e.status().as_u16() {
-        401 | 403 | 404 => Decision::Denied,
-        502 | 504 => Decision::UpstreamFailed,
-        _ => Decision::Rejected,
     }
 }
 
@@ -407,48 +399,6 @@ fn check_absolute_form(uri: &http::Uri, cfg: &Config, conn: &ConnInfo) -> Result
             "the request target names another host".into(),
         ))
     }
-}
-
-/// Request ids: the caller's when it is a sane token, else a fresh one.
-#[derive(Debug)]
-pub(crate) struct RequestIds {
-    prefix: u64,
-    counter: AtomicU64,
-}
-
-impl RequestIds {
-    pub(crate) fn new() -> Self {
-        let mut seed = [0u8; 8];
-        // A fixed prefix only makes ids less unique across restarts; never fatal.
-        let _ = getrandom::getrandom(&mut seed);
-        Self {
-            prefix: u64::from_le_bytes(seed),
-            counter: AtomicU64::new(0),
-        }
-    }
-
-    fn for_request(&self, headers: &http::HeaderMap) -> HeaderValue {
-        if let Some(v) = headers.get(X_REQUEST_ID)
-            && is_valid_request_id(v.as_bytes())
-        {
-            return v.clone();
-        }
-        let n = self.counter.fetch_add(1, Ordering::Relaxed);
-        // 32 hex digits: the prefix, then the counter (no `fmt` pass per request).
-        let mut id = [0u8; 32];
-        hex::encode_to_slice(self.prefix.to_be_bytes(), &mut id[..16])
-            .and_then(|()| hex::encode_to_slice(n.to_be_bytes(), &mut id[16..]))
-            .ok()
-            .and_then(|()| HeaderValue::from_bytes(&id).ok())
-            .unwrap_or(HeaderValue::from_static("-"))
-    }
-}
-
-/// 1–128 characters of `A-Z a-z 0-9 - _ . :`.
-pub fn is_valid_request_id(v: &[u8]) -> bool {
-    (1..=128).contains(&v.len())
-        && v.iter()
-            .all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(b))
 }
 
 /// Milliseconds with microsecond resolution (`1.234`), for the access log.

@@ -283,11 +283,10 @@ async fn serve_bound(bound: Bound) -> Result<(), String> {
                     let service = |peer: Peer| {
                         let conn = ConnInfo { local, guard: guard.clone(), peer: Arc::new(peer) };
                         service_fn(move |req: Request<Incoming>| {
-                            let gw = gw.clone();
                             let conn = conn.clone();
                             // Boxed per request: hyper keeps a connection's request
                             // future allocated while it sits idle, so it stays a pointer.
-                            let handled = Box::pin(proxy::handle(gw, conn, req));
+                            let handled = Box::pin(proxy::handle(gw.state(), conn, req));
                             async move { Ok::<_, Infallible>(handled.await) }
                         })
                     };
@@ -350,7 +349,7 @@ async fn serve_bound(bound: Bound) -> Result<(), String> {
 }
 
 /// What was loaded, so a first run shows whether bcgate read the file meant.
-fn log_loaded(state: &crate::gateway::State) {
+fn log_loaded(state: &crate::state::State) {
     let config = &state.config;
     let source = config
         .path
@@ -503,7 +502,7 @@ async fn serve<I, S>(
             }
             kind = state.idle_for(idle, H1_IDLE_GRACE), if !closing => {
                 closing = true;
-                crate::metrics::idle_connection_closed(kind);
+                crate::metrics::idle_connection_closed(kind.as_str());
                 conn.as_mut().graceful_shutdown();
                 force_close = Some(Box::pin(tokio::time::sleep(idle.max(H1_IDLE_GRACE))));
             }
@@ -701,7 +700,9 @@ async fn serve_app(
         let tls = gateway.state().app_tls.clone();
         tokio::spawn(async move {
             let _open = open;
-            let svc = service_fn(move |req: Request<Incoming>| crate::app::handle(gw.clone(), req));
+            let svc = service_fn(move |req: Request<Incoming>| {
+                crate::app::handle(gw.state().callbacks(), req)
+            });
             match tls {
                 Some(acceptor) => {
                     match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await
