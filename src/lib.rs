@@ -6,7 +6,7 @@
 //! ```text
 //! server     listener: TCP/h2c, TLS/mTLS (tls) or unix socket (hyper-util auto)
 //!   h1guard  every HTTP/1 head checked before hyper reads it (smuggling, limits)
-//!   gateway  the live config generation each request takes a snapshot of
+//!   gateway  holds the live config generation (state::State); a request takes a snapshot of it
 //!   proxy    the per-request pipeline, in this order:
 //!     route::check_canonical   reject path tricks before any decision
 //!     identify                 key, unix uid or mTLS subject → client
@@ -16,7 +16,7 @@
 //!     rewrite                  strip caller credentials + hop-by-hop, inject token
 //!     quota                    wait for the store's rate-limit budget (fair queue, Redis), retry 429s
 //!     forward                  pooled rustls client, timeouts, Location rule
-//!   error    every rejection as one enum → JSON problem details
+//!   error    every rejection as one enum → JSON problem details (one table of codes)
 //! reload     SIGHUP and file watch → a new generation, or the old one kept
 //! admin      /metrics (metrics), /healthz, /readyz (ready)
 //! dev        `bcgate dev`: a mock BigCommerce (also the tests' upstream) and its CA
@@ -26,7 +26,9 @@
 //! ```
 //!
 //! Policy (the route and scope tables in `data/`, and the decision) is plain
-//! data and pure functions; I/O lives in `server` and `forward`.
+//! data and pure functions; I/O lives in `server` and `forward`. Imports run
+//! one way, from the request's outer layers to its leaves (docs/architecture.md,
+//! "Layering"; `scripts/check-imports` keeps it so).
 
 #![forbid(unsafe_code)]
 
