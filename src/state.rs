@@ -1,7 +1,7 @@
 //! One config generation: everything a request needs — validated config,
 //! upstream client, TLS acceptors, metric handles, installed stores, quota,
 //! learn recorder — built together from one config and never changed after.
-//! [`Gateway`](crate::gateway) holds the current one and swaps in the next on
+//! The `Gateway` (a layer above) holds the current one and swaps in the next on
 //! a reload; what must outlive a generation (pools, quota windows, installed
 //! stores, the learn recorder, request ids) is carried over from `previous`.
 

@@ -68,7 +68,7 @@ fn page(status: StatusCode, title: &str, paragraphs: &[String]) -> Response<Prox
 }
 
 /// One request on the app listener, on what the config generation current
-/// at its arrival holds ([`State::callbacks`](crate::state::State::callbacks)); never fails.
+/// at its arrival holds (`State::callbacks`, a layer above); never fails.
 pub async fn handle(
     state: Callbacks,
     req: Request<Incoming>,
