@@ -198,7 +198,7 @@ impl Bcgate {
             Some((tx, stdout_only.clone())),
             "stdout",
         );
-        spawn_drain(stderr, logs.clone(), None, "stderr");
+        let stderr_drain = spawn_drain(stderr, logs.clone(), None, "stderr");
 
         let deadline = Instant::now() + START_TIMEOUT;
         let found = loop {
@@ -219,6 +219,9 @@ impl Bcgate {
             let status = wait_briefly(&mut child);
             let _ = child.kill();
             let _ = child.wait();
+            // The process is gone, so its stderr ends: read all of it (the
+            // reason it exited) before reporting.
+            let _ = stderr_drain.join();
             let text = logs.lock().map(|l| l.clone()).unwrap_or_default();
             let hint = if text.contains(PROXY_LINE) {
                 " (the listening line was printed, but not on stdout)"
@@ -556,7 +559,7 @@ fn spawn_drain(
     logs: Arc<Mutex<String>>,
     lines: Option<(mpsc::Sender<String>, Arc<Mutex<String>>)>,
     name: &'static str,
-) {
+) -> std::thread::JoinHandle<()> {
     std::thread::Builder::new()
         .name(format!("bcgate-{name}"))
         .spawn(move || {
@@ -584,7 +587,7 @@ fn spawn_drain(
                 }
             }
         })
-        .expect("spawn log drain thread");
+        .expect("spawn log drain thread")
 }
 
 fn wait_briefly(child: &mut Child) -> Option<ExitStatus> {
