@@ -37,7 +37,7 @@ use crate::error::ProxyError;
 use crate::gateway::Gateway;
 use crate::policy::Policy;
 use crate::secret::StoreToken;
-use crate::token_store::{Installed, TokenStore, User, is_store_hash};
+use crate::token_store::{Installed, OpenTokenStore, TokenStore, User, is_store_hash};
 
 /// Clock skew allowed on a signed payload's `exp` and `nbf`.
 pub const LEEWAY_SECS: u64 = 60;

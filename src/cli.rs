@@ -16,6 +16,7 @@ use crate::decide;
 use crate::identify::{key_sha256, new_key};
 use crate::learn::Mode;
 use crate::policy::{self, BodyFacts, Lookup, Policy, Route};
+use crate::token_store::OpenTokenStore;
 
 #[derive(Debug, Parser)]
 #[command(
