@@ -1,4 +1,4 @@
-//! Learn mode (issue #7): a client in `mode = "learn"` has its requests
+//! Learn mode: a client in `mode = "learn"` has its requests
 //! forwarded when only its own scopes would refuse them, and every request is
 //! recorded (route template and the scopes that would grant it), so that
 //! `bcgate recommend` can compute the least scopes the service needs.

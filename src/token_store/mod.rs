@@ -111,8 +111,8 @@ pub struct User {
 
 // ---------------------------------------------------------------- key
 
-/// The AES-256-GCM key the store file is encrypted with. `Debug` says
-/// `[REDACTED]`; the bytes are zeroed on drop. (ring's expanded key schedule,
+/// The AES-256-GCM key the store file is encrypted with, kept in a
+/// [`Secret`] (redacted, zeroed on drop). (ring's expanded key schedule,
 /// built for each read or write and dropped after it, is not wiped: ring
 /// offers no way to.)
 pub struct StoreKey {
