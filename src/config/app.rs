@@ -41,7 +41,10 @@ impl Validator<'_> {
             .public_url
             .parse()
             .map_err(|_| self.err("app.public_url", format!("{:?} is not a URL", a.public_url)))?;
-        if public.scheme().is_none() || public.authority().is_none() || public.query().is_some() {
+        if public.scheme().is_none()
+            || public.authority().is_none_or(|a| a.host().is_empty())
+            || public.query().is_some()
+        {
             return Err(self.err(
                 "app.public_url",
                 "must be an absolute URL without a query (https://bcgate.example.com)",
@@ -114,7 +117,7 @@ impl Validator<'_> {
             .parse()
             .map_err(|_| self.err("app.login_url", format!("{:?} is not a URL", a.login_url)))?;
         if token_url.scheme() != Some(&http::uri::Scheme::HTTPS)
-            || token_url.authority().is_none()
+            || token_url.authority().is_none_or(|a| a.host().is_empty())
             || token_url.query().is_some()
         {
             return Err(self.err(

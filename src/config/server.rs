@@ -75,8 +75,10 @@ impl Validator<'_> {
         if uri.query().is_some() {
             return Err(self.err(key, "must not have a query"));
         }
+        // `https://:443/` parses, with an empty host.
         let authority = uri
             .authority()
+            .filter(|a| !a.host().is_empty())
             .cloned()
             .ok_or_else(|| self.err(key, "must name a host"))?;
         if authority.as_str().contains('@') {

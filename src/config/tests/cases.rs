@@ -170,6 +170,18 @@ pub(super) fn cases() -> Vec<(String, &'static str, &'static str)> {
             "must not carry user info",
         ),
         (
+            upstream("base_url = \"https://:443/\""),
+            "upstream.base_url",
+            "must name a host",
+        ),
+        (
+            format!(
+                "{STORE}\n[[stores]]\nhash = \"def\"\ntoken_file = \"t\"\nscopes = [\"store_v2_products\", [1]]\n"
+            ),
+            "stores[1].scopes[1]",
+            "invalid type: sequence, expected a string",
+        ),
+        (
             upstream("connect_timeout_ms = 0"),
             "upstream.connect_timeout_ms",
             "must be greater than 0",
@@ -532,6 +544,16 @@ pub(super) fn cases() -> Vec<(String, &'static str, &'static str)> {
             app("https://gate.example.com", "https://gate.example.com/?q=1"),
             "app.public_url",
             "must be an absolute URL without a query",
+        ),
+        (
+            app("https://gate.example.com", "https://:8443"),
+            "app.public_url",
+            "must be an absolute URL without a query",
+        ),
+        (
+            format!("{}login_url = \"https://:443\"\n", app("", "")),
+            "app.login_url",
+            "must be an https:// URL without a query",
         ),
         (
             app("client_id = \"id\"", "client_id = \"\""),
