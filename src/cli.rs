@@ -356,7 +356,7 @@ fn check(path: &std::path::Path) -> Result<String, String> {
         let sharing = match &q.redis_url {
             Some(url) => format!(
                 "shared through Redis {} (else 1/{} each)",
-                crate::token_store::redact_url(url),
+                crate::token_store::redact_url(url.expose()),
                 q.replicas
             ),
             None => format!("1/{} of each store's quota per replica", q.replicas),

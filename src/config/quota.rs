@@ -2,10 +2,11 @@
 
 use std::time::Duration;
 
+use super::token_store::redis_url;
 use super::validate::Validator;
 use super::{
     Clients, ConfigError, LearnBackend, LearnConfig, LearnFile, Mode, QuotaConfig, QuotaFile,
-    TokenStoreBackend, TokenStoreConfig, check_redis_url,
+    TokenStoreBackend, TokenStoreConfig,
 };
 
 impl Validator<'_> {
@@ -22,15 +23,18 @@ impl Validator<'_> {
         if q.replicas == 0 {
             return Err(self.err("quota.replicas", "must be greater than 0"));
         }
-        if let Some(url) = &q.redis_url {
-            check_redis_url(url).map_err(|e| self.err("quota.redis_url", e))?;
-        }
+        let redis_url = q
+            .redis_url
+            .as_deref()
+            .map(redis_url)
+            .transpose()
+            .map_err(|e| self.err("quota.redis_url", e))?;
         Ok(QuotaConfig {
             max_wait: Duration::from_millis(q.max_wait_ms),
             max_queue: q.max_queue,
             retries: q.retries,
             replicas: q.replicas,
-            redis_url: q.redis_url.clone(),
+            redis_url,
         })
     }
 

@@ -32,7 +32,9 @@ impl Validator<'_> {
                         self.err("token_store.url", "kind = \"redis\" needs a url")
                     })?;
                     check_redis_url(&url).map_err(|e| self.err("token_store.url", e))?;
-                    TokenStoreBackend::Redis(url)
+                    TokenStoreBackend::Redis(
+                        redis_url(&url).map_err(|e| self.err("token_store.url", e))?,
+                    )
                 }
                 other => {
                     return Err(self.err(
@@ -132,6 +134,12 @@ impl TokenStoreConfig {
         };
         decode_store_key(&raw).map_err(|e| format!("{what}: {e}"))
     }
+}
+
+/// A checked Redis URL, kept as a [`Secret`] since it may hold a password.
+pub(super) fn redis_url(url: &str) -> Result<Secret, String> {
+    check_redis_url(url)?;
+    Secret::text(url).map_err(|_| "must not be empty".to_owned())
 }
 
 /// Checks a Redis `url` without connecting: `redis://` (or

@@ -135,7 +135,8 @@ pub struct QuotaConfig {
     pub retries: u32,
     /// Replicas sharing each store; without Redis each uses 1/replicas of the quota.
     pub replicas: u32,
-    pub redis_url: Option<String>,
+    /// The URL may hold a password: kept as a [`Secret`], shown through [`redact_url`].
+    pub redis_url: Option<Secret>,
 }
 
 impl fmt::Debug for QuotaConfig {
@@ -146,7 +147,10 @@ impl fmt::Debug for QuotaConfig {
             .field("retries", &self.retries)
             .field("replicas", &self.replicas)
             // The URL may hold a password.
-            .field("redis_url", &self.redis_url.as_deref().map(redact_url))
+            .field(
+                "redis_url",
+                &self.redis_url.as_ref().map(|u| redact_url(u.expose())),
+            )
             .finish()
     }
 }
@@ -189,7 +193,8 @@ pub struct TokenStoreConfig {
 #[derive(Clone, PartialEq, Eq)]
 pub enum TokenStoreBackend {
     File(PathBuf),
-    Redis(String),
+    /// The URL, which may hold a password.
+    Redis(Secret),
 }
 
 impl fmt::Debug for TokenStoreBackend {
@@ -197,7 +202,10 @@ impl fmt::Debug for TokenStoreBackend {
         match self {
             Self::File(p) => f.debug_tuple("File").field(p).finish(),
             // The URL may hold a password.
-            Self::Redis(url) => f.debug_tuple("Redis").field(&redact_url(url)).finish(),
+            Self::Redis(url) => f
+                .debug_tuple("Redis")
+                .field(&redact_url(url.expose()))
+                .finish(),
         }
     }
 }
@@ -215,7 +223,8 @@ pub struct LearnConfig {
 #[derive(Clone, PartialEq, Eq)]
 pub enum LearnBackend {
     File(PathBuf),
-    Redis(String),
+    /// The URL, which may hold a password.
+    Redis(Secret),
 }
 
 impl fmt::Display for LearnBackend {
@@ -223,7 +232,7 @@ impl fmt::Display for LearnBackend {
         match self {
             Self::File(p) => write!(f, "{}", p.display()),
             // The URL may hold a password.
-            Self::Redis(url) => f.write_str(&redact_url(url)),
+            Self::Redis(url) => f.write_str(&redact_url(url.expose())),
         }
     }
 }

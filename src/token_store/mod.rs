@@ -182,7 +182,7 @@ impl OpenTokenStore for TokenStoreConfig {
                 FileStore::open(path.clone(), store_key(self)?).map_err(|e| e.to_string())?,
             ),
             TokenStoreBackend::Redis(url) => {
-                TokenStore::Redis(RedisStore::start(url, store_key(self)?)?)
+                TokenStore::Redis(RedisStore::start(url.expose(), store_key(self)?)?)
             }
         })
     }
@@ -191,7 +191,7 @@ impl OpenTokenStore for TokenStoreConfig {
         match &self.backend {
             TokenStoreBackend::File(_) => self.open(),
             TokenStoreBackend::Redis(url) => Ok(TokenStore::Redis(RedisStore::open_once(
-                url,
+                url.expose(),
                 store_key(self)?,
             )?)),
         }

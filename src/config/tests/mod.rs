@@ -238,3 +238,30 @@ fn toml_to_file(text: &str) -> Result<file::FileConfig, ConfigError> {
     std::fs::write(&path, text).expect("config file");
     file::read(&path)
 }
+
+#[test]
+fn redis_passwords_are_kept_as_secrets() {
+    let dir = Dir::new();
+    let cfg = dir
+        .load(&format!(
+            "{STORE}\n{CLIENT}mode = \"learn\"\n[learn]\n\
+             [token_store]\nkind = \"redis\"\nurl = \"redis://:hunter2@db:6379/0\"\nkey_file = \"key\"\n\
+             [quota]\nredis_url = \"redis://u:hunter3@db:6379/1\"\n"
+        ))
+        .expect("valid");
+    let shown = format!("{cfg:?}");
+    assert!(
+        !shown.contains("hunter2") && !shown.contains("hunter3"),
+        "{shown}"
+    );
+    assert!(
+        shown.contains("redis://db:6379/0"),
+        "the host stays visible: {shown}"
+    );
+    let learn = cfg.learn.as_ref().expect("[learn]");
+    assert_eq!(learn.backend.to_string(), "redis://db:6379/0");
+    let quota = cfg.quota.as_ref().expect("[quota]");
+    let url = quota.redis_url.as_ref().expect("redis_url");
+    assert_eq!(url.expose(), "redis://u:hunter3@db:6379/1");
+    assert_eq!(url.to_string(), "[REDACTED]");
+}
