@@ -16,6 +16,7 @@ use crate::decide;
 use crate::identify::{key_sha256, new_key};
 use crate::learn::Mode;
 use crate::policy::{self, BodyFacts, Lookup, Policy, Route};
+use crate::token_store::OpenTokenStore;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -355,7 +356,7 @@ fn check(path: &std::path::Path) -> Result<String, String> {
         let sharing = match &q.redis_url {
             Some(url) => format!(
                 "shared through Redis {} (else 1/{} each)",
-                crate::token_store::redact_url(url),
+                crate::token_store::redact_url(url.expose()),
                 q.replicas
             ),
             None => format!("1/{} of each store's quota per replica", q.replicas),

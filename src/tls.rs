@@ -11,7 +11,8 @@ use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use tokio_rustls::TlsAcceptor;
 
-use crate::config::TlsPaths;
+pub use crate::config::normalize_subject;
+use crate::config::{TlsPaths, normalize_subject_parts};
 
 /// Reads the certificate, key and client CA now (so a reload picks up rotated files).
 pub fn acceptor(paths: &TlsPaths) -> Result<TlsAcceptor, String> {
@@ -65,38 +66,7 @@ pub fn peer_subject(conn: &rustls::ServerConnection) -> Option<String> {
         let value = attr.as_str().ok()?;
         parts.push(format!("{name}={value}"));
     }
-    Some(normalize_parts(parts))
-}
-
-/// `tls_subject` as written in config (`"CN=inventory-sync, O=Acme"`) in a
-/// form that compares equal to a certificate's subject however its
-/// attributes are ordered: `type=value` pairs, type upper-cased, sorted,
-/// joined by `,`. Values may not contain `,` (no escaping is supported).
-pub fn normalize_subject(text: &str) -> Result<String, String> {
-    let mut parts = Vec::new();
-    for part in text.split(',') {
-        let (name, value) = part
-            .split_once('=')
-            .ok_or_else(|| format!("{part:?} is not TYPE=value"))?;
-        let (name, value) = (name.trim(), value.trim());
-        if name.is_empty() || value.is_empty() {
-            return Err(format!("{part:?} is not TYPE=value"));
-        }
-        parts.push(format!("{name}={value}"));
-    }
-    Ok(normalize_parts(parts))
-}
-
-fn normalize_parts(parts: Vec<String>) -> String {
-    let mut parts: Vec<String> = parts
-        .into_iter()
-        .map(|p| match p.split_once('=') {
-            Some((n, v)) => format!("{}={}", n.to_ascii_uppercase(), v),
-            None => p,
-        })
-        .collect();
-    parts.sort();
-    parts.join(",")
+    Some(normalize_subject_parts(parts))
 }
 
 #[cfg(test)]

@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use crate::config::{Store, TokenStoreConfig};
 use crate::error::ProxyError;
 use crate::policy::Policy;
-use crate::token_store::{Installed, TokenStore};
+use crate::token_store::{Installed, OpenTokenStore, TokenStore};
 
 /// The stores that installed the app: the token store, plus the stores that
 /// uninstalled it while this process ran (so their requests say

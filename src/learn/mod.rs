@@ -1,4 +1,4 @@
-//! Learn mode (issue #7): a client in `mode = "learn"` has its requests
+//! Learn mode: a client in `mode = "learn"` has its requests
 //! forwarded when only its own scopes would refuse them, and every request is
 //! recorded (route template and the scopes that would grant it), so that
 //! `bcgate recommend` can compute the least scopes the service needs.
@@ -13,36 +13,12 @@ pub mod redis;
 #[cfg(test)]
 mod tests;
 
-use std::fmt;
-
 pub use record::{Learner, Observation, Observations, SHUTDOWN_FLUSH_LIMIT, load};
 
 use crate::config::Client;
+pub use crate::config::Mode;
 use crate::error::{ProxyError, ScopeDenial};
 use crate::policy::{Holder, Policy, Request};
-
-/// Whether a scope denial refuses the request or is only recorded.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub enum Mode {
-    #[default]
-    Enforce,
-    Learn,
-}
-
-impl Mode {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Enforce => "enforce",
-            Self::Learn => "learn",
-        }
-    }
-}
-
-impl fmt::Display for Mode {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
 
 /// What the client's own scopes say about a request, in learn mode.
 #[derive(Debug)]

@@ -69,7 +69,7 @@ pub struct Observation {
 pub fn load(backend: &LearnBackend) -> Result<Vec<Observation>, String> {
     match backend {
         LearnBackend::File(path) => load_file(path),
-        LearnBackend::Redis(url) => RedisLearn::new(url)?.load(),
+        LearnBackend::Redis(url) => RedisLearn::new(url.expose())?.load(),
     }
 }
 
@@ -190,7 +190,7 @@ impl Learner {
         let path = match &config.backend {
             LearnBackend::Redis(url) => {
                 let mut learner = Self::with(Some(config.clone()));
-                learner.redis = Some(RedisLearn::new(url)?);
+                learner.redis = Some(RedisLearn::new(url.expose())?);
                 return Ok(learner);
             }
             LearnBackend::File(path) => path,

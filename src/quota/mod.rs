@@ -139,7 +139,7 @@ impl Governor {
                 })
             }
         };
-        let url = settings.and_then(|s| s.redis_url.as_deref());
+        let url = settings.and_then(|s| s.redis_url.as_ref().map(|u| u.expose()));
         let redis = match (url, previous.and_then(|p| p.redis.as_ref())) {
             (Some(url), Some(r)) if r.url() == url => Some(r.clone()),
             (Some(url), _) => Some(Arc::new(redis::RedisBudget::new(url)?)),

@@ -554,7 +554,9 @@ fn the_quota_config_never_shows_the_redis_password() {
         max_queue: 1,
         retries: 1,
         replicas: 2,
-        redis_url: Some("redis://user:s3cret-pw@10.0.0.5:6379/0".into()),
+        redis_url: Some(
+            crate::secret::Secret::text("redis://user:s3cret-pw@10.0.0.5:6379/0").expect("url"),
+        ),
     };
     let shown = format!("{cfg:?}");
     assert!(

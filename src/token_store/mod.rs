@@ -10,18 +10,18 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use base64::Engine;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
-use zeroize::Zeroizing;
 
-use crate::secret::StoreToken;
+use crate::config::{KeySource, TokenStoreBackend, TokenStoreConfig};
+use crate::secret::{Secret, StoreToken};
 
 mod file;
 mod redis;
 
 pub use self::file::FileStore;
 pub use self::redis::{RedisStore, check_url as check_redis_url, redact_url};
+pub use crate::config::{KEY_LEN, KeyError, is_store_hash};
 
 /// The configured backend. Reads are served from memory in both; `put` and
 /// `delete` block (disk sync, or a Redis round trip).
@@ -109,79 +109,38 @@ pub struct User {
     pub email: String,
 }
 
-/// What a store hash may be; the same rule as `stores[].hash` in the config,
-/// so every installed store can be addressed as `/stores/{hash}/…`.
-pub fn is_store_hash(s: &str) -> bool {
-    !s.is_empty()
-        && s.len() <= 64
-        && s.bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
-}
-
 // ---------------------------------------------------------------- key
 
-/// The AES-256-GCM key the store file is encrypted with. `Debug` says
-/// `[REDACTED]`; the bytes are zeroed on drop. (ring's expanded key schedule,
+/// The AES-256-GCM key the store file is encrypted with, kept in a
+/// [`Secret`] (redacted, zeroed on drop). (ring's expanded key schedule,
 /// built for each read or write and dropped after it, is not wiped: ring
 /// offers no way to.)
 pub struct StoreKey {
-    // On the heap so that moving a StoreKey moves a pointer, not the bytes.
-    bytes: Zeroizing<Vec<u8>>,
+    /// Exactly [`KEY_LEN`] bytes.
+    bytes: Secret,
     /// Identifies the key in the file header without revealing it, so that
     /// "wrong key" and "damaged file" are told apart.
     id: [u8; KEY_ID_LEN],
 }
 
-pub(crate) const KEY_LEN: usize = 32;
 pub(crate) const KEY_ID_LEN: usize = 8;
-
-/// Why a text is not a store key; says nothing about the text itself.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum KeyError {
-    NotBase64,
-    /// How many bytes it decodes to, when that is not 32.
-    WrongLength(usize),
-}
-
-impl fmt::Display for KeyError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::NotBase64 => f.write_str("the store key is not valid base64"),
-            Self::WrongLength(n) => write!(
-                f,
-                "the store key decodes to {n} bytes; it must be exactly {KEY_LEN} \
-                 (make one with `openssl rand -base64 32`)"
-            ),
-        }
-    }
-}
-
-impl std::error::Error for KeyError {}
 
 impl StoreKey {
     /// Standard base64, padded or not, surrounding whitespace ignored (env
     /// files and key files end in a newline). Must decode to exactly 32 bytes.
     /// The caller keeps (and should wipe) `text`.
     pub fn from_base64(text: &str) -> Result<Self, KeyError> {
-        let text = text.trim();
-        // 32 bytes are 43 or 44 characters; anything much longer cannot be a
-        // key, and bounding it lets the decode land in a fixed wiped buffer
-        // instead of a Vec that could reallocate.
-        if text.len() > 64 {
-            return Err(KeyError::WrongLength(text.len() / 4 * 3));
+        Self::new(crate::config::decode_store_key(text)?)
+    }
+
+    /// The key the config read ([`TokenStoreConfig::key`]).
+    pub fn new(bytes: Secret) -> Result<Self, KeyError> {
+        if bytes.expose_bytes().len() != KEY_LEN {
+            return Err(KeyError::WrongLength(bytes.expose_bytes().len()));
         }
-        let mut buf = Zeroizing::new([0u8; 48]);
-        let n = base64::engine::general_purpose::STANDARD_PAD_INDIFFERENT
-            .decode_slice(text, &mut buf[..])
-            .map_err(|_| KeyError::NotBase64)?;
-        if n != KEY_LEN {
-            return Err(KeyError::WrongLength(n));
-        }
-        let mut bytes = Zeroizing::new(vec![0u8; KEY_LEN]);
-        bytes.copy_from_slice(&buf[..KEY_LEN]);
         let digest = Sha256::new()
             .chain_update(b"bcgate token store key id\0")
-            .chain_update(&bytes[..])
+            .chain_update(bytes.expose_bytes())
             .finalize();
         let mut id = [0u8; KEY_ID_LEN];
         id.copy_from_slice(&digest[..KEY_ID_LEN]);
@@ -189,7 +148,7 @@ impl StoreKey {
     }
 
     pub(crate) fn bytes(&self) -> &[u8] {
-        &self.bytes
+        self.bytes.expose_bytes()
     }
 
     pub(crate) fn id(&self) -> &[u8; KEY_ID_LEN] {
@@ -199,8 +158,53 @@ impl StoreKey {
 
 impl fmt::Debug for StoreKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("StoreKey([REDACTED])")
+        f.debug_tuple("StoreKey").field(&self.bytes).finish()
     }
+}
+
+// ---------------------------------------------------------------- opening
+
+/// Opening the configured store: the layer that builds live state (the
+/// server, `bcgate tokens`) does it, so that the config stays below the
+/// token store.
+pub trait OpenTokenStore {
+    /// Opens the store for the server: the file, or Redis followed by a
+    /// background task (a Redis that is down is retried, not an error).
+    fn open(&self) -> Result<TokenStore, String>;
+    /// Opens the store once, for `bcgate tokens`: Redis must answer now.
+    fn open_once(&self) -> Result<TokenStore, String>;
+}
+
+impl OpenTokenStore for TokenStoreConfig {
+    fn open(&self) -> Result<TokenStore, String> {
+        Ok(match &self.backend {
+            TokenStoreBackend::File(path) => TokenStore::File(
+                FileStore::open(path.clone(), store_key(self)?).map_err(|e| e.to_string())?,
+            ),
+            TokenStoreBackend::Redis(url) => {
+                TokenStore::Redis(RedisStore::start(url.expose(), store_key(self)?)?)
+            }
+        })
+    }
+
+    fn open_once(&self) -> Result<TokenStore, String> {
+        match &self.backend {
+            TokenStoreBackend::File(_) => self.open(),
+            TokenStoreBackend::Redis(url) => Ok(TokenStore::Redis(RedisStore::open_once(
+                url.expose(),
+                store_key(self)?,
+            )?)),
+        }
+    }
+}
+
+/// Reads the key now (env or file); the error names the key, never its text.
+fn store_key(cfg: &TokenStoreConfig) -> Result<StoreKey, String> {
+    let what = match &cfg.key {
+        KeySource::Env(var) => format!("token_store.key_env {var}"),
+        KeySource::File(p) => format!("token_store.key_file {}", p.display()),
+    };
+    StoreKey::new(cfg.key()?).map_err(|e| format!("{what}: {e}"))
 }
 
 // ---------------------------------------------------------------- errors

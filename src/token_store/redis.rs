@@ -88,26 +88,8 @@ impl fmt::Debug for RedisStore {
     }
 }
 
-/// `redis://user:pass@host:port/db` → `redis://host:port/db`.
-pub fn redact_url(url: &str) -> String {
-    match url.split_once("://") {
-        Some((scheme, rest)) => {
-            let rest = rest.rsplit_once('@').map_or(rest, |(_, r)| r);
-            format!("{scheme}://{rest}")
-        }
-        None => url.to_owned(),
-    }
-}
-
-/// Checks a `url` without connecting: `redis://` (or `redis+unix://`) only.
-pub fn check_url(url: &str) -> Result<(), String> {
-    if url.starts_with("rediss://") {
-        return Err("TLS to Redis (rediss://) is not supported; use redis://".into());
-    }
-    redis::Client::open(url)
-        .map(|_| ())
-        .map_err(|e| format!("not a Redis URL: {}", e.kind_str()))
-}
+pub use crate::config::check_redis_url as check_url;
+pub use crate::secret::redact_url;
 
 trait KindStr {
     fn kind_str(&self) -> String;

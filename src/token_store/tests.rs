@@ -501,6 +501,8 @@ fn redis_urls_are_checked_and_shown_without_credentials() {
     assert!(tls.contains("rediss://"), "{tls}");
     assert!(check_redis_url("http://127.0.0.1/").is_err());
     // Debug of the config never shows the password.
-    let cfg = crate::config::TokenStoreBackend::Redis("redis://:hunter2@h:1/0".into());
+    let cfg = crate::config::TokenStoreBackend::Redis(
+        crate::secret::Secret::text("redis://:hunter2@h:1/0").expect("url"),
+    );
     assert!(!format!("{cfg:?}").contains("hunter2"));
 }
