@@ -1,4 +1,4 @@
-//! The command line (DESIGN §4): `check`, `keygen`, `explain`, `routes`, and
+//! The command line: `check`, `keygen`, `explain`, `routes`, and
 //! `run` refusing a bad config.
 
 use crate::support;

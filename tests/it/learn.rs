@@ -1,4 +1,4 @@
-//! Learn mode (issue 7) end to end: a learn-mode client driven through a
+//! Learn mode end to end: a learn-mode client driven through a
 //! fixed sequence of requests over real sockets, in front of the mock
 //! BigCommerce over TLS, across real restarts of the binary; then
 //! `bcgate recommend` and `bcgate explain` on what it saw, and the switch to

@@ -1,4 +1,4 @@
-//! Load and leaks (issue 3): bcgate holds 10,000 idle keep-alive connections
+//! Load and leaks: bcgate holds 10,000 idle keep-alive connections
 //! with bounded memory, and 100,000 requests leave no file descriptors or
 //! threads behind. Figures come from `/proc/<pid>/status`, `/proc/<pid>/fd`
 //! and `/proc/<pid>/task` of the bcgate child (Linux only). Tokio tasks are

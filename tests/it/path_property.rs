@@ -1,5 +1,5 @@
-//! Property test of the one-canonical-path rule over real sockets (issue 3,
-//! DESIGN §6): random request targets — BigCommerce-looking paths built from
+//! Property test of the one-canonical-path rule over real sockets:
+//! random request targets — BigCommerce-looking paths built from
 //! the route table, with dot segments, encodings, `//`, `;params`, case
 //! variants, aliases, other stores, a second `/stores/` segment, absolute
 //! forms and queries naming other stores — go through a running bcgate to the

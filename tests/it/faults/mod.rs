@@ -1,7 +1,7 @@
-//! Faults (issue 3): the upstream refusing, resetting, presenting the wrong
+//! Faults: the upstream refusing, resetting, presenting the wrong
 //! certificate, stalling or answering errors; callers going away, trickling
 //! their heads or bodies, and flooding HTTP/2 streams. Each case checks what
-//! the caller gets (one of bcgate's JSON problems, DESIGN §2, or the
+//! the caller gets (one of bcgate's JSON problems, or the
 //! upstream's own answer), that it comes within the configured timeouts, and
 //! that bcgate still serves a normal request afterwards.
 //!
@@ -291,8 +291,8 @@ fn trickle(
     })
 }
 
-/// Assert a slow client was cut off: closed, or answered 408 (DESIGN §2
-/// problem) and closed, within `bound` of `since`.
+/// Assert a slow client was cut off: closed, or answered 408 (a problem
+/// body) and closed, within `bound` of `since`.
 fn assert_cut_off(fate: Fate, what: &str, bound: Duration) -> Duration {
     match fate {
         Fate::Open { bytes } => panic!(

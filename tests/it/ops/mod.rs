@@ -1,4 +1,4 @@
-//! Operating bcgate (issue 4): metrics that move with their events,
+//! Operating bcgate: metrics that move with their events,
 //! readiness, reload without dropping connections (good file, bad file,
 //! rotated token file), graceful drain on SIGTERM, and identity from a
 //! unix-socket peer uid or an mTLS client certificate. Real processes, real

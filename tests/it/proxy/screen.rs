@@ -4,7 +4,7 @@
 use super::*;
 
 // ---------------------------------------------------------------------------
-// Path tricks, smuggling, limits (DESIGN §2, §6)
+// Path tricks, smuggling, limits
 
 fn raw_get(target: &str, key: &str) -> Vec<u8> {
     format!(

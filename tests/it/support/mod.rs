@@ -166,7 +166,7 @@ pub async fn try_send(req: reqwest::RequestBuilder) -> Result<Resp, String> {
     })
 }
 
-/// Check that `resp` is one of bcgate's own errors (DESIGN §2): the status,
+/// Check that `resp` is one of bcgate's own errors (docs/errors.md): the status,
 /// a JSON body with `status`, `title`, `type`, `detail`, `code`, `request_id`,
 /// and an `X-Request-Id` header equal to `request_id`. Returns the body.
 pub fn assert_problem(resp: &Resp, status: u16, code: &str) -> serde_json::Value {
