@@ -32,3 +32,19 @@ pub fn run_mock(
 ) -> Result<(), String> {
     Err(NOT_BUILT.into())
 }
+
+#[cfg(all(test, not(feature = "dev")))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn without_the_feature_both_commands_say_the_build_lacks_it() {
+        let addr = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
+        let dev = run(addr, addr, None).expect_err("bcgate dev without the feature");
+        let mock = run_mock(addr, std::path::Path::new("ca.pem"), &[])
+            .expect_err("bcgate mock without the feature");
+        for e in [dev, mock] {
+            assert!(e.contains("without the `dev` feature"), "{e}");
+        }
+    }
+}

@@ -144,6 +144,7 @@ impl Bcgate {
 
     /// Start `bcgate dev ARGS` in a fresh temp dir and wait for its listening
     /// line, which `bcgate dev` prints after its keys and `curl` lines.
+    #[cfg(feature = "dev")]
     pub fn start_dev(args: &[&str]) -> Bcgate {
         let mut cmd = Command::new(bcgate_exe());
         cmd.arg("dev").args(args);
