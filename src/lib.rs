@@ -36,6 +36,10 @@ pub mod body;
 pub mod cli;
 pub mod config;
 pub mod decide;
+#[cfg(feature = "dev")]
+pub mod dev;
+#[cfg(not(feature = "dev"))]
+#[path = "dev/without_feature.rs"]
 pub mod dev;
 pub mod error;
 pub mod forward;
