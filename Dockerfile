@@ -25,10 +25,12 @@ COPY . .
 # mounts, so a rebuild after a source change recompiles only bcgate itself
 # (no stub-crate layer to keep in step with the workspace). The binary is copied
 # out in the same step because the cache mount is not part of the image.
+# Without the default `dev` feature: the image has no mock BigCommerce and no
+# certificate generator (`bcgate dev` is for a workstation).
 RUN --mount=type=cache,target=/usr/local/cargo/registry,sharing=locked \
     --mount=type=cache,target=/usr/local/cargo/git,sharing=locked \
     --mount=type=cache,target=/src/target,sharing=locked \
-    cargo build --release --locked -p bcgate \
+    cargo build --release --locked -p bcgate --no-default-features --features jemalloc \
     && install -m 0755 target/release/bcgate /usr/local/bin/bcgate
 
 # --- runtime -------------------------------------------------------------------

@@ -19,7 +19,8 @@
 //!   error    every rejection as one enum → JSON problem details (one table of codes)
 //! reload     SIGHUP and file watch → a new generation, or the old one kept
 //! admin      /metrics (metrics), /healthz, /readyz (ready)
-//! dev        `bcgate dev`: a mock BigCommerce (also the tests' upstream) and its CA
+//! dev        `bcgate dev`/`bcgate mock` (feature `dev`): bcgate in front of
+//!            bcgate-testkit's mock BigCommerce (also the tests' upstream)
 //! token_store  tokens of the stores that installed the app: one encrypted file, or Redis
 //! app        the app callbacks (/auth /load /uninstall /remove_user) that fill it
 //! learn      learn mode: record what a client does, `bcgate recommend` its least scopes
@@ -37,6 +38,10 @@ pub mod body;
 pub mod cli;
 pub mod config;
 pub mod decide;
+#[cfg(feature = "dev")]
+pub mod dev;
+#[cfg(not(feature = "dev"))]
+#[path = "dev/without_feature.rs"]
 pub mod dev;
 pub mod error;
 pub mod forward;

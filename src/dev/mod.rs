@@ -1,13 +1,12 @@
 //! `bcgate dev`: the real server, with a config made in memory, in front of
-//! a mock BigCommerce ([`mock`]) whose certificate comes from a CA made at
-//! run time ([`ca`]); it prints the keys and the `curl` lines that show an
+//! a mock BigCommerce ([`MockBigCommerce`]) whose certificate comes from a CA
+//! made at run time ([`DevCa`]); it prints the keys and the `curl` lines that show an
 //! allowed and a denied request. With `--tls` the proxy listener serves
 //! HTTPS too, with a certificate from the same CA, which is written out so
-//! that an SDK (which speaks only HTTPS) can trust it. The integration tests
-//! use the same mock and CA, so they live in one place.
-
-pub mod ca;
-pub mod mock;
+//! that an SDK (which speaks only HTTPS) can trust it. The mock and the CA
+//! are the `bcgate-testkit` crate, the integration tests' upstream too; this
+//! module (feature `dev`, on by default; `without_feature.rs` otherwise) is
+//! only what puts bcgate in front.
 
 use std::fmt::Write as _;
 use std::net::SocketAddr;
@@ -20,8 +19,8 @@ use crate::config::{
 };
 use crate::identify::{key_sha256, new_key};
 use crate::secret::StoreToken;
-use ca::DevCa;
-use mock::MockBigCommerce;
+use bcgate_testkit::ca::DevCa;
+use bcgate_testkit::mock::MockBigCommerce;
 
 /// The dev store's hash.
 const STORE_HASH: &str = "dev123";

@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // Drives the real node-bigcommerce (npm) through bcgate over HTTPS.
 //
-// Run by tests/node_sdk.rs with NODE_PATH pointing at the node_modules that
+// Run by tests/it/node_sdk.rs with NODE_PATH pointing at the node_modules that
 // scripts/install-test-deps makes under target/sdk/node, in the environment
 // docs/sdks.md's node recipe sets up:
 //   BCGATE_ADDR     host:port of bcgate's HTTPS listener
@@ -10,7 +10,7 @@
 //   BC_STORE_HASH   the store hash (or alias)
 //
 // The lines between the recipe markers are docs/sdks.md's node recipe,
-// character for character (tests/node_sdk.rs checks). Prints one JSON object
+// character for character (tests/it/node_sdk.rs checks). Prints one JSON object
 // on the last line of stdout; exits 1 on any unexpected error.
 'use strict';
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Drive the real PyPI `bigcommerce` SDK through bcgate over HTTPS.
 
-Run by tests/python_sdk.rs with the venv's python (scripts/install-test-deps),
+Run by tests/it/python_sdk.rs with the venv's python (scripts/install-test-deps),
 in the environment docs/sdks.md's python recipe sets up:
   BC_API_ENDPOINT     host:port of bcgate's HTTPS listener (the SDK adds https://)
   REQUESTS_CA_BUNDLE  the CA that signed bcgate's certificate
@@ -9,7 +9,7 @@ in the environment docs/sdks.md's python recipe sets up:
   BC_STORE_HASH       the store hash (or alias) the SDK puts in /stores/{hash}/
 
 The lines between the recipe markers are docs/sdks.md's python recipe,
-character for character (tests/python_sdk.rs checks). Prints one JSON object
+character for character (tests/it/python_sdk.rs checks). Prints one JSON object
 on the last line of stdout; exits 1 on any unexpected error.
 """
 import json
