@@ -77,6 +77,8 @@ pub struct ServerFile {
     pub max_connections: u64,
     /// The kernel's queue of connections not yet accepted (TCP listeners).
     pub listen_backlog: u32,
+    /// Requests in flight at once; further ones are answered 503 `overloaded`.
+    pub max_in_flight: u64,
 }
 
 impl Default for ServerFile {
@@ -92,6 +94,7 @@ impl Default for ServerFile {
             body_total_timeout_ms: 60_000,
             max_connections: 10_000,
             listen_backlog: 1024,
+            max_in_flight: 1024,
         }
     }
 }
@@ -351,6 +354,7 @@ pub struct Server {
     pub body_total_timeout: Duration,
     pub max_connections: usize,
     pub listen_backlog: u32,
+    pub max_in_flight: usize,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -1152,6 +1156,7 @@ impl Validator<'_> {
             ("server.body_total_timeout_ms", s.body_total_timeout_ms),
             ("server.max_connections", s.max_connections),
             ("server.listen_backlog", u64::from(s.listen_backlog)),
+            ("server.max_in_flight", s.max_in_flight),
         ] {
             if v == 0 {
                 return Err(self.err(k, "must be greater than 0"));
@@ -1177,6 +1182,7 @@ impl Validator<'_> {
             body_total_timeout: Duration::from_millis(s.body_total_timeout_ms),
             max_connections: usize::try_from(s.max_connections).unwrap_or(usize::MAX),
             listen_backlog: s.listen_backlog,
+            max_in_flight: usize::try_from(s.max_in_flight).unwrap_or(usize::MAX),
         })
     }
 

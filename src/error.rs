@@ -62,6 +62,8 @@ pub enum ProxyError {
     /// The store's rate-limit budget had nothing for this request within
     /// `quota.max_wait_ms` (or its queue was full).
     QuotaExhausted(Box<QuotaDenial>),
+    /// `server.max_in_flight` requests were already in flight.
+    Overloaded,
 }
 
 /// Who waited for which store's quota, and what the store's window looks
@@ -119,6 +121,7 @@ impl ProxyError {
             Self::UpstreamUnavailable(_) => StatusCode::BAD_GATEWAY,
             Self::UpstreamTimeout { .. } => StatusCode::GATEWAY_TIMEOUT,
             Self::QuotaExhausted(_) => StatusCode::TOO_MANY_REQUESTS,
+            Self::Overloaded => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 
@@ -141,6 +144,7 @@ impl ProxyError {
             Self::StoreTokenRefused(_) => "store_token_refused",
             Self::UpstreamTimeout { .. } => "upstream_timeout",
             Self::QuotaExhausted(_) => "quota_exhausted",
+            Self::Overloaded => "overloaded",
         }
     }
 
@@ -162,6 +166,7 @@ impl ProxyError {
             Self::StoreTokenRefused(_) => "Store token refused",
             Self::UpstreamTimeout { .. } => "Upstream timeout",
             Self::QuotaExhausted(_) => "Quota exhausted",
+            Self::Overloaded => "Overloaded",
         }
     }
 
@@ -229,6 +234,10 @@ impl ProxyError {
                 d.waited_ms,
                 retry_after_s(d.reset_ms)
             ),
+            Self::Overloaded => format!(
+                "bcgate has as many requests in flight as it takes at once; retry after \
+                 {OVERLOADED_RETRY_AFTER_S} s"
+            ),
         }
     }
 
@@ -289,6 +298,12 @@ impl ProxyError {
                 HeaderValue::from_static("refused"),
             );
         }
+        if matches!(self, Self::Overloaded) {
+            resp.headers_mut().insert(
+                header::RETRY_AFTER,
+                HeaderValue::from(OVERLOADED_RETRY_AFTER_S),
+            );
+        }
         if let Self::QuotaExhausted(d) = self {
             // What BigCommerce's own 429 carries: the SDKs read these.
             let h = resp.headers_mut();
@@ -311,6 +326,10 @@ impl ProxyError {
         resp
     }
 }
+
+/// `Retry-After` of an `overloaded` answer: in-flight requests mostly end
+/// within a second, and a longer pause would leave capacity idle.
+pub const OVERLOADED_RETRY_AFTER_S: u64 = 1;
 
 /// Whole seconds until `reset_ms` has passed, at least 1 (`X-Retry-After`).
 fn retry_after_s(reset_ms: u64) -> u64 {
@@ -414,6 +433,7 @@ mod tests {
                 window_ms: 30_000,
                 reset_ms: 1,
             })),
+            ProxyError::Overloaded,
         ];
         let mut codes: Vec<_> = all.iter().map(|e| e.code()).collect();
         codes.sort_unstable();

@@ -116,6 +116,85 @@ pub async fn handle(
     })
 }
 
+/// [`handle`] as a tower service: one per connection, under the server's
+/// layers ([`crate::overload`]).
+/// hyper's glue clones the service for every request: one reference count
+/// of the connection's own, not one per field.
+#[derive(Debug, Clone)]
+pub struct Service(Arc<(Arc<Gateway>, ConnInfo)>);
+
+impl Service {
+    pub fn new(gw: Arc<Gateway>, conn: ConnInfo) -> Self {
+        Self(Arc::new((gw, conn)))
+    }
+}
+
+/// [`Service`]'s future. Boxed: hyper keeps a connection's request future
+/// allocated while it sits idle, so it stays a pointer (and a named type
+/// keeps rustc's `Send` proof of the connection task tractable).
+pub type Handled = std::pin::Pin<
+    Box<dyn Future<Output = Result<Response<ProxyBody>, std::convert::Infallible>> + Send>,
+>;
+
+impl tower::Service<Request<Incoming>> for Service {
+    type Response = Response<ProxyBody>;
+    type Error = std::convert::Infallible;
+    type Future = Handled;
+
+    fn poll_ready(
+        &mut self,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: Request<Incoming>) -> Handled {
+        let (gw, conn) = &*self.0;
+        let handled = handle(gw.clone(), conn.clone(), req);
+        Box::pin(async move { Ok(handled.await) })
+    }
+}
+
+/// Answers what the in-flight limit refuses with [`shed`].
+#[derive(Debug)]
+pub struct Shedder(pub Arc<Gateway>);
+
+impl<B> crate::overload::Refuse<Request<B>> for Shedder {
+    type Response = Response<ProxyBody>;
+    fn refuse(&self, req: &Request<B>) -> Response<ProxyBody> {
+        shed(&self.0, req)
+    }
+}
+
+/// The answer to a request the in-flight limit refused
+/// ([`crate::overload`]): 503 `overloaded` at once, logged and counted like
+/// any other refusal. Reads nothing of the request but its head.
+pub fn shed<B>(gw: &Gateway, req: &Request<B>) -> Response<ProxyBody> {
+    let started = Instant::now();
+    let state = gw.state();
+    let request_id = gw.request_ids.for_request(req.headers());
+    let e = ProxyError::Overloaded;
+    let mut resp = e.to_response_in(
+        request_id.to_str().unwrap_or(""),
+        &state.config.server.error_docs_url,
+    );
+    resp.headers_mut().insert(X_REQUEST_ID, request_id.clone());
+    metrics::request_shed();
+    let method = req.method().clone();
+    Access {
+        status: resp.status().as_u16(),
+        elapsed: started.elapsed(),
+        state,
+        request_id,
+        cause: None,
+        head: method == Method::HEAD,
+        method,
+        outcome: Outcome::default(),
+    }
+    .write(decision_of(&e), Some(e.code()), e.code());
+    resp
+}
+
 /// What the access log line and the request metrics say about a request,
 /// kept until its answer ends.
 struct Access {
