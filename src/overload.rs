@@ -1,14 +1,15 @@
 //! Overload protection for the proxy listener: at most `server.max_in_flight`
 //! requests are in flight at once; past that a request is answered at once
-//! (503 `overloaded`, see [`crate::proxy::shed`]) instead of queueing behind
+//! (503 `overloaded`, see [`crate::proxy::Service`]) instead of queueing behind
 //! the others without bound.
 //!
 //! A tower [`Layer`] over the proxy's request service. tower's own
 //! `ConcurrencyLimit` + `LoadShed` would do the same, but they cost an
 //! allocation per request (a fresh boxed acquire future for each clone of the
 //! service) and a boxed error for each refusal; here admission is one
-//! `try_acquire` on a semaphore shared by every connection, and the permit
-//! rides in the response future until the response head is ready.
+//! `try_acquire` on a semaphore shared by every connection, the permit rides
+//! in the response future until the response head is ready, and the refusal
+//! is the inner service's own answer ([`Refuse`]).
 //!
 //! The admin listener is not behind this layer: `/healthz`, `/readyz` and
 //! `/metrics` answer however loaded the proxy is.
@@ -21,74 +22,50 @@ use std::task::{Context, Poll};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tower::{Layer, Service};
 
-/// The answer to a request past the limit; given at once, so it must not
-/// wait on anything.
-pub trait Refuse<Req> {
-    type Response;
+/// A service that can answer a request it has no room for, at once (it
+/// must not wait on anything). The service answers, not the layer, so the
+/// refusal is logged and accounted with the connection's own state.
+pub trait Refuse<Req>: Service<Req> {
     fn refuse(&self, req: &Req) -> Self::Response;
 }
 
-/// Admits a request while fewer than `max` are in flight; otherwise answers
-/// it with `refuse`.
-#[derive(Debug)]
-pub struct InFlightLimit<F>(Arc<Limit<F>>);
-
-/// What every connection's [`Shed`] shares: hyper's glue clones the service
-/// for each request, so this is one reference count, not one per field.
-#[derive(Debug)]
-struct Limit<F> {
+/// Admits a request while fewer than `max` are in flight; otherwise the
+/// service [refuses](Refuse) it. Clones share the limit.
+#[derive(Debug, Clone)]
+pub struct InFlightLimit {
     permits: Arc<Semaphore>,
-    refuse: F,
 }
 
-impl<F> InFlightLimit<F> {
-    /// One limit for every connection the layer is applied to.
-    pub fn new(max: usize, refuse: F) -> Self {
-        Self(Arc::new(Limit {
+impl InFlightLimit {
+    pub fn new(max: usize) -> Self {
+        Self {
             permits: Arc::new(Semaphore::new(max.clamp(1, Semaphore::MAX_PERMITS))),
-            refuse,
-        }))
+        }
     }
 }
 
-impl<F> Clone for InFlightLimit<F> {
-    fn clone(&self) -> Self {
-        Self(self.0.clone())
-    }
-}
-
-impl<S, F> Layer<S> for InFlightLimit<F> {
-    type Service = Shed<S, F>;
+impl<S> Layer<S> for InFlightLimit {
+    type Service = Shed<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
         Shed {
             inner,
-            limit: self.0.clone(),
+            permits: self.permits.clone(),
         }
     }
 }
 
 /// The service [`InFlightLimit`] makes.
-#[derive(Debug)]
-pub struct Shed<S, F> {
+#[derive(Debug, Clone)]
+pub struct Shed<S> {
     inner: S,
-    limit: Arc<Limit<F>>,
+    permits: Arc<Semaphore>,
 }
 
-impl<S: Clone, F> Clone for Shed<S, F> {
-    fn clone(&self) -> Self {
-        Self {
-            inner: self.inner.clone(),
-            limit: self.limit.clone(),
-        }
-    }
-}
-
-impl<S, F, Req> Service<Req> for Shed<S, F>
+impl<S, Req> Service<Req> for Shed<S>
 where
-    S: Service<Req>,
+    S: Refuse<Req>,
     S::Future: Unpin,
-    F: Refuse<Req, Response = S::Response>,
 {
     type Response = S::Response;
     type Error = S::Error;
@@ -99,12 +76,12 @@ where
     }
 
     fn call(&mut self, req: Req) -> Self::Future {
-        match self.limit.permits.clone().try_acquire_owned() {
+        match self.permits.clone().try_acquire_owned() {
             Ok(permit) => Admission::Admitted {
                 inner: self.inner.call(req),
                 permit: Some(permit),
             },
-            Err(_) => Admission::Refused(ready(Ok(self.limit.refuse.refuse(&req)))),
+            Err(_) => Admission::Refused(ready(Ok(self.inner.refuse(&req)))),
         }
     }
 }
@@ -149,35 +126,35 @@ mod tests {
 
     type Answer = Pin<Box<dyn Future<Output = Result<&'static str, Infallible>> + Send>>;
 
-    #[derive(Debug)]
-    struct Refused;
-
-    impl<R> Refuse<R> for Refused {
-        type Response = &'static str;
-        fn refuse(&self, _: &R) -> &'static str {
-            "refused"
-        }
-    }
-
     /// A service whose answers wait for the test to release them.
-    fn gated(
-        limit: usize,
-    ) -> Shed<
-        impl Service<
-            oneshot::Receiver<()>,
-            Response = &'static str,
-            Error = Infallible,
-            Future = Answer,
-        > + Clone,
-        Refused,
-    > {
-        let inner = tower::service_fn(|rx: oneshot::Receiver<()>| -> Answer {
+    #[derive(Debug, Clone)]
+    struct Gated;
+
+    impl Service<oneshot::Receiver<()>> for Gated {
+        type Response = &'static str;
+        type Error = Infallible;
+        type Future = Answer;
+
+        fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+            Poll::Ready(Ok(()))
+        }
+
+        fn call(&mut self, rx: oneshot::Receiver<()>) -> Answer {
             Box::pin(async move {
                 let _ = rx.await;
                 Ok("served")
             })
-        });
-        InFlightLimit::new(limit, Refused).layer(inner)
+        }
+    }
+
+    impl Refuse<oneshot::Receiver<()>> for Gated {
+        fn refuse(&self, _: &oneshot::Receiver<()>) -> &'static str {
+            "refused"
+        }
+    }
+
+    fn gated(limit: usize) -> Shed<Gated> {
+        InFlightLimit::new(limit).layer(Gated)
     }
 
     #[tokio::test]

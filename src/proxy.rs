@@ -155,44 +155,47 @@ impl tower::Service<Request<Incoming>> for Service {
     }
 }
 
-/// Answers what the in-flight limit refuses with [`shed`].
-#[derive(Debug)]
-pub struct Shedder(pub Arc<Gateway>);
-
-impl<B> crate::overload::Refuse<Request<B>> for Shedder {
-    type Response = Response<ProxyBody>;
-    fn refuse(&self, req: &Request<B>) -> Response<ProxyBody> {
-        shed(&self.0, req)
-    }
-}
-
 /// The answer to a request the in-flight limit refused
-/// ([`crate::overload`]): 503 `overloaded` at once, logged and counted like
-/// any other refusal. Reads nothing of the request but its head.
-pub fn shed<B>(gw: &Gateway, req: &Request<B>) -> Response<ProxyBody> {
-    let started = Instant::now();
-    let state = gw.state();
-    let request_id = gw.request_ids.for_request(req.headers());
-    let e = ProxyError::Overloaded;
-    let mut resp = e.to_response_in(
-        request_id.to_str().unwrap_or(""),
-        &state.config.server.error_docs_url,
-    );
-    resp.headers_mut().insert(X_REQUEST_ID, request_id.clone());
-    metrics::request_shed();
-    let method = req.method().clone();
-    Access {
-        status: resp.status().as_u16(),
-        elapsed: started.elapsed(),
-        state,
-        request_id,
-        cause: None,
-        head: method == Method::HEAD,
-        method,
-        outcome: Outcome::default(),
+/// ([`crate::overload`]): 503 `overloaded` at once (or the head guard's own
+/// refusal of that head), logged and counted like any other refusal. Reads
+/// nothing of the request but its head.
+impl crate::overload::Refuse<Request<Incoming>> for Service {
+    fn refuse(&self, req: &Request<Incoming>) -> Response<ProxyBody> {
+        let (gw, conn) = &*self.0;
+        let started = Instant::now();
+        // A request all the same: the connection's head and idle clocks
+        // count it as begun and answered.
+        let _active = conn.guard.begin();
+        let state = gw.state();
+        let request_id = gw.request_ids.for_request(req.headers());
+        // The head guard counts the requests of a connection in order: a
+        // head it refused is answered as that refusal, overloaded or not.
+        let e = match conn.guard.next_request() {
+            Some(refused) => refused,
+            None => {
+                metrics::request_shed();
+                ProxyError::Overloaded
+            }
+        };
+        let mut resp = e.to_response_in(
+            request_id.to_str().unwrap_or(""),
+            &state.config.server.error_docs_url,
+        );
+        resp.headers_mut().insert(X_REQUEST_ID, request_id.clone());
+        let method = req.method().clone();
+        Access {
+            status: resp.status().as_u16(),
+            elapsed: started.elapsed(),
+            state,
+            request_id,
+            cause: None,
+            head: method == Method::HEAD,
+            method,
+            outcome: Outcome::default(),
+        }
+        .write(decision_of(&e), Some(e.code()), e.code());
+        resp
     }
-    .write(decision_of(&e), Some(e.code()), e.code());
-    resp
 }
 
 /// What the access log line and the request metrics say about a request,

@@ -212,7 +212,7 @@ async fn serve_bound(bound: Bound) -> Result<(), String> {
     let slots = Arc::new(tokio::sync::Semaphore::new(max_connections));
     let max_in_flight = gateway.state().config.server.max_in_flight;
     crate::metrics::in_flight_limit(max_in_flight);
-    let in_flight = InFlightLimit::new(max_in_flight, proxy::Shedder(gateway.clone()));
+    let in_flight = InFlightLimit::new(max_in_flight);
     let mut accept_errors = AcceptErrors::default();
     let mut shutdown = std::pin::pin!(shutdown_signal());
 

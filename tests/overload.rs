@@ -10,8 +10,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use support::{
-    Bcgate, MockBigCommerce, Resp, TestCa, assert_problem, key_sha256, metric, plain_client, send,
-    try_send,
+    Bcgate, MockBigCommerce, Resp, TestCa, assert_problem, exchange_on, key_sha256, metric,
+    plain_client, send, try_send,
 };
 
 const STORE: &str = "abc123";
@@ -20,12 +20,18 @@ const KEY: &str = "bcg-key-overload-Tg5Wr9Bz3Hk6Ja1";
 const PATH: &str = "/stores/abc123/v3/catalog/products";
 
 fn start(max_in_flight: usize) -> (MockBigCommerce, Bcgate) {
+    start_with(max_in_flight, "")
+}
+
+/// With more `[server]` lines.
+fn start_with(max_in_flight: usize, server_extra: &str) -> (MockBigCommerce, Bcgate) {
     let ca = TestCa::new();
     let mock = MockBigCommerce::start(&ca, &[(STORE, TOKEN)]);
     let toml = format!(
         r#"[server]
 listen = "127.0.0.1:0"
 max_in_flight = {max_in_flight}
+{server_extra}
 
 [admin]
 listen = "127.0.0.1:0"
@@ -235,5 +241,52 @@ async fn a_burst_of_ten_times_the_limit_is_served_or_refused_in_bounded_memory()
     );
     assert!(peak < 256 * 1024, "peak RSS {peak} KiB");
     let resp = slow_get(&gate, &http, 0).await.expect("a request after");
+    assert_eq!(resp.status, 200, "{}", resp.text());
+}
+
+/// A keep-alive HTTP/1.1 connection that was answered `overloaded` still
+/// times its next head: the refusal counts as a request begun and answered,
+/// so a slow head after it gets 408 `header_timeout` as after any answer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_refused_overloaded_still_times_its_next_head() {
+    const DELAY_MS: u64 = 6_000;
+    let (mock, gate) = start_with(1, "header_read_timeout_ms = 1000");
+    let gate = Arc::new(gate);
+    let busy = {
+        let gate = gate.clone();
+        tokio::spawn(async move { slow_get(&gate, &plain_client(), DELAY_MS).await })
+    };
+    // The slow request holds the only place once the upstream has it.
+    let upstream =
+        tokio::task::block_in_place(|| mock.wait_for_requests(1, Duration::from_secs(10)));
+    assert_eq!(
+        upstream.len(),
+        1,
+        "the slow request never reached the upstream"
+    );
+    let addr = gate.addr;
+    let request = format!("GET {PATH} HTTP/1.1\r\nHost: bcgate\r\nX-Auth-Token: {KEY}\r\n\r\n");
+    let outcome = tokio::task::spawn_blocking(move || {
+        let mut conn = std::net::TcpStream::connect(addr).expect("connect");
+        let refused = exchange_on(&mut conn, request.as_bytes(), false)?;
+        let sent_at = Instant::now();
+        let slow = exchange_on(&mut conn, b"GET / HTTP/1.1\r\nHost: bcg", false);
+        Ok::<_, String>((refused, slow, sent_at.elapsed()))
+    })
+    .await
+    .expect("raw client");
+    let (refused, slow, after) = outcome.unwrap_or_else(|e| panic!("{e}\n{}", gate.logs()));
+    assert_eq!(refused.status, 503, "{}", refused.body_text());
+    assert_eq!(refused.header("retry-after"), Some("1"));
+    assert_eq!(refused.json()["code"], "overloaded");
+    let slow = slow.unwrap_or_else(|e| {
+        panic!(
+            "no 408 for the slow head after an overloaded answer ({after:?}): {e}\n{}",
+            gate.logs()
+        )
+    });
+    assert_eq!(slow.status, 408, "{}", slow.body_text());
+    assert_eq!(slow.json()["code"], "header_timeout");
+    let resp = busy.await.expect("busy task").expect("the slow request");
     assert_eq!(resp.status, 200, "{}", resp.text());
 }
