@@ -290,3 +290,19 @@ async fn a_connection_refused_overloaded_still_times_its_next_head() {
     let resp = busy.await.expect("busy task").expect("the slow request");
     assert_eq!(resp.status, 200, "{}", resp.text());
 }
+
+/// `server.max_in_flight = 0` would refuse everything: bcgate does not start,
+/// and says which key.
+#[test]
+fn a_limit_of_zero_is_refused_at_start() {
+    let ca = TestCa::new();
+    let dir = support::process::temp_dir();
+    ca.write_to(dir.path());
+    let toml = "[server]\nlisten = \"127.0.0.1:0\"\nmax_in_flight = 0\n\n\
+         [upstream]\nbase_url = \"https://127.0.0.1:9\"\nca_file = \"ca.pem\"\n";
+    let err = Bcgate::try_start_in(dir, toml, &[])
+        .err()
+        .expect("bcgate started with max_in_flight = 0");
+    assert!(err.contains("server.max_in_flight"), "{err}");
+    assert!(err.contains("greater than 0"), "{err}");
+}
