@@ -300,9 +300,9 @@ fn a_limit_of_zero_is_refused_at_start() {
     ca.write_to(dir.path());
     let toml = "[server]\nlisten = \"127.0.0.1:0\"\nmax_in_flight = 0\n\n\
          [upstream]\nbase_url = \"https://127.0.0.1:9\"\nca_file = \"ca.pem\"\n";
-    let err = Bcgate::try_start_in(dir, toml, &[])
-        .err()
-        .expect("bcgate started with max_in_flight = 0");
+    let Err(err) = Bcgate::try_start_in(dir, toml, &[]) else {
+        panic!("bcgate started with max_in_flight = 0");
+    };
     assert!(err.contains("server.max_in_flight"), "{err}");
     assert!(err.contains("greater than 0"), "{err}");
 }
