@@ -117,9 +117,8 @@ pub async fn handle(
 }
 
 /// [`handle`] as a tower service: one per connection, under the server's
-/// layers ([`crate::overload`]).
-/// hyper's glue clones the service for every request: one reference count
-/// of the connection's own, not one per field.
+/// layers ([`crate::overload`]). Cloned for every request, so it is one
+/// reference count of the connection's own, not one per field.
 #[derive(Debug, Clone)]
 pub struct Service(Arc<(Arc<Gateway>, ConnInfo)>);
 

@@ -14,7 +14,6 @@ use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use hyper_util::service::TowerToHyperService;
 use metrics_exporter_prometheus::PrometheusHandle;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, UnixListener};
@@ -289,9 +288,7 @@ async fn serve_bound(bound: Bound) -> Result<(), String> {
                     let service = |peer: Peer| {
                         let conn = ConnInfo { local, guard: guard.clone(), peer: Arc::new(peer) };
                         let proxy = proxy::Service::new(gw.clone(), conn);
-                        TowerToHyperService::new(
-                            tower::ServiceBuilder::new().layer(in_flight.clone()).service(proxy),
-                        )
+                        tower::ServiceBuilder::new().layer(in_flight.clone()).service(proxy)
                     };
                     match (io, tls) {
                         (Io::Tcp(s), Some(acceptor)) => {
