@@ -1,11 +1,12 @@
 //! What the in-flight limit ([`bcgate::overload`]) adds to a request, with
 //! the inner service reduced to an answer that is ready at once:
 //!
-//! - `overload/bare`: clone the service (as hyper-util's glue does for each
-//!   request), call it, poll the answer;
-//! - `overload/admitted`: the same through the limit: the clone of its shared
-//!   state, a semaphore `try_acquire`, the permit released on the answer;
-//! - `overload/refused`: the limit is full: the refusal instead of the call.
+//! - `overload/bare`: clone the service (tower's `call` takes `&mut`, hyper's
+//!   `&`), call it, poll the answer;
+//! - `overload/admitted`: the same through the limit, as hyper calls it: a
+//!   semaphore `try_acquire`, the permit released on the answer;
+//! - `overload/refused`: the limit is full: the refusal (boxed) instead of
+//!   the call.
 //!
 //! One thread, so no contention on the semaphore: the figure is the floor.
 //! `cargo bench --bench overload`.
@@ -44,13 +45,22 @@ impl Refuse<u64> for Echo {
     }
 }
 
-fn once<S: Service<u64, Error = Infallible> + Clone>(svc: &S, req: u64) -> S::Response
+fn bare(svc: &Echo, req: u64) -> u64 {
+    poll(svc.clone().call(req))
+}
+
+fn limited<S: hyper::service::Service<u64, Response = u64, Error = Infallible>>(
+    svc: &S,
+    req: u64,
+) -> u64
 where
     S::Future: Unpin,
 {
+    poll(svc.call(req))
+}
+
+fn poll<F: Future<Output = Result<u64, Infallible>> + Unpin>(mut answer: F) -> u64 {
     let mut cx = Context::from_waker(Waker::noop());
-    let mut svc = svc.clone();
-    let mut answer = svc.call(req);
     match Pin::new(&mut answer).poll(&mut cx) {
         Poll::Ready(Ok(r)) => r,
         Poll::Ready(Err(never)) => match never {},
@@ -60,14 +70,14 @@ where
 
 fn bench(c: &mut Criterion) {
     let mut g = c.benchmark_group("overload");
-    g.bench_function("bare", |b| b.iter(|| once(&Echo, black_box(7))));
-    let limited = InFlightLimit::new(1024).layer(Echo);
-    g.bench_function("admitted", |b| b.iter(|| once(&limited, black_box(7))));
+    g.bench_function("bare", |b| b.iter(|| bare(&Echo, black_box(7))));
+    let within = InFlightLimit::new(1024).layer(Echo);
+    g.bench_function("admitted", |b| b.iter(|| limited(&within, black_box(7))));
     let mut full = InFlightLimit::new(1).layer(Echo);
     // Called, never polled: it keeps the only place.
     let _held = full.call(1);
-    assert_eq!(once(&full, 7), 0);
-    g.bench_function("refused", |b| b.iter(|| once(&full, black_box(7))));
+    assert_eq!(limited(&full, 7), 0);
+    g.bench_function("refused", |b| b.iter(|| limited(&full, black_box(7))));
     g.finish();
 }
 
