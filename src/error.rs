@@ -62,6 +62,8 @@ pub enum ProxyError {
     /// The store's rate-limit budget had nothing for this request within
     /// `quota.max_wait_ms` (or its queue was full).
     QuotaExhausted(Box<QuotaDenial>),
+    /// `server.max_in_flight` requests were already in flight.
+    Overloaded,
 }
 
 /// Who waited for which store's quota, and what the store's window looks
@@ -148,6 +150,7 @@ error_kinds! {
     STORE_TOKEN_REFUSED  = UNAUTHORIZED,                    "store_token_refused",  "Store token refused",  Denied;
     UPSTREAM_TIMEOUT     = GATEWAY_TIMEOUT,                 "upstream_timeout",     "Upstream timeout",     UpstreamFailed;
     QUOTA_EXHAUSTED      = TOO_MANY_REQUESTS,               "quota_exhausted",      "Quota exhausted",      Rejected;
+    OVERLOADED           = SERVICE_UNAVAILABLE,             "overloaded",           "Overloaded",           Rejected;
 }
 
 impl ProxyError {
@@ -170,6 +173,7 @@ impl ProxyError {
             Self::StoreTokenRefused(_) => &ErrorKind::STORE_TOKEN_REFUSED,
             Self::UpstreamTimeout { .. } => &ErrorKind::UPSTREAM_TIMEOUT,
             Self::QuotaExhausted(_) => &ErrorKind::QUOTA_EXHAUSTED,
+            Self::Overloaded => &ErrorKind::OVERLOADED,
         }
     }
 
@@ -251,6 +255,10 @@ impl ProxyError {
                 d.waited_ms,
                 retry_after_s(d.reset_ms)
             ),
+            Self::Overloaded => format!(
+                "bcgate has as many requests in flight as it takes at once; retry after \
+                 {OVERLOADED_RETRY_AFTER_S} s"
+            ),
         }
     }
 
@@ -313,6 +321,12 @@ impl ProxyError {
                 HeaderValue::from_static("refused"),
             );
         }
+        if matches!(self, Self::Overloaded) {
+            resp.headers_mut().insert(
+                header::RETRY_AFTER,
+                HeaderValue::from(OVERLOADED_RETRY_AFTER_S),
+            );
+        }
         if let Self::QuotaExhausted(d) = self {
             // What BigCommerce's own 429 carries: the SDKs read these.
             let h = resp.headers_mut();
@@ -335,6 +349,10 @@ impl ProxyError {
         resp
     }
 }
+
+/// `Retry-After` of an `overloaded` answer: in-flight requests mostly end
+/// within a second, and a longer pause would leave capacity idle.
+pub const OVERLOADED_RETRY_AFTER_S: u64 = 1;
 
 /// Whole seconds until `reset_ms` has passed, at least 1 (`X-Retry-After`).
 fn retry_after_s(reset_ms: u64) -> u64 {
@@ -447,6 +465,7 @@ mod tests {
                 window_ms: 30_000,
                 reset_ms: 1,
             })),
+            ProxyError::Overloaded,
         ];
         for e in &all {
             match e {
@@ -467,7 +486,8 @@ mod tests {
                 | ProxyError::UpstreamUnavailable(_)
                 | ProxyError::StoreTokenRefused(_)
                 | ProxyError::UpstreamTimeout { .. }
-                | ProxyError::QuotaExhausted(_) => {}
+                | ProxyError::QuotaExhausted(_)
+                | ProxyError::Overloaded => {}
             }
         }
         all
@@ -477,7 +497,7 @@ mod tests {
     fn every_variant_answers_its_documented_status_code_and_title() {
         // The answers as documented in docs/errors.md; a change here is a
         // change of the public contract.
-        let want: [(u16, &str, &str); 18] = [
+        let want: [(u16, &str, &str); 19] = [
             (401, "unauthenticated", "Unauthenticated"),
             (400, "bad_request", "Bad request"),
             (404, "store_unknown", "Store unknown"),
@@ -496,6 +516,7 @@ mod tests {
             (401, "store_token_refused", "Store token refused"),
             (504, "upstream_timeout", "Upstream timeout"),
             (429, "quota_exhausted", "Quota exhausted"),
+            (503, "overloaded", "Overloaded"),
         ];
         let all = every_variant();
         assert_eq!(all.len(), want.len());

@@ -5,6 +5,7 @@
 //!
 //! ```text
 //! server     listener: TCP/h2c, TLS/mTLS (tls) or unix socket (hyper-util auto)
+//!   overload at most server.max_in_flight requests at once; past it 503 at once
 //!   h1guard  every HTTP/1 head checked before hyper reads it (smuggling, limits)
 //!   gateway  holds the live config generation (state::State); a request takes a snapshot of it
 //!   proxy    the per-request pipeline, in this order:
@@ -52,6 +53,7 @@ pub mod identify;
 pub mod learn;
 pub mod log;
 pub mod metrics;
+pub mod overload;
 pub mod policy;
 pub mod proxy;
 pub mod quota;

@@ -33,6 +33,10 @@ pub const OPEN_CONNECTIONS: &str = "bcgate_open_connections";
 pub const CONNECTION_LIMIT: &str = "bcgate_connection_limit";
 /// Times the proxy listener stopped accepting because the connection limit was reached.
 pub const CONNECTION_LIMIT_WAITS_TOTAL: &str = "bcgate_connection_limit_waits_total";
+/// Requests the proxy serves at once (`server.max_in_flight`).
+pub const IN_FLIGHT_LIMIT: &str = "bcgate_in_flight_limit";
+/// Requests answered 503 `overloaded` because `server.max_in_flight` were in flight.
+pub const SHED_TOTAL: &str = "bcgate_requests_shed_total";
 /// Failed `accept` calls on the proxy listener (out of file descriptors, most often).
 pub const ACCEPT_ERRORS_TOTAL: &str = "bcgate_accept_errors_total";
 /// Connections closed because no request came for the header read timeout, by `protocol`.
@@ -120,6 +124,14 @@ fn describe() {
     metrics::describe_counter!(
         CONNECTION_LIMIT_WAITS_TOTAL,
         "Times the proxy listener paused accepting because the connection limit was reached."
+    );
+    metrics::describe_gauge!(
+        IN_FLIGHT_LIMIT,
+        "Requests the proxy serves at once (server.max_in_flight)."
+    );
+    metrics::describe_counter!(
+        SHED_TOTAL,
+        "Requests answered 503 overloaded because server.max_in_flight requests were in flight."
     );
     metrics::describe_counter!(
         ACCEPT_ERRORS_TOTAL,
@@ -305,6 +317,14 @@ pub fn connection_limit(n: usize) {
 
 pub fn connection_limit_wait() {
     counter!(CONNECTION_LIMIT_WAITS_TOTAL).increment(1);
+}
+
+pub fn in_flight_limit(n: usize) {
+    gauge!(IN_FLIGHT_LIMIT).set(n as f64);
+}
+
+pub fn request_shed() {
+    counter!(SHED_TOTAL).increment(1);
 }
 
 pub fn accept_error() {

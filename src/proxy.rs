@@ -116,6 +116,110 @@ pub async fn handle(
     })
 }
 
+/// [`handle`] as a tower service: one per connection, under the server's
+/// layers ([`crate::overload`]). `live` gives the config generation current
+/// when a request arrives. Cloned for every request, so it is one reference
+/// count of the connection's own, not one per field.
+pub struct Service<L>(Arc<(L, ConnInfo)>);
+
+impl<L> Service<L>
+where
+    L: Fn() -> Arc<State>,
+{
+    pub fn new(live: L, conn: ConnInfo) -> Self {
+        Self(Arc::new((live, conn)))
+    }
+}
+
+impl<L> Clone for Service<L> {
+    fn clone(&self) -> Self {
+        Self(self.0.clone())
+    }
+}
+
+impl<L> std::fmt::Debug for Service<L> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("Service").field(&self.0.1).finish()
+    }
+}
+
+/// [`Service`]'s future. Boxed: hyper keeps a connection's request future
+/// allocated while it sits idle, so it stays a pointer (and a named type
+/// keeps rustc's `Send` proof of the connection task tractable).
+pub type Handled = std::pin::Pin<
+    Box<dyn Future<Output = Result<Response<ProxyBody>, std::convert::Infallible>> + Send>,
+>;
+
+impl<L> tower::Service<Request<Incoming>> for Service<L>
+where
+    L: Fn() -> Arc<State>,
+{
+    type Response = Response<ProxyBody>;
+    type Error = std::convert::Infallible;
+    type Future = Handled;
+
+    fn poll_ready(
+        &mut self,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: Request<Incoming>) -> Handled {
+        let (live, conn) = &*self.0;
+        let handled = handle(live(), conn.clone(), req);
+        Box::pin(async move { Ok(handled.await) })
+    }
+}
+
+/// The answer to a request the in-flight limit refused
+/// ([`crate::overload`]): 503 `overloaded` at once (or the head guard's own
+/// refusal of that head), logged and counted like any other refusal. Reads
+/// nothing of the request but its head.
+impl<L> crate::overload::Refuse<Request<Incoming>> for Service<L>
+where
+    L: Fn() -> Arc<State>,
+{
+    fn refuse(&self, req: &Request<Incoming>) -> Response<ProxyBody> {
+        let (live, conn) = &*self.0;
+        let started = Instant::now();
+        // A request all the same: the connection's head and idle clocks
+        // count it as begun and answered.
+        let _active = conn.guard.begin();
+        let state = live();
+        let request_id = state.request_ids.for_request(req.headers());
+        // The head guard counts the requests of a connection in order: a
+        // head it refused is answered as that refusal, overloaded or not.
+        let e = match conn.guard.next_request() {
+            Some(refused) => refused,
+            None => {
+                metrics::request_shed();
+                ProxyError::Overloaded
+            }
+        };
+        let mut resp = e
+            .to_response_in(
+                request_id.to_str().unwrap_or(""),
+                &state.config.server.error_docs_url,
+            )
+            .map(body::full);
+        resp.headers_mut().insert(X_REQUEST_ID, request_id.clone());
+        let method = req.method().clone();
+        Access {
+            status: resp.status().as_u16(),
+            elapsed: started.elapsed(),
+            state,
+            request_id,
+            cause: None,
+            head: method == Method::HEAD,
+            method,
+            outcome: Outcome::default(),
+        }
+        .write(e.decision(), Some(e.code()), e.code());
+        resp
+    }
+}
+
 /// What the access log line and the request metrics say about a request,
 /// kept until its answer ends.
 struct Access {
@@ -404,4 +508,23 @@ fn check_absolute_form(uri: &http::Uri, cfg: &Config, conn: &ConnInfo) -> Result
 /// Milliseconds with microsecond resolution (`1.234`), for the access log.
 fn millis_3(d: std::time::Duration) -> f64 {
     d.as_micros() as f64 / 1000.0
+}
+
+#[cfg(test)]
+mod size {
+    /// What hyper keeps allocated per idle HTTP/1 connection, under the
+    /// in-flight limit as the server stacks it.
+    #[test]
+    fn the_request_future_stays_small() {
+        // The server's `live`: a closure holding the live generation's handle.
+        type Live = fn() -> std::sync::Arc<crate::state::State>;
+        type Fut = <crate::overload::Shed<super::Service<Live>> as hyper::service::Service<
+            http::Request<hyper::body::Incoming>,
+        >>::Future;
+        assert!(
+            std::mem::size_of::<Fut>() <= 48,
+            "{}",
+            std::mem::size_of::<Fut>()
+        );
+    }
 }

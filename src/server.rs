@@ -24,6 +24,7 @@ use crate::gateway::Gateway;
 use crate::h1guard::{GuardState, Guarded, MAX_HEAD_BYTES, MAX_HEADERS};
 use crate::identify::Peer;
 use crate::learn::SHUTDOWN_FLUSH_LIMIT;
+use crate::overload::InFlightLimit;
 use crate::proxy::{self, ConnInfo};
 
 /// hyper's own limits sit just above the head guard's, which answers first.
@@ -208,6 +209,9 @@ async fn serve_bound(bound: Bound) -> Result<(), String> {
     // `closed` tells when the last one has.
     let (drain_tx, drain_rx) = tokio::sync::watch::channel(false);
     let slots = Arc::new(tokio::sync::Semaphore::new(max_connections));
+    let max_in_flight = gateway.state().config.server.max_in_flight;
+    crate::metrics::in_flight_limit(max_in_flight);
+    let in_flight = InFlightLimit::new(max_in_flight);
     let mut accept_errors = AcceptErrors::default();
     let mut shutdown = std::pin::pin!(shutdown_signal());
 
@@ -268,6 +272,7 @@ async fn serve_bound(bound: Bound) -> Result<(), String> {
                 };
                 let open = crate::metrics::connection_opened("proxy");
                 let gw = gateway.clone();
+                let in_flight = in_flight.clone();
                 let builder = builder.clone();
                 let drain = drain_rx.clone();
                 // TLS material and timeouts as of now: a reload may have rotated them.
@@ -282,13 +287,12 @@ async fn serve_bound(bound: Bound) -> Result<(), String> {
                     let conn_state = guard.clone();
                     let service = |peer: Peer| {
                         let conn = ConnInfo { local, guard: guard.clone(), peer: Arc::new(peer) };
-                        service_fn(move |req: Request<Incoming>| {
-                            let conn = conn.clone();
-                            // Boxed per request: hyper keeps a connection's request
-                            // future allocated while it sits idle, so it stays a pointer.
-                            let handled = Box::pin(proxy::handle(gw.state(), conn, req));
-                            async move { Ok::<_, Infallible>(handled.await) }
-                        })
+                        let live = {
+                            let gw = gw.clone();
+                            move || gw.state()
+                        };
+                        let proxy = proxy::Service::new(live, conn);
+                        tower::ServiceBuilder::new().layer(in_flight.clone()).service(proxy)
                     };
                     match (io, tls) {
                         (Io::Tcp(s), Some(acceptor)) => {

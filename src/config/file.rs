@@ -54,6 +54,8 @@ pub struct ServerFile {
     pub max_connections: u64,
     /// The kernel's queue of connections not yet accepted (TCP listeners).
     pub listen_backlog: u32,
+    /// Requests in flight at once; further ones are answered 503 `overloaded`.
+    pub max_in_flight: u64,
 }
 
 impl Default for ServerFile {
@@ -69,6 +71,7 @@ impl Default for ServerFile {
             body_total_timeout_ms: 60_000,
             max_connections: 10_000,
             listen_backlog: 1024,
+            max_in_flight: 1024,
         }
     }
 }

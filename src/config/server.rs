@@ -32,6 +32,7 @@ impl Validator<'_> {
             ("server.body_total_timeout_ms", s.body_total_timeout_ms),
             ("server.max_connections", s.max_connections),
             ("server.listen_backlog", u64::from(s.listen_backlog)),
+            ("server.max_in_flight", s.max_in_flight),
         ] {
             if v == 0 {
                 return Err(self.err(k, "must be greater than 0"));
@@ -57,6 +58,7 @@ impl Validator<'_> {
             body_total_timeout: Duration::from_millis(s.body_total_timeout_ms),
             max_connections: usize::try_from(s.max_connections).unwrap_or(usize::MAX),
             listen_backlog: s.listen_backlog,
+            max_in_flight: usize::try_from(s.max_in_flight).unwrap_or(usize::MAX),
         })
     }
 

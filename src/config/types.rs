@@ -69,6 +69,7 @@ pub struct Server {
     pub body_total_timeout: Duration,
     pub max_connections: usize,
     pub listen_backlog: u32,
+    pub max_in_flight: usize,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -20,6 +20,7 @@ mod load;
 mod mock_upstream;
 mod node_sdk;
 mod ops;
+mod overload;
 mod path_property;
 mod proxy;
 mod python_sdk;

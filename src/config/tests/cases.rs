@@ -119,6 +119,11 @@ pub(super) fn cases() -> Vec<(String, &'static str, &'static str)> {
             "must be greater than 0",
         ),
         (
+            server("max_in_flight = 0"),
+            "server.max_in_flight",
+            "must be greater than 0",
+        ),
+        (
             server("body_total_timeout_ms = 10\nbody_read_timeout_ms = 20"),
             "server.body_total_timeout_ms",
             "must be at least server.body_read_timeout_ms",

@@ -13,10 +13,19 @@ pub const RAW_TIMEOUT: Duration = Duration::from_secs(20);
 #[derive(Debug, Clone)]
 pub struct RawResponse {
     pub status: u16,
+    /// Header names lower-cased, values as text, in order, duplicates kept.
+    pub headers: Vec<(String, String)>,
     pub body: Vec<u8>,
 }
 
 impl RawResponse {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
     pub fn body_text(&self) -> String {
         String::from_utf8_lossy(&self.body).into_owned()
     }
@@ -122,7 +131,11 @@ fn read_response(
             }
             std::mem::take(&mut buf)
         };
-        return Ok(RawResponse { status, body });
+        return Ok(RawResponse {
+            status,
+            headers,
+            body,
+        });
     }
 }
 
