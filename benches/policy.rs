@@ -29,9 +29,9 @@ use http::{HeaderMap, HeaderName, HeaderValue, Method, header};
 
 use bcgate::config::{Client, Config};
 use bcgate::decide::{Ask, Canonical, Gate};
+use bcgate::path::check_canonical;
 use bcgate::policy::{BodyFacts, GraphqlKind, Holder, Lookup, Policy, Request, Route};
 use bcgate::rewrite::upstream_request;
-use bcgate::route::check_canonical;
 use bcgate::secret::StoreToken;
 
 const STORE_PREFIX: &str = "/stores/abc123";

@@ -7,7 +7,7 @@
 //! 1. **canonical path** — [`Canonical::new`]; the proxy checks it before it
 //!    identifies the caller, so a path trick is a 400 for anyone.
 //! 2. **store** — `/stores/{hash|alias}/…` or the client's `default_store`
-//!    ([`route::target_with`]); then the client must be allowed it.
+//!    ([`path::target_with`]); then the client must be allowed it.
 //! 3. **route** — the route table lookup of the API path; a GraphQL `GET`
 //!    is classified from its query string here.
 //! 4. **authorize** — never-proxied routes, then the client's scopes and the
@@ -27,16 +27,16 @@ use http::Method;
 use crate::config::{Client, Store, Stores};
 use crate::error::{ProxyError, ScopeDenial};
 use crate::learn::{Mode, Verdict};
+use crate::path::{self, InstalledLookup};
 use crate::policy::{BodyFacts, GraphqlKind, Holder, Lookup, Policy, Request, Route};
-use crate::route::{self, InstalledLookup};
 
-/// A request path that passed [`route::check_canonical`].
+/// A request path that passed [`path::check_canonical`].
 #[derive(Debug, Clone, Copy)]
 pub struct Canonical<'r>(&'r str);
 
 impl<'r> Canonical<'r> {
     pub fn new(path: &'r str) -> Result<Self, ProxyError> {
-        route::check_canonical(path)?;
+        path::check_canonical(path)?;
         Ok(Self(path))
     }
 
@@ -128,7 +128,7 @@ pub struct Decision<'c, 'r> {
 /// Steps 1–3: the store and the route (see the module docs).
 pub fn route<'c, 'r>(gate: &Gate<'c>, ask: Ask<'c, 'r>) -> Result<Routed<'c, 'r>, Denial<'c>> {
     let client = ask.client;
-    let target = route::target_with(
+    let target = path::target_with(
         ask.path.as_str(),
         gate.stores,
         client.default_store.as_deref(),

@@ -21,12 +21,12 @@ use crate::error::ProxyError;
 pub use pool::PooledBody;
 
 #[derive(Debug, Clone)]
-pub struct Upstream {
+pub struct UpstreamClient {
     pool: Arc<pool::Pool>,
     cfg: Arc<UpstreamConfig>,
 }
 
-impl Upstream {
+impl UpstreamClient {
     pub fn new(cfg: &UpstreamConfig) -> Result<Self, String> {
         let pool = pool::Pool::new(tls_config(cfg)?, &cfg.authority, cfg.connect_timeout)?;
         Ok(Self {
@@ -259,7 +259,7 @@ mod tests {
     use super::*;
     use std::time::Duration;
 
-    fn upstream() -> Upstream {
+    fn upstream() -> UpstreamClient {
         let cfg = UpstreamConfig {
             base_url: "https://api.bigcommerce.com".into(),
             scheme: http::uri::Scheme::HTTPS,
@@ -271,10 +271,10 @@ mod tests {
             connect_timeout: Duration::from_secs(1),
             request_timeout: Duration::from_secs(1),
         };
-        Upstream::new(&cfg).expect("client")
+        UpstreamClient::new(&cfg).expect("client")
     }
 
-    fn location(u: &Upstream, status: u16, loc: &str) -> Result<Option<String>, ProxyError> {
+    fn location(u: &UpstreamClient, status: u16, loc: &str) -> Result<Option<String>, ProxyError> {
         let mut h = http::HeaderMap::new();
         h.insert(header::LOCATION, HeaderValue::from_str(loc).expect("value"));
         u.rewrite_location(StatusCode::from_u16(status).expect("status"), &mut h)?;

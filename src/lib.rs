@@ -7,12 +7,12 @@
 //! server     listener: TCP/h2c, TLS/mTLS (tls) or unix socket (hyper-util auto)
 //!   overload at most server.max_in_flight requests at once; past it 503 at once
 //!   h1guard  every HTTP/1 head checked before hyper reads it (smuggling, limits)
-//!   gateway  holds the live config generation (state::State); a request takes a snapshot of it
+//!   live     holds the live config generation (state::State); a request takes a snapshot of it
 //!   proxy    the per-request pipeline, in this order:
-//!     route::check_canonical   reject path tricks before any decision
+//!     path::check_canonical    reject path tricks before any decision
 //!     identify                 key, unix uid or mTLS subject → client
 //!     decide                   the decision, pure (also `bcgate explain`'s):
-//!       route::target            /stores/{hash|alias}/… or the default store
+//!       path::target             /stores/{hash|alias}/… or the default store
 //!       policy                   route table lookup, then authorize
 //!     rewrite                  strip caller credentials + hop-by-hop, inject token
 //!     quota                    wait for the store's rate-limit budget (fair queue, Redis), retry 429s
@@ -46,14 +46,15 @@ pub mod dev;
 pub mod dev;
 pub mod error;
 pub mod forward;
-pub mod gateway;
 pub mod h1guard;
 pub mod headers;
 pub mod identify;
 pub mod learn;
+pub mod live;
 pub mod log;
 pub mod metrics;
 pub mod overload;
+pub mod path;
 pub mod policy;
 pub mod proxy;
 pub mod quota;
@@ -61,7 +62,6 @@ pub mod ready;
 pub mod reload;
 pub mod request_id;
 pub mod rewrite;
-pub mod route;
 pub mod secret;
 pub mod server;
 pub mod state;

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::gateway::Gateway;
+use crate::live::Live;
 use crate::token_store::TokenStore;
 
 /// Longest the upstream connect check may take, whatever `connect_timeout_ms` says.
@@ -46,14 +46,14 @@ impl Report {
     }
 }
 
-pub async fn check(gateway: &Gateway) -> Report {
-    let state = gateway.state();
+pub async fn check(live: &Live) -> Report {
+    let state = live.state();
     let config = &state.config;
     let mut checks = vec![Check {
         name: "config".into(),
         ok: true,
         affects_ready: true,
-        detail: gateway
+        detail: live
             .last_reload_failed()
             .then(|| "the last reload was refused; the previous config is serving".into()),
     }];

@@ -23,7 +23,7 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use crate::config::Config;
-use crate::gateway::Gateway;
+use crate::live::Live;
 
 /// Quiet time after the last file event before reloading.
 const DEBOUNCE: Duration = Duration::from_millis(250);
@@ -60,10 +60,10 @@ impl Trigger {
 }
 
 /// Starts watching now (so a change made right after bcgate says it is
-/// listening is not missed) and reloads `gateway` from its config file on
+/// listening is not missed) and reloads `live` from its config file on
 /// SIGHUP or a file change, forever. Does nothing if the config has no file.
-pub fn spawn(gateway: Arc<Gateway>) {
-    let config = gateway.state().config.clone();
+pub fn spawn(live: Arc<Live>) {
+    let config = live.state().config.clone();
     let Some(path) = config.path.clone() else {
         tracing::debug!("config built in memory: nothing to reload");
         return;
@@ -93,11 +93,11 @@ pub fn spawn(gateway: Arc<Gateway>) {
             // reads the files changes the bytes again and is not missed. A
             // refused reload moves it too: the same bad bytes are not retried
             // on every event, and fixing them is a change.
-            let now = fingerprint(&gateway.state().config);
+            let now = fingerprint(&live.state().config);
             if trigger.forced() || now != seen {
                 tracing::debug!(trigger = trigger.name(), "reloading config");
                 seen = now;
-                let _ = gateway.reload(&path);
+                let _ = live.reload(&path);
             } else {
                 tracing::debug!(
                     trigger = trigger.name(),
@@ -105,7 +105,7 @@ pub fn spawn(gateway: Arc<Gateway>) {
                 );
             }
             // Also without a reload: a swapped symlink may point elsewhere now.
-            watched.update(&gateway.state().config);
+            watched.update(&live.state().config);
         }
     });
 }

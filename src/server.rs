@@ -20,10 +20,10 @@ use tokio::net::{TcpListener, UnixListener};
 
 use crate::body::{self, ProxyBody};
 use crate::config::{Config, Listen};
-use crate::gateway::Gateway;
 use crate::h1guard::{GuardState, Guarded, MAX_HEAD_BYTES, MAX_HEADERS};
 use crate::identify::Peer;
 use crate::learn::SHUTDOWN_FLUSH_LIMIT;
+use crate::live::Live;
 use crate::overload::InFlightLimit;
 use crate::proxy::{self, ConnInfo};
 
@@ -49,9 +49,9 @@ pub async fn run(config: Config) -> Result<(), String> {
 pub async fn bind(config: Config) -> Result<Bound, String> {
     let metrics = crate::metrics::install()?;
     let open_files = raise_open_files_limit();
-    let gateway = Arc::new(Gateway::new(config)?);
-    log_loaded(&gateway.state());
-    let config = gateway.state().config.clone();
+    let live = Arc::new(Live::new(config)?);
+    log_loaded(&live.state());
+    let config = live.state().config.clone();
     let listener = Listener::bind(&config.server.listen, config.server.listen_backlog)?;
     let max_connections = connection_limit(config.server.max_connections, open_files);
     let admin = match &config.admin {
@@ -78,9 +78,9 @@ pub async fn bind(config: Config) -> Result<Bound, String> {
         }
         None => None,
     };
-    crate::reload::spawn(gateway.clone());
+    crate::reload::spawn(live.clone());
     Ok(Bound {
-        gateway,
+        live,
         listener,
         admin,
         app,
@@ -131,7 +131,7 @@ fn connection_limit(configured: usize, open_files: Option<u64>) -> usize {
 
 /// The listeners, bound, and the config, watched; [`serve`](Self::serve) runs them.
 pub struct Bound {
-    gateway: Arc<Gateway>,
+    live: Arc<Live>,
     listener: Listener,
     admin: Option<(TcpListener, std::net::SocketAddr)>,
     app: Option<TcpListener>,
@@ -151,7 +151,7 @@ impl std::fmt::Debug for Bound {
 impl Bound {
     /// `http://ADDR` or `https://ADDR` (`http://unix:/path` on a unix socket).
     pub fn proxy_url(&self) -> String {
-        let scheme = if self.gateway.state().config.server.tls.is_some() {
+        let scheme = if self.live.state().config.server.tls.is_some() {
             "https"
         } else {
             "http"
@@ -174,19 +174,19 @@ impl Bound {
 
 async fn serve_bound(bound: Bound) -> Result<(), String> {
     crate::log::start_flusher();
-    check_upstream(&bound.gateway).await;
+    check_upstream(&bound.live).await;
     // Once it is out, every listener is bound and the config watched.
     crate::log::announce("proxy", &bound.proxy_url());
     log_next_steps(&bound);
     let Bound {
-        gateway,
+        live,
         listener,
         admin,
         app,
         metrics,
         max_connections,
     } = bound;
-    gateway.state().learn.spawn_flusher();
+    live.state().learn.spawn_flusher();
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
         .http1()
@@ -209,22 +209,17 @@ async fn serve_bound(bound: Bound) -> Result<(), String> {
     // `closed` tells when the last one has.
     let (drain_tx, drain_rx) = tokio::sync::watch::channel(false);
     let slots = Arc::new(tokio::sync::Semaphore::new(max_connections));
-    let max_in_flight = gateway.state().config.server.max_in_flight;
+    let max_in_flight = live.state().config.server.max_in_flight;
     crate::metrics::in_flight_limit(max_in_flight);
     let in_flight = InFlightLimit::new(max_in_flight);
     let mut accept_errors = AcceptErrors::default();
     let mut shutdown = std::pin::pin!(shutdown_signal());
 
     if let Some((admin, _)) = admin {
-        tokio::spawn(serve_admin(
-            admin,
-            builder.clone(),
-            gateway.clone(),
-            metrics,
-        ));
+        tokio::spawn(serve_admin(admin, builder.clone(), live.clone(), metrics));
     }
     if let Some(app) = app {
-        tokio::spawn(serve_app(app, builder.clone(), gateway.clone()));
+        tokio::spawn(serve_app(app, builder.clone(), live.clone()));
     }
     let mut at_limit = false;
     loop {
@@ -271,12 +266,12 @@ async fn serve_bound(bound: Bound) -> Result<(), String> {
                     }
                 };
                 let open = crate::metrics::connection_opened("proxy");
-                let gw = gateway.clone();
+                let gw = live.clone();
                 let in_flight = in_flight.clone();
                 let builder = builder.clone();
                 let drain = drain_rx.clone();
                 // TLS material and timeouts as of now: a reload may have rotated them.
-                let state = gateway.state();
+                let state = live.state();
                 let tls = state.tls.clone();
                 let header_timeout = state.config.server.header_read_timeout;
                 drop(state);
@@ -326,7 +321,7 @@ async fn serve_bound(bound: Bound) -> Result<(), String> {
             }
         }
     }
-    let deadline = gateway.state().config.server.drain_timeout;
+    let deadline = live.state().config.server.drain_timeout;
     tracing::info!(
         deadline_ms = deadline.as_millis() as u64,
         "shutting down: draining in-flight requests"
@@ -341,7 +336,7 @@ async fn serve_bound(bound: Bound) -> Result<(), String> {
         tracing::warn!("drain deadline passed; closing remaining connections");
     }
     // What learn mode saw since the last periodic write.
-    let learn = gateway.state().learn.clone();
+    let learn = live.state().learn.clone();
     if tokio::time::timeout(SHUTDOWN_FLUSH_LIMIT, learn.flush_in_background())
         .await
         .is_err()
@@ -415,7 +410,7 @@ fn counted(n: usize, noun: &str) -> String {
 
 /// Where to send the first request, once the listeners are bound.
 fn log_next_steps(bound: &Bound) {
-    let state = bound.gateway.state();
+    let state = bound.live.state();
     let store = state
         .config
         .stores
@@ -447,8 +442,8 @@ const UPSTREAM_WARM_LIMIT: Duration = Duration::from_secs(2);
 
 /// Opens the first upstream connection (kept for the first request) and
 /// warns when it fails: otherwise the first sign would be a caller's 502.
-async fn check_upstream(gateway: &Gateway) {
-    let state = gateway.state();
+async fn check_upstream(live: &Live) {
+    let state = live.state();
     let within = state
         .config
         .upstream
@@ -621,7 +616,7 @@ impl Listener {
 async fn serve_admin(
     listener: TcpListener,
     builder: Arc<auto::Builder<TokioExecutor>>,
-    gateway: Arc<Gateway>,
+    live: Arc<Live>,
     metrics: PrometheusHandle,
 ) {
     let mut errors = AcceptErrors::default();
@@ -638,18 +633,18 @@ async fn serve_admin(
         };
         let open = crate::metrics::connection_opened("admin");
         let builder = builder.clone();
-        let gateway = gateway.clone();
+        let live = live.clone();
         let metrics = metrics.clone();
         tokio::spawn(async move {
             let _open = open;
             let svc = service_fn(move |req: Request<Incoming>| {
-                let gateway = gateway.clone();
+                let live = live.clone();
                 let metrics = metrics.clone();
                 async move {
                     let (status, content_type, text) = match req.uri().path() {
                         "/healthz" => (StatusCode::OK, "text/plain", "ok\n".to_owned()),
                         "/readyz" => {
-                            let report = crate::ready::check(&gateway).await;
+                            let report = crate::ready::check(&live).await;
                             let status = if report.ready {
                                 StatusCode::OK
                             } else {
@@ -691,7 +686,7 @@ async fn serve_admin(
 async fn serve_app(
     listener: TcpListener,
     builder: Arc<auto::Builder<TokioExecutor>>,
-    gateway: Arc<Gateway>,
+    live: Arc<Live>,
 ) {
     loop {
         let Ok((stream, _)) = listener.accept().await else {
@@ -700,8 +695,8 @@ async fn serve_app(
         };
         let open = crate::metrics::connection_opened("app");
         let builder = builder.clone();
-        let gw = gateway.clone();
-        let tls = gateway.state().app_tls.clone();
+        let gw = live.clone();
+        let tls = live.state().app_tls.clone();
         tokio::spawn(async move {
             let _open = open;
             let svc = service_fn(move |req: Request<Incoming>| {

@@ -1,7 +1,7 @@
 //! One config generation: everything a request needs — validated config,
 //! upstream client, TLS acceptors, metric handles, installed stores, quota,
 //! learn recorder — built together from one config and never changed after.
-//! The `Gateway` (a layer above) holds the current one and swaps in the next on
+//! The `Live` (a layer above) holds the current one and swaps in the next on
 //! a reload; what must outlive a generation (pools, quota windows, installed
 //! stores, the learn recorder, request ids) is carried over from `previous`.
 
@@ -11,14 +11,14 @@ use tokio_rustls::TlsAcceptor;
 
 use crate::app::{Callbacks, Installs, Login};
 use crate::config::Config;
-use crate::forward::Upstream;
+use crate::forward::UpstreamClient;
 use crate::learn::Learner;
 use crate::request_id::RequestIds;
 
 /// One consistent generation of everything a request needs.
 pub struct State {
     pub config: Arc<Config>,
-    pub upstream: Upstream,
+    pub upstream: UpstreamClient,
     pub tls: Option<TlsAcceptor>,
     /// Metric handles for this generation's clients, stores and routes.
     pub metrics: crate::metrics::Handles,
@@ -54,7 +54,7 @@ impl State {
             {
                 p.upstream.clone()
             }
-            _ => Upstream::new(&config.upstream)?,
+            _ => UpstreamClient::new(&config.upstream)?,
         };
         let tls = config
             .server

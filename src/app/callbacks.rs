@@ -74,7 +74,7 @@ pub async fn handle(
     req: Request<Incoming>,
 ) -> Result<Response<ProxyBody>, Infallible> {
     let path = req.uri().path().to_owned();
-    let (resp, store, outcome) = route(&state, &req).await;
+    let (resp, store, outcome) = dispatch(&state, &req).await;
     tracing::info!(
         target: "bcgate::app",
         callback = %path.chars().take(64).collect::<String>().escape_debug(),
@@ -87,7 +87,7 @@ pub async fn handle(
 
 type Handled = (Response<ProxyBody>, Option<String>, &'static str);
 
-async fn route(state: &Callbacks, req: &Request<Incoming>) -> Handled {
+async fn dispatch(state: &Callbacks, req: &Request<Incoming>) -> Handled {
     let (Some(app), Some(installs), Some(login)) =
         (&state.config.app, &state.installs, &state.login)
     else {

@@ -123,7 +123,7 @@ pub(super) fn explain(
     let loaded = Config::load_without_secrets(path);
     let builtin = Policy::builtin().map_err(|e| e.to_string())?;
     let policy = loaded.as_ref().map_or(builtin, |c| &c.policy);
-    let (_, api_path) = crate::route::split_store(canonical.as_str());
+    let (_, api_path) = crate::path::split_store(canonical.as_str());
     match policy.routes.lookup(&method, api_path) {
         Lookup::Found(route) => {
             let _ = writeln!(

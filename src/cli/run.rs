@@ -27,7 +27,7 @@ pub(super) fn run(path: &std::path::Path, format: crate::log::Format) -> Result<
 
 pub(super) fn check(path: &std::path::Path) -> Result<String, String> {
     let cfg = Config::load(path).map_err(|e| e.to_string())?;
-    crate::forward::Upstream::new(&cfg.upstream)?;
+    crate::forward::UpstreamClient::new(&cfg.upstream)?;
     let mut out = String::new();
     let _ = writeln!(out, "{}: OK", path.display());
     let _ = writeln!(

@@ -38,7 +38,7 @@ use tokio::sync::{Notify, oneshot};
 use crate::body::{self, BodyFault, BodyWatch, ProxyBody, millis};
 use crate::config::{Client, QuotaConfig};
 use crate::error::{ProxyError, QuotaDenial};
-use crate::forward::{PooledBody, Upstream};
+use crate::forward::{PooledBody, UpstreamClient};
 use fair::FairQueue;
 use window::{Ask, Report, Take, Window};
 
@@ -308,7 +308,7 @@ impl Governor {
     #[allow(clippy::too_many_arguments)]
     pub async fn forward(
         &self,
-        upstream: &Upstream,
+        upstream: &UpstreamClient,
         store: &str,
         client: &Client,
         parts: http::request::Parts,
@@ -338,7 +338,7 @@ impl Governor {
     async fn governed(
         &self,
         settings: &QuotaConfig,
-        upstream: &Upstream,
+        upstream: &UpstreamClient,
         store: &str,
         client: &Client,
         parts: http::request::Parts,
@@ -404,7 +404,7 @@ impl Governor {
     #[allow(clippy::too_many_arguments)]
     async fn send_once(
         &self,
-        upstream: &Upstream,
+        upstream: &UpstreamClient,
         permit: Permit,
         parts: http::request::Parts,
         body: ProxyBody,

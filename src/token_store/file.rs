@@ -31,7 +31,7 @@ use serde::de::{self, Deserializer, Visitor};
 use serde::{Deserialize, Serialize, Serializer};
 use zeroize::Zeroizing;
 
-use super::{Installed, KEY_ID_LEN, StoreError, StoreErrorKind, StoreKey, User, is_store_hash};
+use super::{Installed, KEY_ID_LEN, StoreError, StoreErrorKind, TokenKey, User, is_store_hash};
 use crate::secret::StoreToken;
 
 const MAGIC: &[u8; 6] = b"BCGTS1";
@@ -46,9 +46,9 @@ type Entries = BTreeMap<String, Arc<Installed>>;
 /// [`put`](Self::put) and [`delete`](Self::delete) from `spawn_blocking`, as
 /// they fsync. One process per file: two processes writing the same file
 /// would overwrite each other's changes.
-pub struct FileStore {
+pub struct FileBackend {
     path: PathBuf,
-    key: StoreKey,
+    key: TokenKey,
     /// What the file holds. Locked only to read or swap the `Arc`, so readers
     /// never wait for a write's disk I/O.
     entries: Mutex<Arc<Entries>>,
@@ -57,9 +57,9 @@ pub struct FileStore {
     writer: Mutex<()>,
 }
 
-impl fmt::Debug for FileStore {
+impl fmt::Debug for FileBackend {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("FileStore")
+        f.debug_struct("FileBackend")
             .field("path", &self.path)
             .field("stores", &lock(&self.entries).len())
             .finish_non_exhaustive()
@@ -72,11 +72,11 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-impl FileStore {
+impl FileBackend {
     /// Loads the store at `path`; a missing file is an empty store (its
     /// directory must exist). A leftover temporary file from a write that was
     /// interrupted is ignored here and removed by the next write.
-    pub fn open(path: impl Into<PathBuf>, key: StoreKey) -> Result<Self, StoreError> {
+    pub fn open(path: impl Into<PathBuf>, key: TokenKey) -> Result<Self, StoreError> {
         let path = path.into();
         if path.file_name().is_none() {
             return Err(StoreError::new(&path, StoreErrorKind::NotAFilePath));
@@ -360,14 +360,14 @@ impl Write for WipedBuf {
     }
 }
 
-fn aead_key(key: &StoreKey) -> Result<LessSafeKey, StoreErrorKind> {
-    // Fails only on a key of the wrong length, which a StoreKey cannot hold.
+fn aead_key(key: &TokenKey) -> Result<LessSafeKey, StoreErrorKind> {
+    // Fails only on a key of the wrong length, which a TokenKey cannot hold.
     UnboundKey::new(&AES_256_GCM, key.bytes())
         .map(LessSafeKey::new)
         .map_err(|_| StoreErrorKind::Crypto)
 }
 
-fn make_header(key: &StoreKey, body_len: u64) -> [u8; HEADER_LEN] {
+fn make_header(key: &TokenKey, body_len: u64) -> [u8; HEADER_LEN] {
     let mut h = [0u8; HEADER_LEN];
     h[..MAGIC.len()].copy_from_slice(MAGIC);
     h[MAGIC.len()..MAGIC.len() + KEY_ID_LEN].copy_from_slice(key.id());
@@ -377,7 +377,7 @@ fn make_header(key: &StoreKey, body_len: u64) -> [u8; HEADER_LEN] {
 
 /// The whole file for `entries`. The plaintext is encrypted where it was
 /// serialized, so no buffer holds it once this returns.
-fn encode(key: &StoreKey, entries: &Entries) -> Result<Zeroizing<Vec<u8>>, StoreErrorKind> {
+fn encode(key: &TokenKey, entries: &Entries) -> Result<Zeroizing<Vec<u8>>, StoreErrorKind> {
     let blob = BlobOut {
         stores: entries
             .values()
@@ -401,7 +401,7 @@ fn encode(key: &StoreKey, entries: &Entries) -> Result<Zeroizing<Vec<u8>>, Store
 
 /// Encrypts `buf` (`PREFIX_LEN` placeholder bytes, then the plaintext) in
 /// place and fills in the header and nonce.
-fn seal(key: &StoreKey, mut buf: WipedBuf) -> Result<Zeroizing<Vec<u8>>, StoreErrorKind> {
+fn seal(key: &TokenKey, mut buf: WipedBuf) -> Result<Zeroizing<Vec<u8>>, StoreErrorKind> {
     buf.reserve(TAG_LEN);
 
     let body_len = (buf.0.len() - PREFIX_LEN + TAG_LEN) as u64;
@@ -426,7 +426,7 @@ fn seal(key: &StoreKey, mut buf: WipedBuf) -> Result<Zeroizing<Vec<u8>>, StoreEr
 
 /// A store file around any plaintext, for tests of what decoding refuses.
 #[cfg(test)]
-pub(super) fn seal_plaintext(key: &StoreKey, plain: &[u8]) -> Zeroizing<Vec<u8>> {
+pub(super) fn seal_plaintext(key: &TokenKey, plain: &[u8]) -> Zeroizing<Vec<u8>> {
     let mut buf = WipedBuf::with_capacity(PREFIX_LEN + plain.len() + TAG_LEN);
     buf.0.resize(PREFIX_LEN, 0);
     buf.0.extend_from_slice(plain);
@@ -434,7 +434,7 @@ pub(super) fn seal_plaintext(key: &StoreKey, plain: &[u8]) -> Zeroizing<Vec<u8>>
 }
 
 /// Checks, decrypts (in place, in the wiped buffer) and parses a file.
-fn decode(key: &StoreKey, mut data: Zeroizing<Vec<u8>>) -> Result<Entries, StoreErrorKind> {
+fn decode(key: &TokenKey, mut data: Zeroizing<Vec<u8>>) -> Result<Entries, StoreErrorKind> {
     let len = data.len() as u64;
     let magic_len = MAGIC.len().min(data.len());
     if data[..magic_len] != MAGIC[..magic_len] {
@@ -507,7 +507,7 @@ fn decode(key: &StoreKey, mut data: Zeroizing<Vec<u8>>) -> Result<Entries, Store
 /// (a store file holding that one store): what the Redis backend keeps under
 /// each store's key.
 pub(super) fn encode_one(
-    key: &StoreKey,
+    key: &TokenKey,
     installed: &Arc<Installed>,
 ) -> Result<Zeroizing<Vec<u8>>, StoreErrorKind> {
     let mut one = Entries::new();
@@ -519,7 +519,7 @@ pub(super) fn encode_one(
 /// was found under: a value that holds another store (or several) is refused
 /// as damaged, so values cannot be swapped between keys unnoticed.
 pub(super) fn decode_one(
-    key: &StoreKey,
+    key: &TokenKey,
     hash: &str,
     data: Zeroizing<Vec<u8>>,
 ) -> Result<Arc<Installed>, StoreErrorKind> {

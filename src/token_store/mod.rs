@@ -1,7 +1,7 @@
 //! The token store: where the tokens of stores that installed the app are
 //! kept, so that no person ever handles them. This module holds the record
-//! and key types and the two backends: [`FileStore`] (one encrypted file,
-//! rewritten atomically on every change) and [`RedisStore`] (one encrypted
+//! and key types and the two backends: [`FileBackend`] (one encrypted file,
+//! rewritten atomically on every change) and [`RedisBackend`] (one encrypted
 //! value per store in Redis, shared by several replicas), behind
 //! [`TokenStore`].
 
@@ -19,16 +19,16 @@ use crate::secret::{Secret, StoreToken};
 mod file;
 mod redis;
 
-pub use self::file::FileStore;
-pub use self::redis::{RedisStore, check_url as check_redis_url, redact_url};
+pub use self::file::FileBackend;
+pub use self::redis::{RedisBackend, check_url as check_redis_url, redact_url};
 pub use crate::config::{KEY_LEN, KeyError, is_store_hash};
 
 /// The configured backend. Reads are served from memory in both; `put` and
 /// `delete` block (disk sync, or a Redis round trip).
 #[derive(Debug)]
 pub enum TokenStore {
-    File(FileStore),
-    Redis(RedisStore),
+    File(FileBackend),
+    Redis(RedisBackend),
 }
 
 impl TokenStore {
@@ -115,7 +115,7 @@ pub struct User {
 /// [`Secret`] (redacted, zeroed on drop). (ring's expanded key schedule,
 /// built for each read or write and dropped after it, is not wiped: ring
 /// offers no way to.)
-pub struct StoreKey {
+pub struct TokenKey {
     /// Exactly [`KEY_LEN`] bytes.
     bytes: Secret,
     /// Identifies the key in the file header without revealing it, so that
@@ -125,7 +125,7 @@ pub struct StoreKey {
 
 pub(crate) const KEY_ID_LEN: usize = 8;
 
-impl StoreKey {
+impl TokenKey {
     /// Standard base64, padded or not, surrounding whitespace ignored (env
     /// files and key files end in a newline). Must decode to exactly 32 bytes.
     /// The caller keeps (and should wipe) `text`.
@@ -156,9 +156,9 @@ impl StoreKey {
     }
 }
 
-impl fmt::Debug for StoreKey {
+impl fmt::Debug for TokenKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_tuple("StoreKey").field(&self.bytes).finish()
+        f.debug_tuple("TokenKey").field(&self.bytes).finish()
     }
 }
 
@@ -179,10 +179,10 @@ impl OpenTokenStore for TokenStoreConfig {
     fn open(&self) -> Result<TokenStore, String> {
         Ok(match &self.backend {
             TokenStoreBackend::File(path) => TokenStore::File(
-                FileStore::open(path.clone(), store_key(self)?).map_err(|e| e.to_string())?,
+                FileBackend::open(path.clone(), store_key(self)?).map_err(|e| e.to_string())?,
             ),
             TokenStoreBackend::Redis(url) => {
-                TokenStore::Redis(RedisStore::start(url.expose(), store_key(self)?)?)
+                TokenStore::Redis(RedisBackend::start(url.expose(), store_key(self)?)?)
             }
         })
     }
@@ -190,7 +190,7 @@ impl OpenTokenStore for TokenStoreConfig {
     fn open_once(&self) -> Result<TokenStore, String> {
         match &self.backend {
             TokenStoreBackend::File(_) => self.open(),
-            TokenStoreBackend::Redis(url) => Ok(TokenStore::Redis(RedisStore::open_once(
+            TokenStoreBackend::Redis(url) => Ok(TokenStore::Redis(RedisBackend::open_once(
                 url.expose(),
                 store_key(self)?,
             )?)),
@@ -199,12 +199,12 @@ impl OpenTokenStore for TokenStoreConfig {
 }
 
 /// Reads the key now (env or file); the error names the key, never its text.
-fn store_key(cfg: &TokenStoreConfig) -> Result<StoreKey, String> {
+fn store_key(cfg: &TokenStoreConfig) -> Result<TokenKey, String> {
     let what = match &cfg.key {
         KeySource::Env(var) => format!("token_store.key_env {var}"),
         KeySource::File(p) => format!("token_store.key_file {}", p.display()),
     };
-    StoreKey::new(cfg.key()?).map_err(|e| format!("{what}: {e}"))
+    TokenKey::new(cfg.key()?).map_err(|e| format!("{what}: {e}"))
 }
 
 // ---------------------------------------------------------------- errors

@@ -28,7 +28,7 @@ use redis::Commands;
 use zeroize::Zeroizing;
 
 use super::file::{decode_one, encode_one};
-use super::{Installed, StoreKey, is_store_hash};
+use super::{Installed, TokenKey, is_store_hash};
 
 /// The key of store `hash` is this prefix and the hash.
 pub const KEY_PREFIX: &str = "bcgate:store:";
@@ -47,7 +47,7 @@ type Entries = BTreeMap<String, Arc<Installed>>;
 /// The Redis-backed token store. Share it in an `Arc`; call
 /// [`put`](Self::put) and [`delete`](Self::delete) from `spawn_blocking`.
 /// Dropping it stops its background task.
-pub struct RedisStore {
+pub struct RedisBackend {
     inner: Arc<Inner>,
     /// Dropped with the store, which ends the background task.
     _stop: Option<tokio::sync::oneshot::Sender<()>>,
@@ -55,7 +55,7 @@ pub struct RedisStore {
 
 struct Inner {
     client: redis::Client,
-    key: StoreKey,
+    key: TokenKey,
     /// The URL without its user and password, for messages.
     location: String,
     entries: Mutex<Arc<Entries>>,
@@ -79,9 +79,9 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-impl fmt::Debug for RedisStore {
+impl fmt::Debug for RedisBackend {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("RedisStore")
+        f.debug_struct("RedisBackend")
             .field("location", &self.inner.location)
             .field("stores", &lock(&self.inner.entries).len())
             .finish_non_exhaustive()
@@ -107,8 +107,8 @@ fn why(location: &str, e: &redis::RedisError) -> String {
     format!("redis {location}: {e}")
 }
 
-impl RedisStore {
-    fn new(url: &str, key: StoreKey) -> Result<Self, String> {
+impl RedisBackend {
+    fn new(url: &str, key: TokenKey) -> Result<Self, String> {
         check_url(url)?;
         let client = redis::Client::open(url).map_err(|e| e.kind_str())?;
         Ok(Self {
@@ -129,7 +129,7 @@ impl RedisStore {
 
     /// Reads every store now, failing if Redis cannot be reached; no
     /// background task (for `bcgate tokens`).
-    pub fn open_once(url: &str, key: StoreKey) -> Result<Self, String> {
+    pub fn open_once(url: &str, key: TokenKey) -> Result<Self, String> {
         let store = Self::new(url, key)?;
         store.inner.resync()?;
         Ok(store)
@@ -138,7 +138,7 @@ impl RedisStore {
     /// For the server: reads every store now if Redis answers (starting
     /// empty and down if not), and keeps the map in sync from a background
     /// task on the current tokio runtime.
-    pub fn start(url: &str, key: StoreKey) -> Result<Self, String> {
+    pub fn start(url: &str, key: TokenKey) -> Result<Self, String> {
         let mut store = Self::new(url, key)?;
         if let Err(e) = store.inner.resync() {
             tracing::warn!(error = %e, "the token store cannot be read from Redis yet; retrying in the background");

@@ -18,8 +18,8 @@ fn key_b64(fill: u8) -> String {
     STANDARD.encode([fill; 32])
 }
 
-fn key(fill: u8) -> StoreKey {
-    StoreKey::from_base64(&key_b64(fill)).expect("a 32-byte key")
+fn key(fill: u8) -> TokenKey {
+    TokenKey::from_base64(&key_b64(fill)).expect("a 32-byte key")
 }
 
 fn record(hash: &str, token: &str) -> Installed {
@@ -53,8 +53,8 @@ fn token_of(r: &Installed) -> String {
     String::from_utf8(r.token.header_value().as_bytes().to_vec()).expect("utf-8")
 }
 
-fn open(path: &Path, fill: u8) -> Result<FileStore, StoreError> {
-    FileStore::open(path, key(fill))
+fn open(path: &Path, fill: u8) -> Result<FileBackend, StoreError> {
+    FileBackend::open(path, key(fill))
 }
 
 /// A whole store file with one record, and the bytes of its token.
@@ -392,26 +392,26 @@ fn concurrent_writers_all_land() {
 #[test]
 fn keys_are_32_bytes_of_base64() {
     let b64 = key_b64(9);
-    assert!(StoreKey::from_base64(&format!("  {b64}\n")).is_ok());
-    assert!(StoreKey::from_base64(&STANDARD_NO_PAD.encode([9u8; 32])).is_ok());
+    assert!(TokenKey::from_base64(&format!("  {b64}\n")).is_ok());
+    assert!(TokenKey::from_base64(&STANDARD_NO_PAD.encode([9u8; 32])).is_ok());
     assert_eq!(
-        StoreKey::from_base64(&STANDARD.encode([9u8; 31])).err(),
+        TokenKey::from_base64(&STANDARD.encode([9u8; 31])).err(),
         Some(KeyError::WrongLength(31))
     );
     assert_eq!(
-        StoreKey::from_base64(&STANDARD.encode([9u8; 33])).err(),
+        TokenKey::from_base64(&STANDARD.encode([9u8; 33])).err(),
         Some(KeyError::WrongLength(33))
     );
     assert_eq!(
-        StoreKey::from_base64("").err(),
+        TokenKey::from_base64("").err(),
         Some(KeyError::WrongLength(0))
     );
     assert!(matches!(
-        StoreKey::from_base64(&STANDARD.encode([9u8; 64])),
+        TokenKey::from_base64(&STANDARD.encode([9u8; 64])),
         Err(KeyError::WrongLength(_))
     ));
     assert_eq!(
-        StoreKey::from_base64("not base64 at all!").err(),
+        TokenKey::from_base64("not base64 at all!").err(),
         Some(KeyError::NotBase64)
     );
     for e in [KeyError::NotBase64, KeyError::WrongLength(31)] {
@@ -420,9 +420,9 @@ fn keys_are_32_bytes_of_base64() {
     // The same bytes make the same key, wherever they came from.
     let (_dir, path, _) = written_file();
     assert!(
-        FileStore::open(
+        FileBackend::open(
             &path,
-            StoreKey::from_base64(&STANDARD_NO_PAD.encode([1u8; 32])).expect("key")
+            TokenKey::from_base64(&STANDARD_NO_PAD.encode([1u8; 32])).expect("key")
         )
         .is_ok()
     );

@@ -12,14 +12,14 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use base64::Engine;
 use bcgate::secret::StoreToken;
-use bcgate::token_store::{FileStore, Installed, StoreKey, User};
+use bcgate::token_store::{FileBackend, Installed, TokenKey, User};
 
 const CHILD_ENV: &str = "BCGATE_TOKEN_STORE_CRASH_CHILD";
 const KILLS: usize = 30;
 
-fn key() -> StoreKey {
+fn key() -> TokenKey {
     let bytes: Vec<u8> = (0..32).collect();
-    StoreKey::from_base64(&base64::engine::general_purpose::STANDARD.encode(bytes)).expect("key")
+    TokenKey::from_base64(&base64::engine::general_purpose::STANDARD.encode(bytes)).expect("key")
 }
 
 // ---------------------------------------------------------------- the states
@@ -65,7 +65,7 @@ fn expected(j: u64) -> Vec<Installed> {
     state
 }
 
-fn apply(store: &FileStore, j: u64) {
+fn apply(store: &FileBackend, j: u64) {
     match j % 4 {
         1 | 3 => store.put(record("s1", j)).expect("put s1"),
         2 => store.put(record("s2", j)).expect("put s2"),
@@ -74,7 +74,7 @@ fn apply(store: &FileStore, j: u64) {
 }
 
 /// Which step left this state; an error if no step did.
-fn identify(store: &FileStore) -> Result<u64, String> {
+fn identify(store: &FileBackend) -> Result<u64, String> {
     let list = store.list();
     let at = |hash: &str| list.iter().find(|r| r.hash == hash).map(|r| r.installed_at);
     let j = match (at("s1"), at("s2")) {
@@ -100,7 +100,7 @@ fn crash_child() {
     let Some(dir) = std::env::var_os(CHILD_ENV) else {
         return;
     };
-    let store = FileStore::open(Path::new(&dir).join("tokens.enc"), key()).expect("child: open");
+    let store = FileBackend::open(Path::new(&dir).join("tokens.enc"), key()).expect("child: open");
     let mut j = identify(&store).expect("child: a known state");
     loop {
         j += 1;
@@ -176,7 +176,7 @@ fn crash_at_any_point_leaves_a_whole_state() {
         if tmp.exists() {
             left_tmp += 1;
         }
-        let store = FileStore::open(&path, key())
+        let store = FileBackend::open(&path, key())
             .unwrap_or_else(|e| panic!("kill {kill} (seed {seed}): the store does not open: {e}"));
         let j = identify(&store)
             .unwrap_or_else(|e| panic!("kill {kill} (seed {seed}): not a state written: {e}"));

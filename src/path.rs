@@ -1,4 +1,4 @@
-//! Route stage: check that the request path is canonical, then split it into
+//! The path stage: check that the request path is canonical, then split it into
 //! the store it names and the API path after it. Pure.
 //!
 //! bcgate never normalizes a path: anything a normalizer would change (dot

@@ -36,12 +36,12 @@ impl std::fmt::Display for ReloadError {
 impl std::error::Error for ReloadError {}
 
 #[derive(Debug)]
-pub struct Gateway {
+pub struct Live {
     state: ArcSwap<State>,
     last_reload_failed: AtomicBool,
 }
 
-impl Gateway {
+impl Live {
     pub fn new(config: Config) -> Result<Self, String> {
         Ok(Self {
             state: ArcSwap::from_pointee(State::build(config, None)?),
@@ -122,7 +122,7 @@ fn needs_restart(config: &Config, old: &Config) -> Option<String> {
 mod tests {
     use super::*;
 
-    const TOKEN: &str = "bc-token-for-gateway-tests-7Hq2";
+    const TOKEN: &str = "bc-token-for-live-tests-7Hq2";
 
     fn write(dir: &Path, listen: &str, extra: &str) -> std::path::PathBuf {
         std::fs::write(dir.join("t"), TOKEN).expect("token file");
@@ -136,15 +136,15 @@ mod tests {
         path
     }
 
-    fn gateway(path: &Path) -> Gateway {
-        Gateway::new(Config::load(path).expect("valid config")).expect("gateway")
+    fn live(path: &Path) -> Live {
+        Live::new(Config::load(path).expect("valid config")).expect("live")
     }
 
     #[test]
     fn a_refused_reload_says_why_and_keeps_the_generation_serving() {
         let dir = tempfile::tempdir().expect("temp dir");
         let path = write(dir.path(), "127.0.0.1:18080", "");
-        let gw = gateway(&path);
+        let gw = live(&path);
         let first = gw.state();
         let ids = first.request_ids.clone();
 
