@@ -22,7 +22,7 @@ use std::sync::OnceLock;
 
 use bcgate::config::{Config, Stores};
 use bcgate::decide::{self, Ask, Canonical, Gate};
-use bcgate::forward::Upstream;
+use bcgate::forward::UpstreamClient;
 use bcgate::learn::Mode;
 use http::Method;
 use libfuzzer_sys::fuzz_target;
@@ -38,7 +38,7 @@ const DEFAULT: &str = "abc123";
 
 struct Fixture {
     config: Config,
-    upstream: Upstream,
+    upstream: UpstreamClient,
 }
 
 /// Clients: (name, default store); both may use every store but `stores`.
@@ -69,7 +69,7 @@ fn fixture() -> &'static Fixture {
         std::fs::write(&path, text).expect("write the config");
         let config = Config::load_without_secrets(&path).expect("fixture config");
         let _ = std::fs::remove_dir_all(&dir);
-        let upstream = Upstream::new(&config.upstream).expect("upstream client");
+        let upstream = UpstreamClient::new(&config.upstream).expect("upstream client");
         Fixture { config, upstream }
     })
 }

@@ -42,6 +42,7 @@ pub use self::file::{
     StoreFile, TlsFile, TokenStoreFile, UpstreamFile,
 };
 pub use self::stores::is_store_hash;
+#[cfg(feature = "dev")]
 pub(crate) use self::stores::is_store_name;
 pub use self::token_store::{KEY_LEN, KeyError, check_redis_url, decode_store_key};
 pub use self::types::{
