@@ -10,10 +10,6 @@
 //! where it fails.
 
 use crate::sdk;
-use crate::support;
-
-use support::process::temp_dir;
-use support::{Bcgate, MockBigCommerce, TestCa, key_sha256};
 
 const HASH: &str = "abc123";
 const TOKEN: &str = "bc-store-token-py-Lk9Jh7Gf5Ds3";
@@ -37,46 +33,15 @@ fn python_bigcommerce_sdk_through_bcgate_https() {
         return;
     };
 
-    let upstream_ca = TestCa::new();
-    let mock = MockBigCommerce::start(&upstream_ca, &[(HASH, TOKEN)]);
-    let dir = temp_dir();
-    upstream_ca.write_ca_as(dir.path(), "upstream-ca.pem");
-    sdk::make_cert(dir.path());
-    let cert_dir = dir.path().to_path_buf();
-    // No [[routes]]: the v2 catalog that Products.all() calls is in the table.
-    let config = format!(
-        r#"{server}max_body_bytes = 20971520
-
-[upstream]
-base_url = "{base}"
-ca_file = "upstream-ca.pem"
-connect_timeout_ms = 5000
-request_timeout_ms = 60000
-
-[[stores]]
-hash = "{HASH}"
-alias = "eu"
-token_env = "BC_TOKEN_ABC123"
-
-[[clients]]
-name = "python-sdk"
-key_sha256 = "{digest}"
-stores = ["{HASH}"]
-scopes = ["store_v2_products_read_only", "store_v2_orders_read_only"]
-"#,
-        server = sdk::server_section(),
-        base = mock.base_url(),
-        digest = key_sha256(KEY),
-    );
-    let gate = Bcgate::start_in(dir, &config, &[("BC_TOKEN_ABC123", TOKEN)]);
-    assert_eq!(gate.scheme, "https");
+    let (mock, gate, cert_dir) = sdk::start_behind_tls(HASH, TOKEN, "python-sdk", KEY);
 
     let script = format!(
         "{}exec \"$PYTHON\" \"$SDK_CHECK\"\n",
         sdk::env_recipe("python-env", gate.addr.port())
     );
     let check = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/python/sdk_check.py");
-    let out = sdk::run_shell(
+    let result = sdk::run_check(
+        &gate,
         &cert_dir,
         &script,
         &[
@@ -85,19 +50,7 @@ scopes = ["store_v2_products_read_only", "store_v2_orders_read_only"]
             ("BCGATE_KEY", KEY),
             ("BC_STORE_HASH", HASH),
         ],
-    );
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert!(
-        out.status.success(),
-        "sdk_check.py failed ({:?})\n--- stdout ---\n{stdout}\n--- stderr ---\n{stderr}\n--- bcgate ---\n{}",
-        out.status,
-        gate.logs()
-    );
-    let result = sdk::last_json(&out);
-    println!(
-        "{}",
-        serde_json::to_string_pretty(&result).unwrap_or_default()
+        "sdk_check.py",
     );
 
     // What the SDK got back is the mock's answer, through bcgate.

@@ -6,7 +6,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use crate::support::process::{run_with_timeout, scrub_env, try_run_with_timeout};
+use crate::support::process::{run_with_timeout, scrub_env, temp_dir, try_run_with_timeout};
+use crate::support::{Bcgate, MockBigCommerce, TestCa, key_sha256};
 
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 
@@ -195,4 +196,77 @@ pub fn last_json(out: &std::process::Output) -> serde_json::Value {
     let stdout = String::from_utf8_lossy(&out.stdout);
     let last = stdout.lines().last().unwrap_or_default();
     serde_json::from_str(last).unwrap_or_else(|e| panic!("last line is not JSON ({e}): {stdout}"))
+}
+
+/// bcgate serving HTTPS as docs/sdks.md's `[server]` block says (with the
+/// certificate its openssl recipe makes), in front of a mock BigCommerce with
+/// store `hash` (alias `eu`), for one client `name` holding `key` with
+/// read-only products and orders. Returns the mock, bcgate and the folder
+/// holding the certificate files.
+pub fn start_behind_tls(
+    hash: &str,
+    token: &str,
+    name: &str,
+    key: &str,
+) -> (MockBigCommerce, Bcgate, PathBuf) {
+    let upstream_ca = TestCa::new();
+    let mock = MockBigCommerce::start(&upstream_ca, &[(hash, token)]);
+    let dir = temp_dir();
+    upstream_ca.write_ca_as(dir.path(), "upstream-ca.pem");
+    make_cert(dir.path());
+    let cert_dir = dir.path().to_path_buf();
+    // No [[routes]]: the v2 catalog the SDKs call is in the table.
+    let config = format!(
+        r#"{server}max_body_bytes = 20971520
+
+[upstream]
+base_url = "{base}"
+ca_file = "upstream-ca.pem"
+connect_timeout_ms = 5000
+request_timeout_ms = 60000
+
+[[stores]]
+hash = "{hash}"
+alias = "eu"
+token_env = "BC_TOKEN_ABC123"
+
+[[clients]]
+name = "{name}"
+key_sha256 = "{digest}"
+stores = ["{hash}"]
+scopes = ["store_v2_products_read_only", "store_v2_orders_read_only"]
+"#,
+        server = server_section(),
+        base = mock.base_url(),
+        digest = key_sha256(key),
+    );
+    let gate = Bcgate::start_in(dir, &config, &[("BC_TOKEN_ABC123", token)]);
+    assert_eq!(gate.scheme, "https");
+    (mock, gate, cert_dir)
+}
+
+/// Runs an SDK check `script` (a shell recipe, then the command) in `dir`
+/// with `env`; asserts it succeeded and returns the JSON object it printed last.
+pub fn run_check(
+    gate: &Bcgate,
+    dir: &Path,
+    script: &str,
+    env: &[(&str, &str)],
+    what: &str,
+) -> serde_json::Value {
+    let out = run_shell(dir, script, env);
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(
+        out.status.success(),
+        "{what} failed ({:?})\n--- stdout ---\n{stdout}\n--- stderr ---\n{stderr}\n--- bcgate ---\n{}",
+        out.status,
+        gate.logs()
+    );
+    let result = last_json(&out);
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&result).unwrap_or_default()
+    );
+    result
 }
