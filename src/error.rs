@@ -64,6 +64,14 @@ pub enum ProxyError {
     QuotaExhausted(Box<QuotaDenial>),
     /// `server.max_in_flight` requests were already in flight.
     Overloaded,
+    /// `X-Bcgate-Customer-Token` is not a current-customer JWT this store signed.
+    InvalidCustomerToken(String),
+    /// `channel_id` names a channel the store has no storefront origin for.
+    ChannelUnknown { store: String, channel: Option<u32> },
+    /// The client may not use the account it named (or no such account is configured).
+    AccountNotAllowed { client: String, account: String },
+    /// BigCommerce did not mint the token bcgate needs (`what`: which kind, and why).
+    MintFailed(String),
 }
 
 /// Who waited for which store's quota, and what the store's window looks
@@ -151,6 +159,10 @@ error_kinds! {
     UPSTREAM_TIMEOUT     = GATEWAY_TIMEOUT,                 "upstream_timeout",     "Upstream timeout",     UpstreamFailed;
     QUOTA_EXHAUSTED      = TOO_MANY_REQUESTS,               "quota_exhausted",      "Quota exhausted",      Rejected;
     OVERLOADED           = SERVICE_UNAVAILABLE,             "overloaded",           "Overloaded",           Rejected;
+    INVALID_CUSTOMER_TOKEN = UNAUTHORIZED,                  "invalid_customer_token", "Invalid customer token", Denied;
+    CHANNEL_UNKNOWN      = FORBIDDEN,                       "channel_unknown",      "Channel unknown",      Denied;
+    ACCOUNT_NOT_ALLOWED  = FORBIDDEN,                       "account_not_allowed",  "Account not allowed",  Denied;
+    MINT_FAILED          = BAD_GATEWAY,                     "mint_failed",          "Token not minted",     UpstreamFailed;
 }
 
 impl ProxyError {
@@ -174,6 +186,10 @@ impl ProxyError {
             Self::UpstreamTimeout { .. } => &ErrorKind::UPSTREAM_TIMEOUT,
             Self::QuotaExhausted(_) => &ErrorKind::QUOTA_EXHAUSTED,
             Self::Overloaded => &ErrorKind::OVERLOADED,
+            Self::InvalidCustomerToken(_) => &ErrorKind::INVALID_CUSTOMER_TOKEN,
+            Self::ChannelUnknown { .. } => &ErrorKind::CHANNEL_UNKNOWN,
+            Self::AccountNotAllowed { .. } => &ErrorKind::ACCOUNT_NOT_ALLOWED,
+            Self::MintFailed(_) => &ErrorKind::MINT_FAILED,
         }
     }
 
@@ -259,6 +275,21 @@ impl ProxyError {
                 "bcgate has as many requests in flight as it takes at once; retry after \
                  {OVERLOADED_RETRY_AFTER_S} s"
             ),
+            Self::InvalidCustomerToken(why) => format!(
+                "X-Bcgate-Customer-Token is not a current-customer token of this store: {why}"
+            ),
+            Self::ChannelUnknown {
+                store,
+                channel: Some(id),
+            } => format!("store '{store}' has no storefront origin configured for channel {id}"),
+            Self::ChannelUnknown {
+                store,
+                channel: None,
+            } => format!("store '{store}' has no storefront channels configured"),
+            Self::AccountNotAllowed { client, account } => {
+                format!("client '{client}' is not allowed account '{account}'")
+            }
+            Self::MintFailed(why) => format!("BigCommerce did not mint {why}"),
         }
     }
 
@@ -266,7 +297,7 @@ impl ProxyError {
     /// (secret-free, like [`detail`](Self::detail)).
     pub fn cause(&self) -> Option<&str> {
         match self {
-            Self::UpstreamUnavailable(why) => Some(why),
+            Self::UpstreamUnavailable(why) | Self::MintFailed(why) => Some(why),
             _ => None,
         }
     }
@@ -466,6 +497,16 @@ mod tests {
                 reset_ms: 1,
             })),
             ProxyError::Overloaded,
+            ProxyError::InvalidCustomerToken("expired".into()),
+            ProxyError::ChannelUnknown {
+                store: "abc".into(),
+                channel: Some(2),
+            },
+            ProxyError::AccountNotAllowed {
+                client: "a".into(),
+                account: "u".into(),
+            },
+            ProxyError::MintFailed("a payment access token (422)".into()),
         ];
         for e in &all {
             match e {
@@ -487,7 +528,11 @@ mod tests {
                 | ProxyError::StoreTokenRefused(_)
                 | ProxyError::UpstreamTimeout { .. }
                 | ProxyError::QuotaExhausted(_)
-                | ProxyError::Overloaded => {}
+                | ProxyError::Overloaded
+                | ProxyError::InvalidCustomerToken(_)
+                | ProxyError::ChannelUnknown { .. }
+                | ProxyError::AccountNotAllowed { .. }
+                | ProxyError::MintFailed(_) => {}
             }
         }
         all
@@ -497,7 +542,7 @@ mod tests {
     fn every_variant_answers_its_documented_status_code_and_title() {
         // The answers as documented in docs/errors.md; a change here is a
         // change of the public contract.
-        let want: [(u16, &str, &str); 19] = [
+        let want: [(u16, &str, &str); 23] = [
             (401, "unauthenticated", "Unauthenticated"),
             (400, "bad_request", "Bad request"),
             (404, "store_unknown", "Store unknown"),
@@ -517,6 +562,10 @@ mod tests {
             (504, "upstream_timeout", "Upstream timeout"),
             (429, "quota_exhausted", "Quota exhausted"),
             (503, "overloaded", "Overloaded"),
+            (401, "invalid_customer_token", "Invalid customer token"),
+            (403, "channel_unknown", "Channel unknown"),
+            (403, "account_not_allowed", "Account not allowed"),
+            (502, "mint_failed", "Token not minted"),
         ];
         let all = every_variant();
         assert_eq!(all.len(), want.len());
