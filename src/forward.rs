@@ -257,6 +257,7 @@ pub(crate) fn describe(e: &(dyn std::error::Error + 'static)) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::Origin;
     use std::time::Duration;
 
     fn upstream() -> UpstreamClient {
@@ -270,6 +271,8 @@ mod tests {
             ca_pem: None,
             connect_timeout: Duration::from_secs(1),
             request_timeout: Duration::from_secs(1),
+            payments: Origin::parse("https://payments.bigcommerce.com").expect("origin"),
+            b2b: Origin::parse("https://api-b2b.bigcommerce.com").expect("origin"),
         };
         UpstreamClient::new(&cfg).expect("client")
     }

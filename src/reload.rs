@@ -148,10 +148,11 @@ async fn settle(rx: &mut mpsc::UnboundedReceiver<()>, hup: &mut Option<Signal>) 
     }
 }
 
-/// The files whose contents make up a config: the file itself and every token file.
+/// The files whose contents make up a config: the file itself and every
+/// file a secret is read from.
 fn files(config: &Config) -> BTreeSet<PathBuf> {
     let mut set: BTreeSet<PathBuf> = config.path.iter().cloned().collect();
-    set.extend(config.stores.iter().filter_map(|s| s.token_file.clone()));
+    set.extend(config.secret_files().map(PathBuf::from));
     set
 }
 

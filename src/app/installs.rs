@@ -130,5 +130,12 @@ pub fn as_store(inst: &Installed, policy: &Policy) -> Store {
         scopes: Some(inst.scopes.clone()),
         grants: policy.scopes.grants(known).ok(),
         label: format!("the token of store '{}'", inst.hash),
+        // An installed store signs with the app's client secret
+        // (`Config::store_client`), and has no storefront channels.
+        client_id: None,
+        client_secret: None,
+        client_secret_source: None,
+        client_secret_file: None,
+        channels: Vec::new(),
     }
 }

@@ -1,10 +1,10 @@
-//! `[[clients]]`: who may call, with which scopes, to which stores.
+//! `[[clients]]`: who may call, with which scopes, to which stores and accounts.
 
 use std::collections::HashSet;
 use std::sync::Arc;
 
 use super::validate::Validator;
-use super::{Client, ClientFile, Clients, ConfigError, Mode, Stores, is_store_hash};
+use super::{Accounts, Client, ClientFile, Clients, ConfigError, Mode, Stores, is_store_hash};
 use crate::policy::{Policy, StoreAllow};
 
 impl Validator<'_> {
@@ -12,6 +12,7 @@ impl Validator<'_> {
         &self,
         policy: &Policy,
         stores: &Stores,
+        accounts: &Accounts,
         installable: bool,
         files: &[ClientFile],
     ) -> Result<Clients, ConfigError> {
@@ -109,6 +110,23 @@ impl Validator<'_> {
                     ));
                 }
             };
+            let mut seen = HashSet::new();
+            for (j, uuid) in c.accounts.iter().enumerate() {
+                let k = format!("clients[{i}].accounts[{j}]");
+                if accounts.get(uuid).is_none() {
+                    return Err(self.err(
+                        k,
+                        format!(
+                            "client {:?}: no account {uuid:?} is configured{}",
+                            c.name,
+                            configured_accounts(accounts)
+                        ),
+                    ));
+                }
+                if !seen.insert(uuid) {
+                    return Err(self.err(k, format!("{uuid:?} is listed twice")));
+                }
+            }
             let mut identity = String::new();
             if let Some(uid) = c.unix_uid {
                 identity.push_str(&format!("; unix uid {uid}"));
@@ -127,6 +145,7 @@ impl Validator<'_> {
                 identity,
                 quota_weight,
                 quota_max_share: c.quota_max_share,
+                accounts: c.accounts.clone(),
             });
             if let Some(digest) = digest
                 && clients.by_digest.insert(digest, client.clone()).is_some()
@@ -216,6 +235,16 @@ fn nearest_store(stores: &Stores, name: &str) -> String {
             format!(" (configured: {}{more})", shown.join(", "))
         }
     }
+}
+
+/// ` (configured: "…")` for the `[[accounts]]` uuids, or that there are none.
+fn configured_accounts(accounts: &Accounts) -> String {
+    let mut uuids: Vec<String> = accounts.iter().map(|a| format!("{:?}", a.uuid)).collect();
+    if uuids.is_empty() {
+        return " (there are no [[accounts]])".into();
+    }
+    uuids.sort_unstable();
+    format!(" (configured: {})", uuids.join(", "))
 }
 
 /// `tls_subject` as written in config (`"CN=inventory-sync, O=Acme"`) in a

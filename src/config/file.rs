@@ -20,6 +20,9 @@ pub struct FileConfig {
     pub upstream: UpstreamFile,
     #[serde(default)]
     pub stores: Vec<StoreFile>,
+    /// Account-level API tokens (`/accounts/{uuid}/graphql`).
+    #[serde(default)]
+    pub accounts: Vec<AccountFile>,
     #[serde(default)]
     pub clients: Vec<ClientFile>,
     #[serde(default)]
@@ -32,6 +35,9 @@ pub struct FileConfig {
     pub quota: Option<QuotaFile>,
     /// Where learn-mode observations are kept.
     pub learn: Option<LearnFile>,
+    /// How long the tokens bcgate mints live and when they are renewed.
+    #[serde(default)]
+    pub mint: MintFile,
 }
 
 #[derive(Debug, Deserialize)]
@@ -94,6 +100,10 @@ pub struct AdminFile {
 #[serde(deny_unknown_fields, default)]
 pub struct UpstreamFile {
     pub base_url: String,
+    /// The payments API's origin (`POST /stores/{hash}/payments`).
+    pub payments_url: String,
+    /// B2B Edition's origin (`/api/v3/io/…`).
+    pub b2b_url: String,
     pub ca_file: Option<PathBuf>,
     /// PEM roots given in memory, added like `ca_file`'s (`bcgate dev`'s
     /// CA); not a key of the file.
@@ -107,6 +117,8 @@ impl Default for UpstreamFile {
     fn default() -> Self {
         Self {
             base_url: "https://api.bigcommerce.com".into(),
+            payments_url: "https://payments.bigcommerce.com".into(),
+            b2b_url: "https://api-b2b.bigcommerce.com".into(),
             ca_file: None,
             ca_pem: None,
             connect_timeout_ms: 5_000,
@@ -127,6 +139,30 @@ pub struct StoreFile {
     #[serde(skip)]
     pub token: Option<StoreToken>,
     pub scopes: Option<Vec<String>>,
+    /// The client id of the API account (or app) the token belongs to.
+    pub client_id: Option<String>,
+    pub client_secret_env: Option<String>,
+    pub client_secret_file: Option<PathBuf>,
+    /// The storefront origin of each channel bcgate may query.
+    #[serde(default)]
+    pub channels: Vec<ChannelFile>,
+}
+
+/// `stores[].channels[]`: a channel and the origin its storefront answers on.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChannelFile {
+    pub id: u32,
+    pub origin: String,
+}
+
+/// `[[accounts]]`: an account-level API token.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AccountFile {
+    pub uuid: String,
+    pub token_env: Option<String>,
+    pub token_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -149,6 +185,9 @@ pub struct ClientFile {
     pub quota_max_share: Option<f64>,
     /// `enforce` (the default) or `learn`.
     pub mode: Option<String>,
+    /// The `[[accounts]]` uuids this client may call.
+    #[serde(default)]
+    pub accounts: Vec<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -217,6 +256,24 @@ pub struct LearnFile {
     pub max_entries: usize,
     #[serde(default = "default_learn_flush_interval_ms")]
     pub flush_interval_ms: u64,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MintFile {
+    /// The lifetime asked for each storefront private token and customer impersonation token.
+    pub token_lifetime_s: u64,
+    /// How long before its expiry a cached token is renewed.
+    pub renew_before_s: u64,
+}
+
+impl Default for MintFile {
+    fn default() -> Self {
+        Self {
+            token_lifetime_s: 86_400,
+            renew_before_s: 3_600,
+        }
+    }
 }
 
 fn default_learn_max_entries() -> usize {

@@ -11,17 +11,19 @@
 //! upstream roots ([`UpstreamFile::ca_pem`]), both given as values.
 //!
 //! Layout: [`file`] (the file form), one file per section that validates
-//! it (`server`, `stores`, `clients`, `routes`, `app`, `token_store`,
-//! `quota`), `validate` (the order and the rules between sections),
-//! [`types`] (the runtime form) and `error` ([`ConfigError`]). The config
-//! sits below everything but the policy and the secret type: it owns the
-//! client mode ([`Mode`]) and subject normalization, and leaves opening
-//! the token store to the token store.
+//! it (`server`, `stores`, `accounts`, `clients`, `routes`, `app`,
+//! `token_store`, `quota`, `mint`), `validate` (the order and the rules
+//! between sections), [`types`] (the runtime form) and `error`
+//! ([`ConfigError`]). The config sits below everything but the policy and
+//! the secret type: it owns the client mode ([`Mode`]) and subject
+//! normalization, and leaves opening the token store to the token store.
 
+mod accounts;
 mod app;
 mod clients;
 mod error;
 pub mod file;
+mod mint;
 mod quota;
 mod routes;
 mod server;
@@ -38,19 +40,21 @@ use std::path::{Path, PathBuf};
 pub use self::clients::{normalize_subject, normalize_subject_parts};
 pub use self::error::ConfigError;
 pub use self::file::{
-    AdminFile, AppFile, ClientFile, FileConfig, LearnFile, QuotaFile, RouteFile, ServerFile,
-    StoreFile, TlsFile, TokenStoreFile, UpstreamFile,
+    AccountFile, AdminFile, AppFile, ChannelFile, ClientFile, FileConfig, LearnFile, MintFile,
+    QuotaFile, RouteFile, ServerFile, StoreFile, TlsFile, TokenStoreFile, UpstreamFile,
 };
 pub use self::stores::is_store_hash;
 #[cfg(feature = "dev")]
 pub(crate) use self::stores::is_store_name;
 pub use self::token_store::{KEY_LEN, KeyError, check_redis_url, decode_store_key};
 pub use self::types::{
-    App, Client, Clients, KeySource, LearnBackend, LearnConfig, Listen, Mode, QuotaConfig, Server,
-    Store, Stores, TlsPaths, TokenStoreBackend, TokenStoreConfig, Upstream,
+    Account, Accounts, App, Channel, Client, Clients, KeySource, LearnBackend, LearnConfig, Listen,
+    MintConfig, Mode, Origin, OriginError, QuotaConfig, Server, Store, Stores, TlsPaths,
+    TokenStoreBackend, TokenStoreConfig, Upstream,
 };
 use self::validate::Validator;
 use crate::policy::Policy;
+use crate::secret::Secret;
 
 /// Where the config file is looked for when neither `--config` nor `BCGATE_CONFIG` is given.
 pub const DEFAULT_PATH: &str = "config/bcgate.toml";
@@ -68,6 +72,8 @@ pub struct Config {
     pub admin: Option<Listen>,
     pub upstream: Upstream,
     pub stores: Stores,
+    /// Account-level tokens, for `/accounts/{uuid}/graphql`.
+    pub accounts: Accounts,
     pub clients: Clients,
     /// The built-in tables plus the operator's `[[routes]]`.
     pub policy: Policy,
@@ -75,6 +81,8 @@ pub struct Config {
     pub token_store: Option<TokenStoreConfig>,
     pub quota: Option<QuotaConfig>,
     pub learn: Option<LearnConfig>,
+    /// Lifetimes of the storefront tokens bcgate mints.
+    pub mint: MintConfig,
 }
 
 impl Config {
@@ -100,8 +108,8 @@ impl Config {
         v.run(file)
     }
 
-    /// [`Config::load`] without reading a secret (store tokens, the app's
-    /// client secret, the token store's key) or requiring the files a server
+    /// [`Config::load`] without reading a secret (store and account tokens,
+    /// client secrets, the token store's key) or requiring the files a server
     /// opens, for commands that only decide (`bcgate explain`). Every store
     /// token is a placeholder: never serve with this config.
     pub fn load_without_secrets(path: &Path) -> Result<Self, ConfigError> {
@@ -111,6 +119,34 @@ impl Config {
             secrets: false,
         };
         v.run(file::read(path)?)
+    }
+
+    /// Every file a secret was read from (store tokens and client
+    /// secrets, account tokens): re-read on reload, so a change to one is
+    /// a reason to reload.
+    pub fn secret_files(&self) -> impl Iterator<Item = &Path> {
+        let stores = self.stores.iter().flat_map(|s| {
+            [s.token_file.as_deref(), s.client_secret_file.as_deref()]
+                .into_iter()
+                .flatten()
+        });
+        let accounts = self.accounts.iter().filter_map(|a| a.token_file.as_deref());
+        stores.chain(accounts)
+    }
+
+    /// The client id and secret that sign and verify `store`'s customer
+    /// JWTs: its own (`[[stores]]`), or for a store that installed the app
+    /// (not in `[[stores]]`) the app's.
+    pub fn store_client<'a>(&'a self, store: &'a Store) -> Option<(&'a str, &'a Secret)> {
+        if let (Some(id), Some(secret)) = (&store.client_id, &store.client_secret) {
+            return Some((id, secret));
+        }
+        if self.stores.get(&store.hash).is_some() {
+            return None;
+        }
+        self.app
+            .as_ref()
+            .map(|app| (app.client_id.as_str(), &app.client_secret))
     }
 
     /// Validates a config built in memory (`bcgate dev`): `name` stands for

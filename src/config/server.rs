@@ -1,11 +1,12 @@
-//! `[server]`, `[admin]` and `[upstream]`.
+//! `[server]`, `[admin]` and `[upstream]`, and the rule for every origin
+//! bcgate sends credentials to.
 
 use std::time::Duration;
 
-use http::{HeaderValue, Uri};
-
 use super::validate::Validator;
-use super::{ConfigError, Server, ServerFile, TlsPaths, Upstream, UpstreamFile};
+use super::{
+    ConfigError, Origin, OriginError, Server, ServerFile, TlsPaths, Upstream, UpstreamFile,
+};
 
 impl Validator<'_> {
     pub(super) fn server(&self, s: &ServerFile) -> Result<Server, ConfigError> {
@@ -63,31 +64,9 @@ impl Validator<'_> {
     }
 
     pub(super) fn upstream(&self, u: &UpstreamFile) -> Result<Upstream, ConfigError> {
-        let key = "upstream.base_url";
-        let uri: Uri = u
-            .base_url
-            .parse()
-            .map_err(|_| self.err(key, format!("{:?} is not a URL", u.base_url)))?;
-        if uri.scheme() != Some(&http::uri::Scheme::HTTPS) {
-            return Err(self.err(
-                key,
-                "must be an https:// URL: store tokens never travel in clear",
-            ));
-        }
-        if uri.query().is_some() {
-            return Err(self.err(key, "must not have a query"));
-        }
-        // `https://:443/` parses, with an empty host.
-        let authority = uri
-            .authority()
-            .filter(|a| !a.host().is_empty())
-            .cloned()
-            .ok_or_else(|| self.err(key, "must name a host"))?;
-        if authority.as_str().contains('@') {
-            return Err(self.err(key, "must not carry user info"));
-        }
-        let host = HeaderValue::from_str(authority.as_str())
-            .map_err(|_| self.err(key, "host is not a valid Host header"))?;
+        let api = self.origin("upstream.base_url", &u.base_url, "store tokens")?;
+        let payments = self.origin("upstream.payments_url", &u.payments_url, "payment tokens")?;
+        let b2b = self.origin("upstream.b2b_url", &u.b2b_url, "store tokens")?;
         for (k, v) in [
             ("upstream.connect_timeout_ms", u.connect_timeout_ms),
             ("upstream.request_timeout_ms", u.request_timeout_ms),
@@ -97,11 +76,11 @@ impl Validator<'_> {
             }
         }
         Ok(Upstream {
-            base_url: u.base_url.clone(),
-            scheme: http::uri::Scheme::HTTPS,
-            authority,
-            base_path: uri.path().trim_end_matches('/').to_string(),
-            host,
+            base_url: api.base_url,
+            scheme: api.scheme,
+            authority: api.authority,
+            base_path: api.base_path,
+            host: api.host,
             ca_file: u
                 .ca_file
                 .as_ref()
@@ -110,6 +89,26 @@ impl Validator<'_> {
             ca_pem: u.ca_pem.clone(),
             connect_timeout: Duration::from_millis(u.connect_timeout_ms),
             request_timeout: Duration::from_millis(u.request_timeout_ms),
+            payments,
+            b2b,
+        })
+    }
+
+    /// [`Origin::parse`], its error on `key`; `carried` names what would
+    /// travel in clear over plain http.
+    pub(super) fn origin(
+        &self,
+        key: &str,
+        url: &str,
+        carried: &str,
+    ) -> Result<Origin, ConfigError> {
+        Origin::parse(url).map_err(|e| {
+            let msg = match e {
+                OriginError::NotAUrl => format!("{url:?} {e}"),
+                OriginError::NotHttps => format!("{e}: {carried} never travel in clear"),
+                _ => e.to_string(),
+            };
+            self.err(key, msg)
         })
     }
 }

@@ -72,6 +72,86 @@ pub struct Server {
     pub max_in_flight: usize,
 }
 
+/// Where one family of requests goes: an https origin with an optional
+/// path prefix, in the parts a request URI and its `Host` are built from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Origin {
+    /// As configured, for display.
+    pub base_url: String,
+    pub scheme: http::uri::Scheme,
+    pub authority: http::uri::Authority,
+    /// Path prefix without a trailing `/` (often empty).
+    pub base_path: String,
+    /// The `Host` header bcgate sends.
+    pub host: HeaderValue,
+}
+
+/// Why a URL is not an [`Origin`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OriginError {
+    NotAUrl,
+    NotHttps,
+    Query,
+    Fragment,
+    NoHost,
+    UserInfo,
+    BadHost,
+}
+
+impl fmt::Display for OriginError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::NotAUrl => "is not a URL",
+            Self::NotHttps => "must be an https:// URL",
+            Self::Query => "must not have a query",
+            Self::Fragment => "must not have a fragment",
+            Self::NoHost => "must name a host",
+            Self::UserInfo => "must not carry user info",
+            Self::BadHost => "host is not a valid Host header",
+        })
+    }
+}
+
+impl std::error::Error for OriginError {}
+
+impl Origin {
+    /// An origin bcgate sends credentials to: `https://` with a host, no
+    /// user info, no query or fragment, maybe a path prefix (kept without
+    /// its trailing `/`).
+    pub fn parse(url: &str) -> Result<Self, OriginError> {
+        // `Uri` refuses a `#` as any bad character; name it.
+        if url.contains('#') {
+            return Err(OriginError::Fragment);
+        }
+        let uri: Uri = url.parse().map_err(|_| OriginError::NotAUrl)?;
+        if uri.scheme() != Some(&http::uri::Scheme::HTTPS) {
+            return Err(OriginError::NotHttps);
+        }
+        if uri.query().is_some() {
+            return Err(OriginError::Query);
+        }
+        // `https://:443/` parses, with an empty host.
+        let authority = uri
+            .authority()
+            .filter(|a| !a.host().is_empty())
+            .cloned()
+            .ok_or(OriginError::NoHost)?;
+        if authority.as_str().contains('@') {
+            return Err(OriginError::UserInfo);
+        }
+        let host = HeaderValue::from_str(authority.as_str()).map_err(|_| OriginError::BadHost)?;
+        Ok(Self {
+            base_url: url.to_owned(),
+            scheme: http::uri::Scheme::HTTPS,
+            authority,
+            base_path: uri.path().trim_end_matches('/').to_string(),
+            host,
+        })
+    }
+}
+
+/// The BigCommerce origins and how bcgate talks to them. The api origin's
+/// parts are `Upstream`'s own fields ([`Upstream::api_origin`] gathers them).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Upstream {
     /// As configured, for display.
@@ -87,6 +167,30 @@ pub struct Upstream {
     pub ca_pem: Option<String>,
     pub connect_timeout: Duration,
     pub request_timeout: Duration,
+    /// `upstream.payments_url`.
+    pub payments: Origin,
+    /// `upstream.b2b_url`.
+    pub b2b: Origin,
+}
+
+impl Upstream {
+    /// `upstream.base_url` as an [`Origin`], like the other families'.
+    pub fn api_origin(&self) -> Origin {
+        Origin {
+            base_url: self.base_url.clone(),
+            scheme: self.scheme.clone(),
+            authority: self.authority.clone(),
+            base_path: self.base_path.clone(),
+            host: self.host.clone(),
+        }
+    }
+}
+
+/// A storefront channel and the origin its GraphQL endpoint answers on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Channel {
+    pub id: u32,
+    pub origin: Origin,
 }
 
 #[derive(Debug)]
@@ -103,6 +207,80 @@ pub struct Store {
     pub grants: Option<Grants>,
     /// `the token of store 'abc123'`, for error details.
     pub label: String,
+    /// The client id of the store's API account (the `aud` of a customer's
+    /// current.jwt); set together with `client_secret`.
+    pub client_id: Option<String>,
+    /// Signs and verifies the customer JWTs of this store.
+    pub client_secret: Option<Secret>,
+    /// `env NAME` or `file PATH`, never the secret.
+    pub client_secret_source: Option<String>,
+    /// The client secret's file, re-read on reload.
+    pub client_secret_file: Option<PathBuf>,
+    /// Storefront origins, in the order configured; ids are unique.
+    pub channels: Vec<Channel>,
+}
+
+impl Store {
+    /// Channel `id`, or without one the default channel: channel 1 if it
+    /// is configured, else the first configured.
+    pub fn channel(&self, id: Option<u32>) -> Option<&Channel> {
+        match id {
+            Some(id) => self.channels.iter().find(|c| c.id == id),
+            None => self
+                .channels
+                .iter()
+                .find(|c| c.id == 1)
+                .or_else(|| self.channels.first()),
+        }
+    }
+}
+
+/// An `[[accounts]]` entry: an account-level API token.
+#[derive(Debug)]
+pub struct Account {
+    /// Lowercase, with dashes: as it appears in `/accounts/{uuid}/graphql`.
+    pub uuid: String,
+    pub token: StoreToken,
+    /// Where the token came from (`env NAME`, `file PATH`), never the token.
+    pub token_source: String,
+    /// The token file, re-read on reload.
+    pub token_file: Option<PathBuf>,
+}
+
+/// Accounts by uuid.
+#[derive(Debug, Default)]
+pub struct Accounts {
+    pub(super) by_uuid: foldhash::HashMap<String, Arc<Account>>,
+    pub(super) list: Vec<Arc<Account>>,
+}
+
+impl Accounts {
+    /// Exact match of a lowercase uuid.
+    pub fn get(&self, uuid: &str) -> Option<&Arc<Account>> {
+        self.by_uuid.get(uuid)
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &Arc<Account>> {
+        self.list.iter()
+    }
+}
+
+/// The `[mint]` section: the tokens bcgate mints for the storefront.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MintConfig {
+    /// Asked as `expires_at` (now + this) for private tokens and impersonation tokens.
+    pub token_lifetime: Duration,
+    /// A cached token with less than this left is renewed; less than `token_lifetime`.
+    pub renew_before: Duration,
+}
+
+impl Default for MintConfig {
+    fn default() -> Self {
+        Self {
+            token_lifetime: Duration::from_secs(86_400),
+            renew_before: Duration::from_secs(3_600),
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -123,6 +301,8 @@ pub struct Client {
     pub quota_weight: u32,
     /// Cap on this client's part of each quota window (`quota_max_share`).
     pub quota_max_share: Option<f64>,
+    /// The `[[accounts]]` uuids this client may call, each configured.
+    pub accounts: Vec<String>,
 }
 
 /// The `[quota]` section: how bcgate shares each store's rate-limit window.

@@ -66,7 +66,14 @@ impl Validator<'_> {
             .as_ref()
             .map(|t| self.token_store(t))
             .transpose()?;
-        let clients = self.clients(&policy, &stores, token_store.is_some(), &f.clients)?;
+        let accounts = self.accounts(&f.accounts)?;
+        let clients = self.clients(
+            &policy,
+            &stores,
+            &accounts,
+            token_store.is_some(),
+            &f.clients,
+        )?;
         let app = f.app.as_ref().map(|a| self.app(&policy, a)).transpose()?;
         if app.is_some() && token_store.is_none() {
             return Err(self.err(
@@ -97,18 +104,21 @@ impl Validator<'_> {
         }
         let quota = f.quota.as_ref().map(|q| self.quota(q)).transpose()?;
         let learn = self.learn(f.learn.as_ref(), &clients, token_store.as_ref())?;
+        let mint = self.mint(&f.mint)?;
         Ok(Config {
             path: Some(self.file.to_path_buf()),
             server,
             admin,
             upstream,
             stores,
+            accounts,
             clients,
             policy,
             app,
             token_store,
             quota,
             learn,
+            mint,
         })
     }
 

@@ -85,6 +85,10 @@ pub fn run(listen: SocketAddr, admin: SocketAddr, tls: Option<&Path>) -> Result<
         }),
         upstream: UpstreamFile {
             base_url: mock.base_url(),
+            // The mock serves every host under a path prefix; real
+            // BigCommerce hosts must never see a dev session's requests.
+            payments_url: mock.url("/payments-host"),
+            b2b_url: mock.url("/b2b-host"),
             ca_pem: Some(ca.ca_pem()),
             ..UpstreamFile::default()
         },
@@ -95,6 +99,10 @@ pub fn run(listen: SocketAddr, admin: SocketAddr, tls: Option<&Path>) -> Result<
             token_file: None,
             token: Some(StoreToken::new(&token).map_err(|e| format!("dev store token: {e}"))?),
             scopes: None,
+            client_id: None,
+            client_secret_env: None,
+            client_secret_file: None,
+            channels: Vec::new(),
         }],
         clients: clients
             .iter()
@@ -109,6 +117,7 @@ pub fn run(listen: SocketAddr, admin: SocketAddr, tls: Option<&Path>) -> Result<
                 quota_weight: None,
                 quota_max_share: None,
                 mode: None,
+                accounts: Vec::new(),
             })
             .collect(),
         routes: Vec::new(),
@@ -116,6 +125,8 @@ pub fn run(listen: SocketAddr, admin: SocketAddr, tls: Option<&Path>) -> Result<
         token_store: None,
         quota: None,
         learn: None,
+        accounts: Vec::new(),
+        mint: Default::default(),
     };
     drop(token);
     let config = Config::from_memory(file, "bcgate dev").map_err(|e| e.to_string())?;

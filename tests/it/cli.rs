@@ -402,6 +402,26 @@ fn a_bad_environment_override_names_the_variable_not_the_file() {
         ("BCGATE__SERVER__LISTEN", "nowhere", "not ip:port"),
         ("BCGATE__SERVER__BOGUS_OPTION", "1", "unknown field"),
         ("BCGATE__SERVR__LISTEN", "127.0.0.1:0", "unknown field"),
+        (
+            "BCGATE__UPSTREAM__PAYMENTS_URL",
+            "http://payments.example",
+            "must be an https:// URL",
+        ),
+        (
+            "BCGATE__UPSTREAM__B2B_URL",
+            "https://b2b.example/?x=1",
+            "must not have a query",
+        ),
+        (
+            "BCGATE__MINT__RENEW_BEFORE_S",
+            "86400",
+            "must be less than mint.token_lifetime_s",
+        ),
+        (
+            "BCGATE__MINT__TOKEN_LIFETIME_S",
+            "lots",
+            "expected an integer",
+        ),
     ];
     for (var, value, why) in cases {
         let out = check_with_env(&[(var, value)]);

@@ -6,6 +6,8 @@ use super::UNSET;
 pub(super) const STORE: &str = "[[stores]]\nhash = \"abc123\"\ntoken_file = \"t\"\n";
 pub(super) const CLIENT: &str =
     "[[clients]]\nname = \"c\"\nkey_sha256 = \"KEY\"\nstores = [\"abc123\"]\n";
+/// An account uuid, in the lowercase form `[[accounts]]` takes.
+pub(super) const ACCOUNT: &str = "0f0e0d0c-0b0a-0908-0706-05040302010f";
 pub(super) const TOKEN_STORE: &str =
     "[token_store]\nkind = \"file\"\npath = \"tokens\"\nkey_file = \"key\"\n";
 pub(super) const APP: &str = "[app]\nlisten = \"127.0.0.1:0\"\npublic_url = \"https://gate.example.com\"\n\
@@ -29,6 +31,7 @@ pub(super) fn cases() -> Vec<(String, &'static str, &'static str)> {
     let store = |body: &str| format!("[[stores]]\n{body}\n");
     let quota = |line: &str| format!("[quota]\n{line}\n");
     let learn = |body: &str| format!("{STORE}\n{CLIENT}mode = \"learn\"\n[learn]\n{body}\n");
+    let account = |body: &str| format!("[[accounts]]\n{body}\n");
     vec![
         // The file form: serde names the key.
         (
@@ -180,6 +183,51 @@ pub(super) fn cases() -> Vec<(String, &'static str, &'static str)> {
             "must name a host",
         ),
         (
+            upstream("base_url = \"https://api.example/#x\""),
+            "upstream.base_url",
+            "must not have a fragment",
+        ),
+        (
+            upstream("payments_url = \"not a url\""),
+            "upstream.payments_url",
+            "\"not a url\" is not a URL",
+        ),
+        (
+            upstream("payments_url = \"http://payments.example\""),
+            "upstream.payments_url",
+            "must be an https:// URL: payment tokens never travel in clear",
+        ),
+        (
+            upstream("payments_url = \"https://payments.example/?x=1\""),
+            "upstream.payments_url",
+            "must not have a query",
+        ),
+        (
+            upstream("payments_url = 1"),
+            "upstream.payments_url",
+            "must be an https:// URL",
+        ),
+        (
+            upstream("b2b_url = \"http://127.0.0.1:9000\""),
+            "upstream.b2b_url",
+            "must be an https:// URL: store tokens never travel in clear",
+        ),
+        (
+            upstream("b2b_url = \"https://u:p@b2b.example\""),
+            "upstream.b2b_url",
+            "must not carry user info",
+        ),
+        (
+            upstream("b2b_url = \"https://:443/\""),
+            "upstream.b2b_url",
+            "must name a host",
+        ),
+        (
+            upstream("b2b_url = \"https://b2b.example/#top\""),
+            "upstream.b2b_url",
+            "must not have a fragment",
+        ),
+        (
             format!(
                 "{STORE}\n[[stores]]\nhash = \"def\"\ntoken_file = \"t\"\nscopes = [\"store_v2_products\", [1]]\n"
             ),
@@ -280,6 +328,216 @@ pub(super) fn cases() -> Vec<(String, &'static str, &'static str)> {
             ]),
             "stores[1].alias",
             "\"abc123\" names another store already",
+        ),
+        // [[stores]]: client id and secret
+        (
+            store(
+                "hash = \"abc\"\ntoken_file = \"t\"\nclient_id = \"\"\nclient_secret_file = \"secret\"",
+            ),
+            "stores[0].client_id",
+            "must be non-empty text",
+        ),
+        (
+            store("hash = \"abc\"\ntoken_file = \"t\"\nclient_id = \"id\""),
+            "stores[0].client_secret_env",
+            "client_id needs its client secret: set client_secret_env or client_secret_file",
+        ),
+        (
+            store("hash = \"abc\"\ntoken_file = \"t\"\nclient_secret_file = \"secret\""),
+            "stores[0].client_id",
+            "client_secret_file needs the client_id the secret belongs to",
+        ),
+        (
+            store(&format!(
+                "hash = \"abc\"\ntoken_file = \"t\"\nclient_secret_env = \"{UNSET}\""
+            )),
+            "stores[0].client_id",
+            "client_secret_env needs the client_id the secret belongs to",
+        ),
+        (
+            store(
+                "hash = \"abc\"\ntoken_file = \"t\"\nclient_id = \"id\"\nclient_secret_file = \"secret\"\nclient_secret_env = \"X\"",
+            ),
+            "stores[0].client_secret_env",
+            "set at most one of client_secret_env and client_secret_file",
+        ),
+        (
+            store(&format!(
+                "hash = \"abc\"\ntoken_file = \"t\"\nclient_id = \"id\"\nclient_secret_env = \"{UNSET}\""
+            )),
+            "stores[0].client_secret_env",
+            "is not set",
+        ),
+        (
+            store(
+                "hash = \"abc\"\ntoken_file = \"t\"\nclient_id = \"id\"\nclient_secret_file = \"missing\"",
+            ),
+            "stores[0].client_secret_file",
+            "does not exist",
+        ),
+        (
+            store(
+                "hash = \"abc\"\ntoken_file = \"t\"\nclient_id = \"id\"\nclient_secret_file = \"empty\"",
+            ),
+            "stores[0].client_secret_file",
+            "the client secret is empty",
+        ),
+        // [[stores]]: channels
+        (
+            store(
+                "hash = \"abc\"\ntoken_file = \"t\"\nchannels = [{ id = 0, origin = \"https://shop.example\" }]",
+            ),
+            "stores[0].channels[0].id",
+            "a channel id is 1 or more",
+        ),
+        (
+            store(
+                "hash = \"abc\"\ntoken_file = \"t\"\nchannels = [{ id = -1, origin = \"https://shop.example\" }]",
+            ),
+            "stores[0].channels[0].id",
+            "invalid type: 64-bit integer `-1`",
+        ),
+        (
+            store(
+                "hash = \"abc\"\ntoken_file = \"t\"\nchannels = [{ id = 1, origin = \"https://a.example\" }, { id = 1, origin = \"https://b.example\" }]",
+            ),
+            "stores[0].channels[1].id",
+            "channel 1 is listed twice",
+        ),
+        (
+            store(
+                "hash = \"abc\"\ntoken_file = \"t\"\nchannels = [{ origin = \"https://shop.example\" }]",
+            ),
+            "stores[0].channels[0]",
+            "missing field `id`",
+        ),
+        (
+            store(
+                "hash = \"abc\"\ntoken_file = \"t\"\nchannels = [{ id = 1, origin = \"https://shop.example\", name = \"x\" }]",
+            ),
+            "stores[0].channels[0]",
+            "unknown field `name`",
+        ),
+        (
+            store(
+                "hash = \"abc\"\ntoken_file = \"t\"\nchannels = [{ id = 1, origin = \"shop.example\" }]",
+            ),
+            "stores[0].channels[0].origin",
+            "must be an https:// URL: storefront tokens never travel in clear",
+        ),
+        (
+            store(
+                "hash = \"abc\"\ntoken_file = \"t\"\nchannels = [{ id = 1, origin = \"http://shop.example\" }]",
+            ),
+            "stores[0].channels[0].origin",
+            "must be an https:// URL: storefront tokens never travel in clear",
+        ),
+        (
+            store(
+                "hash = \"abc\"\ntoken_file = \"t\"\nchannels = [{ id = 2, origin = \"https://shop.example\" }, { id = 3, origin = \"https://shop.example/?c=3\" }]",
+            ),
+            "stores[0].channels[1].origin",
+            "must not have a query",
+        ),
+        (
+            store(
+                "hash = \"abc\"\ntoken_file = \"t\"\nchannels = [{ id = 1, origin = \"https://shop.example/#x\" }]",
+            ),
+            "stores[0].channels[0].origin",
+            "must not have a fragment",
+        ),
+        (
+            store(
+                "hash = \"abc\"\ntoken_file = \"t\"\nchannels = [{ id = 1, origin = \"https://u:p@shop.example\" }]",
+            ),
+            "stores[0].channels[0].origin",
+            "must not carry user info",
+        ),
+        (
+            store(
+                "hash = \"abc\"\ntoken_file = \"t\"\nchannels = [{ id = 1, origin = \"https://:443\" }]",
+            ),
+            "stores[0].channels[0].origin",
+            "must name a host",
+        ),
+        (
+            store(
+                "hash = \"abc\"\ntoken_file = \"t\"\nchannels = [{ id = 1, origin = \"https://shop example\" }]",
+            ),
+            "stores[0].channels[0].origin",
+            "is not a URL",
+        ),
+        // [[accounts]]
+        (
+            account(&format!(
+                "uuid = \"{}\"\ntoken_file = \"t\"",
+                ACCOUNT.to_uppercase()
+            )),
+            "accounts[0].uuid",
+            "is not a uuid in lowercase (8-4-4-4-12 hex digits",
+        ),
+        (
+            account("uuid = \"0f0e0d0c-0b0a-0908-0706-05040302010\"\ntoken_file = \"t\""),
+            "accounts[0].uuid",
+            "is not a uuid in lowercase",
+        ),
+        (
+            account("uuid = \"0f0e0d0c0b0a0908070605040302010f\"\ntoken_file = \"t\""),
+            "accounts[0].uuid",
+            "is not a uuid in lowercase",
+        ),
+        (
+            account("uuid = \"0f0e0d0c-0b0a-0908-0706-05040302010g\"\ntoken_file = \"t\""),
+            "accounts[0].uuid",
+            "is not a uuid in lowercase",
+        ),
+        (
+            account(&format!("uuid = \"{ACCOUNT}\"")),
+            "accounts[0].token_env",
+            "set exactly one of token_env and token_file",
+        ),
+        (
+            account(&format!(
+                "uuid = \"{ACCOUNT}\"\ntoken_file = \"t\"\ntoken_env = \"X\""
+            )),
+            "accounts[0].token_env",
+            "set exactly one of token_env and token_file",
+        ),
+        (
+            account(&format!("uuid = \"{ACCOUNT}\"\ntoken_env = \"{UNSET}\"")),
+            "accounts[0].token_env",
+            "is not set",
+        ),
+        (
+            account(&format!("uuid = \"{ACCOUNT}\"\ntoken_file = \"missing\"")),
+            "accounts[0].token_file",
+            "does not exist",
+        ),
+        (
+            account(&format!("uuid = \"{ACCOUNT}\"\ntoken_file = \"empty\"")),
+            "accounts[0].token_file",
+            "the token is empty",
+        ),
+        (
+            format!(
+                "{}{}",
+                account(&format!("uuid = \"{ACCOUNT}\"\ntoken_file = \"t\"")),
+                account(&format!("uuid = \"{ACCOUNT}\"\ntoken_file = \"t\""))
+            ),
+            "accounts[1].uuid",
+            "is configured twice",
+        ),
+        (
+            account(&format!(
+                "uuid = \"{ACCOUNT}\"\ntoken_file = \"t\"\nscopes = []"
+            )),
+            "accounts[0]",
+            "unknown field `scopes`",
+        ),
+        (
+            s("[[accounts]]\ntoken_file = \"t\"\n"),
+            "accounts[0]",
+            "missing field `uuid`",
         ),
         // [token_store]
         (
@@ -487,6 +745,38 @@ pub(super) fn cases() -> Vec<(String, &'static str, &'static str)> {
             "clients[0].tls_subject",
             "needs server.tls.client_ca (only a verified certificate names a client)",
         ),
+        (
+            client(&format!("accounts = [\"{ACCOUNT}\"]")),
+            "clients[0].accounts[0]",
+            "client \"c\": no account \"0f0e0d0c-0b0a-0908-0706-05040302010f\" is configured (there are no [[accounts]])",
+        ),
+        (
+            format!(
+                "{}{}",
+                account(&format!("uuid = \"{ACCOUNT}\"\ntoken_file = \"t\"")),
+                client("accounts = [\"0f0e0d0c-0b0a-0908-0706-050403020100\"]")
+            ),
+            "clients[0].accounts[0]",
+            "(configured: \"0f0e0d0c-0b0a-0908-0706-05040302010f\")",
+        ),
+        (
+            format!(
+                "{}{}",
+                account(&format!("uuid = \"{ACCOUNT}\"\ntoken_file = \"t\"")),
+                client(&format!("accounts = [\"{}\"]", ACCOUNT.to_uppercase()))
+            ),
+            "clients[0].accounts[0]",
+            "no account \"0F0E0D0C-0B0A-0908-0706-05040302010F\" is configured",
+        ),
+        (
+            format!(
+                "{}{}",
+                account(&format!("uuid = \"{ACCOUNT}\"\ntoken_file = \"t\"")),
+                client(&format!("accounts = [\"{ACCOUNT}\", \"{ACCOUNT}\"]"))
+            ),
+            "clients[0].accounts[1]",
+            "is listed twice",
+        ),
         // [app]
         (
             s(APP),
@@ -643,6 +933,32 @@ pub(super) fn cases() -> Vec<(String, &'static str, &'static str)> {
             quota("redis_url = \"rediss://h/0\""),
             "quota.redis_url",
             "TLS to Redis (rediss://) is not supported",
+        ),
+        // [mint]
+        (
+            s("[mint]\ntoken_lifetime_s = 59\n"),
+            "mint.token_lifetime_s",
+            "must be from 60 to 31536000 (a year)",
+        ),
+        (
+            s("[mint]\ntoken_lifetime_s = 31536001\n"),
+            "mint.token_lifetime_s",
+            "must be from 60 to 31536000",
+        ),
+        (
+            s("[mint]\nrenew_before_s = 86400\n"),
+            "mint.renew_before_s",
+            "must be less than mint.token_lifetime_s",
+        ),
+        (
+            s("[mint]\ntoken_lifetime_s = 600\nrenew_before_s = 601\n"),
+            "mint.renew_before_s",
+            "must be less than mint.token_lifetime_s",
+        ),
+        (
+            s("[mint]\nrenew_before_s = -1\n"),
+            "mint.renew_before_s",
+            "invalid type: 64-bit integer `-1`",
         ),
         // [learn]
         (
