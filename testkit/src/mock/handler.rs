@@ -1,5 +1,6 @@
-//! The mock's accept loop and its one request handler: what a request's
-//! path, token and `mock_*` parameters make it answer.
+//! The mock's accept loop and its request handler: every request is
+//! recorded, then handed to its host by path prefix; the api host's own
+//! answers (a request's path, token and `mock_*` parameters) are here.
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -14,9 +15,46 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 
 use super::body::{chunked, empty, full, pattern_body, reset_body, tracked, trickle_body};
 use super::{
-    BC_ERROR_TYPE, Enforced, HandlerGuard, MAX_DELAY_MS, MAX_RECORDED_BODY, MOCK_MAX_STREAMS,
-    MockBody, QUOTA, RETRY_AFTER, Recorded, State, TRICKLE_BYTES, WINDOW_MS, store_of,
+    B2B_PREFIX, BC_ERROR_TYPE, Enforced, HandlerGuard, MAX_DELAY_MS, MAX_RECORDED_BODY,
+    MOCK_MAX_STREAMS, MockBody, PAYMENTS_PREFIX, QUOTA, RETRY_AFTER, Recorded, STOREFRONT_PREFIX,
+    State, TRICKLE_BYTES, WINDOW_MS, account, b2b, mint, payments, store_of, storefront,
 };
+
+/// What the hosts' handlers read of a request (its body already in full).
+pub(super) struct Req<'a> {
+    pub method: &'a http::Method,
+    pub headers: &'a http::HeaderMap,
+    pub query: Option<&'a str>,
+    pub body: &'a [u8],
+}
+
+impl Req<'_> {
+    /// The only value of header `name`: `None` if absent or repeated.
+    pub fn single(&self, name: &str) -> Option<&HeaderValue> {
+        let mut all = self.headers.get_all(name).iter();
+        let first = all.next()?;
+        all.next().is_none().then_some(first)
+    }
+
+    /// Whether the request carries any of `names`: a credential meant for
+    /// another host, which bcgate must never pass along. Counted.
+    pub fn foreign_credential(&self, state: &State, names: &[&str]) -> bool {
+        let found = names.iter().any(|n| self.headers.contains_key(*n));
+        if found {
+            state
+                .counters
+                .foreign_credentials
+                .fetch_add(1, Ordering::SeqCst);
+        }
+        found
+    }
+}
+
+/// The rest of `path` under a host's `prefix` (`""` or starting with `/`).
+fn under<'a>(path: &'a str, prefix: &str) -> Option<&'a str> {
+    let rest = path.strip_prefix(prefix)?;
+    (rest.is_empty() || rest.starts_with('/')).then_some(rest)
+}
 
 pub(super) fn serve(
     listener: std::net::TcpListener,
@@ -130,6 +168,22 @@ async fn handle(state: Arc<State>, req: Request<Incoming>) -> Response<MockBody>
             .push(recorded);
     }
 
+    let req = Req {
+        method: &parts.method,
+        headers: &parts.headers,
+        query: query.as_deref(),
+        body: &buf,
+    };
+    if let Some(rest) = under(&path, PAYMENTS_PREFIX) {
+        return payments::handle(&state, &req, rest);
+    }
+    if let Some(rest) = under(&path, B2B_PREFIX) {
+        return b2b::handle(&state, &req, rest);
+    }
+    if let Some(rest) = under(&path, STOREFRONT_PREFIX) {
+        return storefront::handle(&state, &req, rest);
+    }
+
     let params = query_params(&uri);
     let store = store_of(&path).map(str::to_owned);
     let counter_key = store
@@ -176,6 +230,10 @@ async fn handle(state: Arc<State>, req: Request<Incoming>) -> Response<MockBody>
         resp.headers_mut()
             .insert("x-retry-after", HeaderValue::from(secs));
         return resp;
+    }
+
+    if let Some(uuid) = account::graphql_path(&path) {
+        return account::handle(&state, &req, uuid, &rate);
     }
 
     // Shape: /stores/{hash}/v2/..., /stores/{hash}/v3/..., /stores/{hash}/graphql
@@ -252,7 +310,7 @@ async fn handle(state: Arc<State>, req: Request<Incoming>) -> Response<MockBody>
             .get("content-type")
             .cloned()
             .unwrap_or_else(|| HeaderValue::from_static("application/octet-stream"));
-        let mut resp = Response::new(chunked(Bytes::from(buf)));
+        let mut resp = Response::new(chunked(Bytes::copy_from_slice(req.body)));
         resp.headers_mut().insert("content-type", content_type);
         rate.apply(&mut resp);
         return resp;
@@ -295,6 +353,11 @@ async fn handle(state: Arc<State>, req: Request<Incoming>) -> Response<MockBody>
         return resp;
     }
 
+    let rest = &path["/stores/".len() + hash.len()..];
+    if let Some(resp) = mint::handle(&state, &req, &hash, rest, &rate) {
+        return resp;
+    }
+
     let hop = param(&params, "mock_hop").is_some_and(|v| v == "1");
     let json = serde_json::json!({
         "data": {
@@ -323,7 +386,7 @@ async fn handle(state: Arc<State>, req: Request<Incoming>) -> Response<MockBody>
     resp
 }
 
-struct RateInfo {
+pub(super) struct RateInfo {
     left: u32,
     quota: u32,
     window_ms: u64,
@@ -366,7 +429,7 @@ fn reset_ms(elapsed: Duration, window_ms: u64) -> u64 {
 }
 
 impl RateInfo {
-    fn apply(&self, resp: &mut Response<MockBody>) {
+    pub(super) fn apply(&self, resp: &mut Response<MockBody>) {
         if !self.enabled {
             return;
         }
@@ -384,7 +447,17 @@ impl RateInfo {
     }
 }
 
-fn error(status: StatusCode, title: &str, rate: &RateInfo) -> Response<MockBody> {
+pub(super) fn error(status: StatusCode, title: &str, rate: &RateInfo) -> Response<MockBody> {
+    error_with(status, title, serde_json::json!({}), rate)
+}
+
+/// BigCommerce's error body, with `errors` naming what was wrong.
+pub(super) fn error_with(
+    status: StatusCode,
+    title: &str,
+    errors: serde_json::Value,
+    rate: &RateInfo,
+) -> Response<MockBody> {
     let no_body = status.is_informational()
         || status == StatusCode::NO_CONTENT
         || status == StatusCode::NOT_MODIFIED;
@@ -395,7 +468,7 @@ fn error(status: StatusCode, title: &str, rate: &RateInfo) -> Response<MockBody>
             "status": status.as_u16(),
             "title": title,
             "type": BC_ERROR_TYPE,
-            "errors": {},
+            "errors": errors,
         });
         let mut resp = Response::new(full(json.to_string()));
         resp.headers_mut()
@@ -419,4 +492,13 @@ fn param<'a>(params: &'a [(String, String)], name: &str) -> Option<&'a str> {
         .iter()
         .find(|(k, _)| k == name)
         .map(|(_, v)| v.as_str())
+}
+
+/// A JSON response with `status`.
+pub(super) fn json(status: StatusCode, value: &serde_json::Value) -> Response<MockBody> {
+    let mut resp = Response::new(full(value.to_string()));
+    *resp.status_mut() = status;
+    resp.headers_mut()
+        .insert("content-type", HeaderValue::from_static("application/json"));
+    resp
 }

@@ -1,13 +1,34 @@
-//! A mock of `api.bigcommerce.com`: real HTTPS (a [`DevCa`], ALPN h2 +
-//! http/1.1), `/stores/{hash}/v2|v3/...` and `/stores/{hash}/graphql`,
+//! A mock of BigCommerce: real HTTPS (a [`DevCa`], ALPN h2 + http/1.1),
 //! BigCommerce's error shapes and rate-limit headers, and a record of every
 //! request. `bcgate dev` puts bcgate in front of it; the integration tests
 //! use it as their upstream.
 //!
+//! One listener serves every BigCommerce host, each under its own path
+//! prefix, so a test can tell which origin got what:
+//! - the api host (`api.bigcommerce.com`) at the root: `/stores/{hash}/v2|v3/...`
+//!   and `/stores/{hash}/graphql` with the store's `X-Auth-Token`; BigCommerce's
+//!   clock (`GET /stores/{hash}/v2/time`); the minting of payment access
+//!   tokens, private storefront tokens and customer impersonation tokens
+//!   (recorded in a registry the other hosts check, see [`Minted`]); and
+//!   `POST /accounts/{uuid}/graphql` with an account's token
+//!   ([`MockBigCommerce::add_account`]);
+//! - the payments host at [`MockBigCommerce::payments_url`]: Process Payment
+//!   with `Authorization: PAT <token>` (single use, as BigCommerce's are);
+//! - storefront channel origins at [`MockBigCommerce::storefront_origin`]:
+//!   GraphQL with `Authorization: Bearer <private token or CIT>`, answering
+//!   what the token carried (never the token);
+//! - the B2B Edition host at [`MockBigCommerce::b2b_url`]: `/api/v3/io/...`
+//!   with `X-Auth-Token` and `X-Store-Hash`, and B2B's rate-limit headers.
+//!
+//! A credential that belongs to another host (an `X-Auth-Token` at the
+//! payments host or a storefront, an `Authorization` at the B2B host) is
+//! answered 400 and counted in [`MockStats::foreign_credentials`]: bcgate must
+//! never pass one along.
+//!
 //! It runs on its own thread with its own tokio runtime, so it keeps serving
 //! while a test blocks (a child process, a raw socket, `std::thread::sleep`).
 //!
-//! Behaviours chosen by query parameters, on any routable path:
+//! Behaviours chosen by query parameters, on any routable path of the api host:
 //! - `mock_delay_ms=N`   sleep N ms before answering
 //! - `mock_status=N`     answer N with a BigCommerce-style error body (429 adds `X-Retry-After`)
 //! - `mock_redirect=URL` 302 with `Location: URL`
@@ -41,12 +62,17 @@
 //! produced a response, e.g. the proxy gave up on the request), the peak
 //! number in flight, and streamed bodies finished or cut.
 
+mod account;
+mod b2b;
 mod body;
 mod handler;
+mod mint;
+mod payments;
+mod storefront;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU16, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -57,6 +83,7 @@ use http_body_util::combinators::BoxBody;
 
 use crate::ca::DevCa;
 use handler::serve;
+pub use mint::{Minted, MintedKind};
 
 /// BigCommerce's error `type` link.
 pub const BC_ERROR_TYPE: &str =
@@ -74,6 +101,19 @@ pub const TRICKLE_BYTES: usize = 8;
 /// HTTP/2 concurrent streams the mock allows (high, so it never caps a
 /// measurement of the proxy's own limit).
 pub const MOCK_MAX_STREAMS: u32 = 10_000;
+
+/// The B2B Edition host's per-store quota (requests per [`B2B_WINDOW_S`]).
+pub const B2B_QUOTA: u32 = 150;
+/// The B2B Edition host's rate-limit window, in seconds.
+pub const B2B_WINDOW_S: u64 = 60;
+/// How long a payment access token lives, in seconds.
+pub const PAT_LIFETIME_S: i64 = 3600;
+/// The path prefix of the payments host.
+pub const PAYMENTS_PREFIX: &str = "/payments-host";
+/// The path prefix of the B2B Edition host.
+pub const B2B_PREFIX: &str = "/b2b-host";
+/// The path prefix of the storefront channel origins.
+pub const STOREFRONT_PREFIX: &str = "/storefront";
 
 /// Largest request body the mock keeps (bigger ones are recorded as incomplete).
 const MAX_RECORDED_BODY: usize = 64 * 1024 * 1024;
@@ -144,6 +184,18 @@ impl Recorded {
 
 struct State {
     stores: HashMap<String, String>,
+    /// Account UUID → account token ([`MockBigCommerce::add_account`]).
+    accounts: Mutex<HashMap<String, String>>,
+    /// Every token minted so far.
+    minted: Mutex<mint::Registry>,
+    /// The key the minted tokens (JWTs, as BigCommerce's are) are signed with.
+    signing_key: [u8; 32],
+    /// BigCommerce's clock minus this machine's, in seconds.
+    clock_offset_s: AtomicI64,
+    /// Non-zero: every mint request is answered with this status.
+    mint_failure: AtomicU16,
+    /// The B2B host's windows: store → (window number, requests counted in it).
+    b2b_windows: Mutex<HashMap<String, (u64, u32)>>,
     requests: Mutex<Vec<Recorded>>,
     /// Whether requests are kept in `requests` (off for load tests).
     record: AtomicBool,
@@ -176,6 +228,11 @@ struct Counters {
     bodies_completed: AtomicU64,
     bodies_cut: AtomicU64,
     rate_limited: AtomicU64,
+    pats_minted: AtomicU64,
+    private_tokens_minted: AtomicU64,
+    cits_minted: AtomicU64,
+    foreign_credentials: AtomicU64,
+    expired_tokens_seen: AtomicU64,
 }
 
 /// A snapshot of the mock's counters (see the module docs).
@@ -204,6 +261,16 @@ pub struct MockStats {
     pub bodies_cut: u64,
     /// Requests refused with a 429 by an enforced quota.
     pub rate_limited: u64,
+    /// Payment access tokens minted.
+    pub pats_minted: u64,
+    /// Private storefront tokens minted.
+    pub private_tokens_minted: u64,
+    /// Customer impersonation tokens minted.
+    pub cits_minted: u64,
+    /// Requests that carried another host's credential (refused with a 400).
+    pub foreign_credentials: u64,
+    /// Requests to the payments host or a storefront with an expired minted token.
+    pub expired_tokens_seen: u64,
 }
 
 impl Counters {
@@ -221,6 +288,11 @@ impl Counters {
             bodies_completed: get(&self.bodies_completed),
             bodies_cut: get(&self.bodies_cut),
             rate_limited: get(&self.rate_limited),
+            pats_minted: get(&self.pats_minted),
+            private_tokens_minted: get(&self.private_tokens_minted),
+            cits_minted: get(&self.cits_minted),
+            foreign_credentials: get(&self.foreign_credentials),
+            expired_tokens_seen: get(&self.expired_tokens_seen),
         }
     }
 }
@@ -330,11 +402,19 @@ impl MockBigCommerce {
             .set_nonblocking(true)
             .expect("set mock listener non-blocking");
         let addr = listener.local_addr().expect("mock listener address");
+        let mut signing_key = [0u8; 32];
+        getrandom::getrandom(&mut signing_key).expect("random key for the mock's minted tokens");
         let state = Arc::new(State {
             stores: stores
                 .iter()
                 .map(|(h, t)| ((*h).to_owned(), (*t).to_owned()))
                 .collect(),
+            accounts: Mutex::new(HashMap::new()),
+            minted: Mutex::new(mint::Registry::default()),
+            signing_key,
+            clock_offset_s: AtomicI64::new(0),
+            mint_failure: AtomicU16::new(0),
+            b2b_windows: Mutex::new(HashMap::new()),
             requests: Mutex::new(Vec::new()),
             record: AtomicBool::new(true),
             left: Mutex::new(HashMap::new()),
@@ -364,6 +444,75 @@ impl MockBigCommerce {
     /// `https://127.0.0.1:PORT{path}`
     pub fn url(&self, path: &str) -> String {
         format!("{}{}", self.base_url(), path)
+    }
+
+    /// `https://127.0.0.1:PORT/payments-host`: the payments host, for
+    /// bcgate's `upstream.payments_url`.
+    pub fn payments_url(&self) -> String {
+        self.url(PAYMENTS_PREFIX)
+    }
+
+    /// `https://127.0.0.1:PORT/b2b-host`: the B2B Edition host, for bcgate's
+    /// `upstream.b2b_url`.
+    pub fn b2b_url(&self) -> String {
+        self.url(B2B_PREFIX)
+    }
+
+    /// `https://127.0.0.1:PORT/storefront/{hash}/{channel}`: the storefront
+    /// origin of a store's channel, for a `stores[].channels[].origin`.
+    pub fn storefront_origin(&self, hash: &str, channel: u32) -> String {
+        self.url(&format!("{STOREFRONT_PREFIX}/{hash}/{channel}"))
+    }
+
+    /// Configure an account: `POST /accounts/{uuid}/graphql` then needs
+    /// `X-Auth-Token: token`. Adding a uuid again replaces its token.
+    pub fn add_account(&self, uuid: &str, token: &str) {
+        self.state
+            .accounts
+            .lock()
+            .expect("mock accounts poisoned")
+            .insert(uuid.to_owned(), token.to_owned());
+    }
+
+    /// Every token minted so far, oldest first (what each carries, never the
+    /// token itself).
+    pub fn minted(&self) -> Vec<Minted> {
+        self.state
+            .minted
+            .lock()
+            .expect("mock token registry poisoned")
+            .list()
+    }
+
+    /// Make every token minted so far refused (401) from now on, as if
+    /// BigCommerce had revoked them; tokens minted later work.
+    pub fn revoke_minted_tokens(&self) {
+        self.state
+            .minted
+            .lock()
+            .expect("mock token registry poisoned")
+            .revoke_all();
+    }
+
+    /// Set BigCommerce's clock to run `secs` ahead of this machine's
+    /// (negative: behind). `/v2/time`, the `expires_at` a mint request must
+    /// exceed, and every token's expiry follow it, so a test can expire
+    /// tokens at once or catch a caller that uses its own clock.
+    pub fn set_clock_offset(&self, secs: i64) {
+        self.state.clock_offset_s.store(secs, Ordering::SeqCst);
+    }
+
+    /// BigCommerce's clock now (Unix seconds), as `/v2/time` answers.
+    pub fn bc_time(&self) -> i64 {
+        self.state.now_unix()
+    }
+
+    /// Answer every mint request with `status` and BigCommerce's error body
+    /// from now on (after the store token is checked); `None` mints again.
+    pub fn fail_mints(&self, status: Option<u16>) {
+        self.state
+            .mint_failure
+            .store(status.unwrap_or(0), Ordering::SeqCst);
     }
 
     /// Every request received so far, in arrival order (of completed bodies).
@@ -456,6 +605,16 @@ impl Drop for MockBigCommerce {
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
         }
+    }
+}
+
+impl State {
+    /// BigCommerce's clock: this machine's plus the offset a test set.
+    fn now_unix(&self) -> i64 {
+        let secs = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() as i64);
+        secs + self.clock_offset_s.load(Ordering::SeqCst)
     }
 }
 
