@@ -31,6 +31,8 @@ pub struct Decisions {
     pub security_overrides: &'static [SecurityOverride],
     /// Routes that are in no spec file.
     pub hand_routes: &'static [HandRoute],
+    /// The B2B Edition table's decisions.
+    pub b2b: B2bDecisions,
 }
 
 /// A scope row of scopes.txt that oauth-scopes.tsv does not have.
@@ -91,6 +93,44 @@ pub struct HandRoute {
     pub reason: &'static str,
 }
 
+/// Decisions for the B2B Edition table (the files under `reference/b2b-edition/`).
+/// Its paths are table paths: the path after `/api/v3/io`.
+#[derive(Debug, Clone, Copy)]
+pub struct B2bDecisions {
+    /// The scope family (scopes.txt FAMILY) that grants every B2B route.
+    pub family: &'static str,
+    /// Files (or folders, ending in `/`) under `b2b-edition/` left out of the table.
+    pub skipped_files: &'static [(&'static str, &'static str)],
+    /// Files whose every operation another file documents too: they add no
+    /// row, and one with an operation the table lacks is an error.
+    pub copies: &'static [(&'static str, &'static str)],
+    /// Security schemes, besides X-Auth-Token and X-Store-Hash, that stand for
+    /// the store's server-to-server token in one file.
+    pub schemes: &'static [B2bScheme],
+    /// Non-GET operations that are reads (flag `read`).
+    pub reads: &'static [B2bRead],
+}
+
+/// A security scheme name a B2B spec file uses for the server-to-server token.
+#[derive(Debug, Clone, Copy)]
+pub struct B2bScheme {
+    pub file: &'static str,
+    pub scheme: &'static str,
+    pub reason: &'static str,
+}
+
+/// A B2B operation that is a read although its method is not GET.
+#[derive(Debug, Clone, Copy)]
+pub struct B2bRead {
+    pub method: &'static str,
+    pub path: &'static str,
+    pub reason: &'static str,
+}
+
+const B2B_AUTH_TOKEN: &str = "documents only the deprecated B2B authToken header; B2B Edition's docs: X-Auth-Token with X-Store-Hash replaces it for every server-to-server request, same server and path";
+
+const B2B_INVOICE_COPY: &str = "a per-section copy of invoice-management.yaml's operations (with the deprecated authToken): adds no row";
+
 const CHECKOUTS_MISSPELT: &str = "checkouts.v3.yml's table misspells the scopes (store_checkouts*, store_checkout_content*); read as api-accounts.mdx's store_checkout*, store_content_checkout*";
 
 const V2_CATALOG: &str = "legacy v2 catalog (in no spec file; BigCommerce still serves it, and the python bigcommerce SDK's Products, Brands, Categories, Options and OptionSets call it): the Products scope";
@@ -116,10 +156,6 @@ macro_rules! with_v2_catalog {
 pub const DECISIONS: Decisions = Decisions {
     skipped_files: &[
         (".spectral.yaml", "a lint configuration, not an API"),
-        (
-            "b2b-edition/",
-            "B2B Edition's REST Management API, served on api-b2b.bigcommerce.com with X-Store-Hash: not proxied yet, and never with this table's scopes",
-        ),
         (
             "shipping_provider.yml",
             "an API that shipping apps host and BigCommerce calls (server {app_domain})",
@@ -184,6 +220,48 @@ pub const DECISIONS: Decisions = Decisions {
     )],
 
     hand_scopes: &[
+        HandScope {
+            name: "storefront:Unauthenticated",
+            family: "storefront:Unauthenticated",
+            level: Level::Modify,
+            spec_file: None,
+            reason: "bcgate's own grant: storefront GraphQL with a private token of scope Unauthenticated",
+        },
+        HandScope {
+            name: "storefront:Customer",
+            family: "storefront:Customer",
+            level: Level::Modify,
+            spec_file: None,
+            reason: "bcgate's own grant: storefront GraphQL with a private token of scope Customer, and as the customer of a verified X-Bcgate-Customer-Token",
+        },
+        HandScope {
+            name: "storefront:B2B",
+            family: "storefront:B2B",
+            level: Level::Modify,
+            spec_file: None,
+            reason: "bcgate's own grant: storefront GraphQL with a private token of scope B2B",
+        },
+        HandScope {
+            name: "storefront:impersonate",
+            family: "storefront:impersonate",
+            level: Level::Modify,
+            spec_file: None,
+            reason: "bcgate's own grant: storefront GraphQL as any customer the client names (X-Bc-Customer-Id), with a customer impersonation token",
+        },
+        HandScope {
+            name: "b2b:modify",
+            family: "b2b:modify",
+            level: Level::Modify,
+            spec_file: None,
+            reason: "bcgate's own grant: every B2B Edition REST Management route (data/b2b-routes.txt); B2B Edition publishes no scope name",
+        },
+        HandScope {
+            name: "b2b:read",
+            family: "b2b:modify",
+            level: Level::Read,
+            spec_file: None,
+            reason: "bcgate's own grant: B2B Edition REST Management reads (GET, HEAD) only",
+        },
         HandScope {
             name: "bcgate:graphql_write",
             family: "bcgate:graphql_write",
@@ -527,6 +605,46 @@ pub const DECISIONS: Decisions = Decisions {
         path: "/v3/abandoned-carts/settings/channels/{channel_id}",
         reason: "declares security: [] yet its description requires store_v2_information; enforced",
     }],
+
+    b2b: B2bDecisions {
+        family: "b2b:modify",
+        skipped_files: &[(
+            "b2b-edition/authentication.yaml",
+            "served on api-b2b.bigcommerce.com/api/io, outside /api/v3/io: it mints B2B authTokens (some from a customer's password), which bcgate does not proxy",
+        )],
+        copies: &[
+            (
+                "b2b-edition/invoice_management/invoice/invoice.yaml",
+                B2B_INVOICE_COPY,
+            ),
+            (
+                "b2b-edition/invoice_management/payment/payment.yaml",
+                B2B_INVOICE_COPY,
+            ),
+            (
+                "b2b-edition/invoice_management/receipt/receipt.yaml",
+                B2B_INVOICE_COPY,
+            ),
+        ],
+        schemes: &[
+            B2bScheme {
+                file: "b2b-edition/invoice_management/config/config.yaml",
+                scheme: "authToken",
+                reason: B2B_AUTH_TOKEN,
+            },
+            B2bScheme {
+                file: "b2b-edition/sales_staff/sales_staff.yaml",
+                scheme: "authToken",
+                reason: B2B_AUTH_TOKEN,
+            },
+            B2bScheme {
+                file: "b2b-edition/order/order.yaml",
+                scheme: "X-Auh-Token",
+                reason: "order.yaml's security misspells X-Auth-Token (X-Auh-Token); its securitySchemes define X-Auth-Token",
+            },
+        ],
+        reads: &[],
+    },
 
     hand_routes: with_v2_catalog! {
         HandRoute {

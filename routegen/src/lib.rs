@@ -1,5 +1,6 @@
-//! Derives bcgate's route table (`data/routes.txt`) and scope table
-//! (`data/scopes.txt`) from BigCommerce's OpenAPI reference.
+//! Derives bcgate's route table (`data/routes.txt`), B2B Edition route table
+//! (`data/b2b-routes.txt`) and scope table (`data/scopes.txt`) from
+//! BigCommerce's OpenAPI reference.
 //!
 //! Per operation, the granting scope families come from, in order:
 //! 1. the operation's own statement (a scope table or scope list in its description);
@@ -9,7 +10,10 @@
 //! Anything else (an unknown scope name, a multi-family table without a decision,
 //! a scope given only in prose, an operation left without a scope, a decision that
 //! no longer changes anything) is an error, so spec drift is loud.
+//!
+//! The files under `b2b-edition/` make the B2B table instead (see [`b2b`]).
 
+pub mod b2b;
 pub mod decisions;
 mod operation;
 mod render;
@@ -94,6 +98,10 @@ pub struct Tables {
     pub routes: Vec<Route>,
     /// Spec files left out, with the reason.
     pub skipped: Vec<(String, String)>,
+    /// The B2B Edition table (paths after `/api/v3/io`), sorted like `routes`.
+    pub b2b_routes: Vec<Route>,
+    /// `b2b-edition/` files that add no B2B row, with the reason.
+    pub b2b_skipped: Vec<(String, String)>,
 }
 
 impl Tables {
@@ -107,9 +115,21 @@ impl Tables {
         render::scopes(self)
     }
 
+    /// The text of data/b2b-routes.txt.
+    pub fn render_b2b_routes(&self) -> String {
+        render::b2b_routes(self)
+    }
+
     /// The route for `method` and `path` (exact template), if any.
     pub fn route(&self, method: &str, path: &str) -> Option<&Route> {
         self.routes
+            .iter()
+            .find(|r| r.method == method && r.path == path)
+    }
+
+    /// The B2B route for `method` and `path` (exact template), if any.
+    pub fn b2b_route(&self, method: &str, path: &str) -> Option<&Route> {
+        self.b2b_routes
             .iter()
             .find(|r| r.method == method && r.path == path)
     }
@@ -146,7 +166,7 @@ impl Error {
     }
 }
 
-/// Derives both tables from the BigCommerce folder (`reference/`, `oauth-scopes.tsv`).
+/// Derives the tables from the BigCommerce folder (`reference/`, `oauth-scopes.tsv`).
 pub fn derive(specs_dir: &Path) -> Result<Tables, Error> {
     derive_with(specs_dir, &decisions::DECISIONS)
 }
@@ -179,9 +199,21 @@ pub fn derive_from(
 ) -> Result<Tables, Error> {
     let mut d = Deriver::new(tsv, decisions);
     for (name, text) in sources {
-        d.file(name, text);
+        if !name.starts_with(b2b::B2B_DIR) {
+            d.file(name, text);
+        }
     }
-    d.finish(sources)
+    let b2b = b2b::derive(sources, &decisions.b2b, &d.scopes, &mut d.problems);
+    let mut tables = d.finish(sources)?;
+    if sources.iter().any(|(n, _)| n.starts_with(b2b::B2B_DIR)) {
+        tables
+            .skipped
+            .push((b2b::B2B_DIR.to_owned(), b2b::OWN_TABLE.to_owned()));
+        tables.skipped.sort();
+    }
+    tables.b2b_routes = b2b.routes;
+    tables.b2b_skipped = b2b.skipped;
+    Ok(tables)
 }
 
 fn list_files(root: &Path, dir: &Path, out: &mut Vec<String>) -> std::io::Result<()> {
@@ -693,6 +725,8 @@ impl<'d> Deriver<'d> {
                 .iter()
                 .map(|(f, r)| ((*f).to_owned(), (*r).to_owned()))
                 .collect(),
+            b2b_routes: Vec::new(),
+            b2b_skipped: Vec::new(),
         })
     }
 }

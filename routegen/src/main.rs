@@ -1,4 +1,5 @@
-//! `cargo run -p routegen`: regenerates data/routes.txt and data/scopes.txt.
+//! `cargo run -p routegen`: regenerates data/routes.txt, data/b2b-routes.txt
+//! and data/scopes.txt.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -18,6 +19,7 @@ fn main() -> ExitCode {
     let data = root.join("data");
     for (name, text) in [
         ("routes.txt", tables.render_routes()),
+        ("b2b-routes.txt", tables.render_b2b_routes()),
         ("scopes.txt", tables.render_scopes()),
     ] {
         let path = data.join(name);
@@ -27,8 +29,9 @@ fn main() -> ExitCode {
         }
     }
     println!(
-        "routegen: wrote {} routes to data/routes.txt and {} scopes to data/scopes.txt",
+        "routegen: wrote {} routes to data/routes.txt, {} to data/b2b-routes.txt and {} scopes to data/scopes.txt",
         tables.routes.len(),
+        tables.b2b_routes.len(),
         tables.scopes.len()
     );
     ExitCode::SUCCESS

@@ -1,7 +1,7 @@
 //! Derivation tests on small hand-written specs, with their own decisions.
 
 use super::*;
-use crate::decisions::{Alias, HandRoute, Rule, SecurityOverride};
+use crate::decisions::{Alias, B2bDecisions, HandRoute, Rule, SecurityOverride};
 
 const TSV: &str = "scope\tpermission\tui_name\tresources\tsection\tsame_ui_name_scopes\n\
 store_storefront_api\tmodify\tStorefront API Tokens\tx\tToken creation scopes\t\n\
@@ -28,6 +28,13 @@ const NONE: Decisions = Decisions {
     rules: &[],
     security_overrides: &[],
     hand_routes: &[],
+    b2b: B2bDecisions {
+        family: "",
+        skipped_files: &[],
+        copies: &[],
+        schemes: &[],
+        reads: &[],
+    },
 };
 
 const API: &str = "https://api.bigcommerce.com/stores/{store_hash}/v3";

@@ -1,5 +1,5 @@
-//! The committed data/routes.txt and data/scopes.txt must be exactly what
-//! routegen derives from the BigCommerce specs.
+//! The committed data/routes.txt, data/b2b-routes.txt and data/scopes.txt
+//! must be exactly what routegen derives from the BigCommerce specs.
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;
@@ -64,6 +64,7 @@ fn committed_tables_match_the_specs() {
     let mut failures = Vec::new();
     for (name, derived) in [
         ("routes.txt", tables.render_routes()),
+        ("b2b-routes.txt", tables.render_b2b_routes()),
         ("scopes.txt", tables.render_scopes()),
     ] {
         let path = workspace_root().join("data").join(name);

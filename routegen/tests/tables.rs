@@ -1,4 +1,4 @@
-//! Checks on the committed data/routes.txt and data/scopes.txt for the tricky
+//! Checks on the committed data/routes.txt, data/b2b-routes.txt and data/scopes.txt for the tricky
 //! derivations (the drift test proves these files are what routegen derives).
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -163,6 +163,16 @@ fn scope_rows_are_well_formed() {
         fl("store_v2_products", "read")
     );
     assert_eq!(level("default"), fl("default", "modify"));
+    for grant in [
+        "storefront:Unauthenticated",
+        "storefront:Customer",
+        "storefront:B2B",
+        "storefront:impersonate",
+    ] {
+        assert_eq!(level(grant), fl(grant, "modify"));
+    }
+    assert_eq!(level("b2b:modify"), fl("b2b:modify", "modify"));
+    assert_eq!(level("b2b:read"), fl("b2b:modify", "read"));
     assert_eq!(
         level("bcgate:graphql_write"),
         fl("bcgate:graphql_write", "modify")
@@ -195,6 +205,9 @@ fn scope_rows_are_well_formed() {
     // Every row that is not an oauth-scopes.tsv table row says where it comes from.
     for name in [
         "default",
+        "storefront:Customer",
+        "storefront:impersonate",
+        "b2b:read",
         "bcgate:graphql_read",
         "MANAGE_TAX",
         "store_logs_read_only",
@@ -417,5 +430,94 @@ fn storefront_and_other_hosts_are_not_proxied() {
         !r.keys().any(|(_, p)| p.contains("estimate")
             || p.starts_with("/tax/")
             || p.starts_with("/rate"))
+    );
+}
+
+#[test]
+fn b2b_rows_are_well_formed_sorted_and_all_b2b_modify() {
+    let list = rows("b2b-routes.txt");
+    assert!(list.len() > 100, "only {} B2B rows", list.len());
+    let mut keys = Vec::new();
+    for r in &list {
+        assert_eq!(r.fields.len(), 4, "{r:?}");
+        let (method, path) = (&r.fields[0], &r.fields[1]);
+        assert!(
+            ["GET", "POST", "PUT", "PATCH", "DELETE"].contains(&method.as_str()),
+            "{r:?}"
+        );
+        assert!(path.starts_with('/') && !path.ends_with('/'), "{r:?}");
+        // The table's paths are after /api/v3/io: never the base again.
+        assert!(!path.starts_with("/api/"), "{r:?}");
+        assert_eq!(r.fields[2], "b2b:modify", "{r:?}");
+        assert!(["-", "read"].contains(&r.fields[3].as_str()), "{r:?}");
+        if r.fields[3] == "read" {
+            assert_ne!(method, "GET", "{r:?}");
+            assert!(!r.note.is_empty(), "a read flag is a decision: {r:?}");
+        }
+        keys.push((path.clone(), method.clone()));
+    }
+    let mut sorted = keys.clone();
+    sorted.sort();
+    sorted.dedup();
+    assert_eq!(
+        keys, sorted,
+        "b2b-routes.txt must be sorted by path then method, without duplicates"
+    );
+}
+
+#[test]
+fn b2b_special_cases() {
+    let r: BTreeMap<(String, String), Row> = rows("b2b-routes.txt")
+        .into_iter()
+        .map(|r| ((r.fields[0].clone(), r.fields[1].clone()), r))
+        .collect();
+    for (method, path) in [
+        ("GET", "/companies"),
+        ("POST", "/companies"),
+        ("DELETE", "/companies/{companyId}"),
+        ("GET", "/users/customer/{customerId}"),
+        ("POST", "/rfq/{quote_id}/checkout"),
+        ("GET", "/payments"),
+        ("GET", "/channels"),
+        // Invoice management is below /api/v3/io/ip.
+        ("GET", "/ip/invoices"),
+        ("POST", "/ip/orders/{orderId}/invoices"),
+        ("GET", "/ip/payments"),
+        ("GET", "/ip/receipts/{receiptId}/lines/{receiptLineId}"),
+    ] {
+        assert_eq!(
+            grant(&r, method, path),
+            g("b2b:modify", "-"),
+            "{method} {path}"
+        );
+    }
+    // No B2B spec calls a non-GET a read.
+    assert!(r.values().all(|row| row.fields[3] == "-"));
+    // Invoice portal config is documented only with the deprecated authToken.
+    assert!(route(&r, "PUT", "/ip/config").note.contains("authToken"));
+    assert!(route(&r, "GET", "/sales-staffs").note.contains("authToken"));
+    assert!(
+        route(&r, "GET", "/sales-staffs/{salesStaffId}")
+            .note
+            .is_empty()
+    );
+    // order.yaml misspells its security scheme.
+    assert!(route(&r, "GET", "/orders").note.contains("X-Auh-Token"));
+    // The token-minting endpoints (another base, /api/io) are not in the table.
+    assert!(
+        !r.keys()
+            .any(|(_, p)| p.starts_with("/auth") || p.starts_with("/backend")),
+        "authentication endpoints must not be B2B routes"
+    );
+    // The api table holds no B2B path and points at the B2B table.
+    assert!(!routes().keys().any(|(_, p)| p.starts_with("/companies")));
+    let api = std::fs::read_to_string(
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../data/routes.txt"),
+    )
+    .expect("routes.txt");
+    assert!(
+        api.lines()
+            .any(|l| l.starts_with("#   b2b-edition/:") && l.contains("data/b2b-routes.txt")),
+        "routes.txt's header points at the B2B table"
     );
 }

@@ -288,14 +288,30 @@ pub(super) fn routes() -> Result<String, String> {
         "{:<7} {:<70} scopes (any one grants)",
         "METHOD", "PATH"
     );
-    for r in policy.routes.iter() {
-        let _ = writeln!(
-            out,
-            "{:<7} {:<70} {}",
-            r.method.as_str(),
-            r.template,
-            needs(policy, r, &r.method)
-        );
+    // A heading per host; a row's PATH is what a client sends after /stores/{store}.
+    let tables = [
+        (
+            "# api.bigcommerce.com (/stores/{store}/…)",
+            "",
+            &policy.routes,
+        ),
+        (
+            "# api-b2b.bigcommerce.com (/stores/{store}/b2b/v3/io/…)",
+            "/b2b/v3/io",
+            &policy.b2b_routes,
+        ),
+    ];
+    for (heading, prefix, table) in tables {
+        let _ = writeln!(out, "{heading}");
+        for r in table.iter() {
+            let path = format!("{prefix}{}", r.template);
+            let _ = writeln!(
+                out,
+                "{:<7} {path:<70} {}",
+                r.method.as_str(),
+                needs(policy, r, &r.method)
+            );
+        }
     }
     let _ = writeln!(
         out,

@@ -1,5 +1,6 @@
-//! Policy as data and pure functions: the route table, the scope table and
-//! the decision whether a caller may send a request. No I/O here.
+//! Policy as data and pure functions: the route tables (api.bigcommerce.com's
+//! and B2B Edition's), the scope table and the decision whether a caller may
+//! send a request. No I/O here.
 //!
 //! The decision, in order: the store must be allowed to the client; the
 //! route must exist and be proxied; one of its families must be granted at
@@ -25,6 +26,7 @@ pub use table::{Lookup, Origin, Route, RouteFlags, RouteTable};
 
 /// The built-in tables, derived from BigCommerce's specs by `routegen`.
 pub const BUILTIN_ROUTES: &str = include_str!("../../data/routes.txt");
+pub const BUILTIN_B2B_ROUTES: &str = include_str!("../../data/b2b-routes.txt");
 pub const BUILTIN_SCOPES: &str = include_str!("../../data/scopes.txt");
 
 /// The family whose modify scope a checkout/all_pages script also needs.
@@ -103,11 +105,16 @@ pub struct Need {
 #[derive(Debug, Clone)]
 pub struct Policy {
     pub scopes: ScopeTable,
+    /// api.bigcommerce.com's routes (paths after `/stores/{store}`), with the
+    /// operator's `[[routes]]`.
     pub routes: RouteTable,
+    /// B2B Edition's routes (paths after `/stores/{store}/b2b/v3/io`).
+    pub b2b_routes: RouteTable,
     checkout_content: FamilySet,
 }
 
 impl Policy {
+    /// A policy with an empty B2B table (see [`Policy::with_b2b_routes`]).
     pub fn new(scopes: ScopeTable, routes: RouteTable) -> Result<Self, TableError> {
         let mut checkout_content = FamilySet::default();
         let id = scopes.family(CHECKOUT_CONTENT).ok_or_else(|| TableError {
@@ -118,8 +125,14 @@ impl Policy {
         Ok(Self {
             scopes,
             routes,
+            b2b_routes: RouteTable::default(),
             checkout_content,
         })
+    }
+
+    /// The same policy with this B2B Edition table (parsed against `self.scopes`).
+    pub fn with_b2b_routes(self, b2b_routes: RouteTable) -> Self {
+        Self { b2b_routes, ..self }
     }
 
     /// The tables compiled into the binary (parsed once per process).
@@ -129,7 +142,12 @@ impl Policy {
             .get_or_init(|| {
                 let scopes = ScopeTable::parse(BUILTIN_SCOPES)?;
                 let routes = RouteTable::parse(BUILTIN_ROUTES, &scopes)?;
-                Policy::new(scopes, routes)
+                let b2b_routes =
+                    RouteTable::parse(BUILTIN_B2B_ROUTES, &scopes).map_err(|e| TableError {
+                        line: e.line,
+                        msg: format!("b2b-routes.txt: {}", e.msg),
+                    })?;
+                Ok(Policy::new(scopes, routes)?.with_b2b_routes(b2b_routes))
             })
             .as_ref()
             .map_err(Clone::clone)

@@ -29,7 +29,7 @@ pub struct RouteFlags {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Origin {
-    /// From `data/routes.txt`, derived from BigCommerce's specs.
+    /// From `data/routes.txt` or `data/b2b-routes.txt`, derived from BigCommerce's specs.
     Builtin,
     /// From the operator's `[[routes]]`.
     Operator,

@@ -434,15 +434,16 @@ fn tables_reject_malformed_rows() {
     assert!(ScopeTable::parse("a a read\na a modify").is_err());
 }
 
-/// Every operation of the built-in table is allowed with each scope that
-/// grants it and denied with every other scope held at once.
+/// Every operation of the built-in tables (api and B2B) is allowed with each
+/// scope that grants it and denied with every other scope held at once.
 #[test]
 fn builtin_table_every_route_granted_exactly_by_its_scopes() {
     let p = Policy::builtin().expect("built-in tables parse");
     assert!(!p.routes.is_empty());
+    assert!(!p.b2b_routes.is_empty());
     let all: Vec<&str> = p.scopes.iter().map(|s| s.name.as_str()).collect();
     let mut checked = 0;
-    for r in p.routes.iter() {
+    for r in p.routes.iter().chain(p.b2b_routes.iter()) {
         let methods: Vec<Method> = if r.method == Method::GET {
             vec![Method::GET, Method::HEAD]
         } else {
@@ -518,4 +519,156 @@ fn builtin_table_every_route_granted_exactly_by_its_scopes() {
         }
     }
     assert!(checked > 0);
+}
+
+/// The scope decision for `scopes` on a B2B Edition path of the built-in table.
+fn b2b_decide(scopes: &[&str], method: &str, path: &str) -> Result<(), ProxyError> {
+    let p = Policy::builtin().expect("built-in tables parse");
+    let method = Method::from_bytes(method.as_bytes()).expect("method");
+    let grants = p
+        .scopes
+        .grants(scopes.iter().copied())
+        .expect("known scopes");
+    let r = match p.b2b_routes.lookup(&method, path) {
+        Lookup::Found(r) => r,
+        other => panic!("B2B {method} {path}: {other:?}"),
+    };
+    p.authorize(
+        Holder {
+            label: "client 't'",
+            grants: &grants,
+        },
+        None,
+        &Request {
+            method: &method,
+            route: r,
+            body: BodyFacts::None,
+        },
+    )
+}
+
+#[test]
+fn b2b_read_grants_gets_and_b2b_modify_grants_every_method() {
+    for (method, path) in [("GET", "/companies"), ("HEAD", "/companies")] {
+        assert!(b2b_decide(&["b2b:read"], method, path).is_ok(), "{method}");
+        assert!(
+            b2b_decide(&["b2b:modify"], method, path).is_ok(),
+            "{method}"
+        );
+    }
+    for (method, path) in [
+        ("POST", "/companies"),
+        ("PUT", "/companies/12"),
+        ("DELETE", "/companies/12"),
+        ("POST", "/ip/invoices"),
+    ] {
+        match b2b_decide(&["b2b:read"], method, path) {
+            Err(ProxyError::ScopeDenied(d)) => assert_eq!(d.required, ["b2b:modify"]),
+            other => panic!("b2b:read {method} {path}: {other:?}"),
+        }
+        assert!(
+            b2b_decide(&["b2b:modify"], method, path).is_ok(),
+            "b2b:modify {method} {path}"
+        );
+    }
+    assert!(b2b_decide(&["b2b:read"], "GET", "/ip/invoices/7/download-pdf").is_ok());
+}
+
+#[test]
+fn no_other_scope_grants_a_b2b_route() {
+    let p = Policy::builtin().expect("built-in tables parse");
+    // Every scope but bcgate's B2B grants, held at once.
+    let others: Vec<&str> = p
+        .scopes
+        .iter()
+        .map(|s| s.name.as_str())
+        .filter(|n| !n.starts_with("b2b:"))
+        .collect();
+    assert!(others.contains(&"store_v2_orders") && others.contains(&"storefront:B2B"));
+    for r in p.b2b_routes.iter() {
+        let path = r.template.replace(['{', '}'], "");
+        assert_eq!(
+            b2b_decide(&others, r.method.as_str(), &path).map_err(|e| e.code()),
+            Err("scope_denied"),
+            "{} {}",
+            r.method,
+            r.template
+        );
+    }
+}
+
+#[test]
+fn b2b_grants_reach_no_api_route_and_the_tables_do_not_mix() {
+    let p = Policy::builtin().expect("built-in tables parse");
+    let g = p
+        .scopes
+        .grants(["b2b:modify", "b2b:read"])
+        .expect("known scopes");
+    let b2b = p.scopes.family("b2b:modify").expect("b2b family");
+    for r in p.routes.iter() {
+        assert!(
+            !r.families.contains(b2b),
+            "{} {} is granted by b2b",
+            r.method,
+            r.template
+        );
+        assert!(!g.read.intersects(&r.families), "{}", r.template);
+    }
+    // A B2B path is not an api path, and the other way round.
+    assert!(matches!(
+        p.routes.lookup(&Method::GET, "/companies"),
+        Lookup::Unknown
+    ));
+    assert!(matches!(
+        p.b2b_routes.lookup(&Method::GET, "/v3/catalog/products"),
+        Lookup::Unknown
+    ));
+    assert!(matches!(
+        p.b2b_routes.lookup(&Method::GET, "/api/v3/io/companies"),
+        Lookup::Unknown
+    ));
+}
+
+#[test]
+fn storefront_grants_are_scope_names_of_their_own() {
+    let p = Policy::builtin().expect("built-in tables parse");
+    let names = [
+        "storefront:Unauthenticated",
+        "storefront:Customer",
+        "storefront:B2B",
+        "storefront:impersonate",
+    ];
+    let mut families = std::collections::HashSet::new();
+    for name in names {
+        let s = p
+            .scopes
+            .get(name)
+            .unwrap_or_else(|| panic!("{name} is a scope"));
+        assert_eq!(s.level, Level::Modify, "{name}");
+        assert_eq!(p.scopes.family_name(s.family), name);
+        families.insert(s.family);
+    }
+    assert_eq!(families.len(), names.len(), "each is its own family");
+    // Names are exact: case matters.
+    assert!(p.scopes.get("storefront:customer").is_none());
+    assert!(p.scopes.grants(["storefront:b2b"]).is_err());
+    // They grant no proxied route of either table.
+    let g = p.scopes.grants(names).expect("known scopes");
+    for r in p.routes.iter().chain(p.b2b_routes.iter()) {
+        assert!(!g.read.intersects(&r.families), "{}", r.template);
+    }
+}
+
+#[test]
+fn a_new_policy_has_an_empty_b2b_table_until_given_one() {
+    let p = policy();
+    assert!(p.b2b_routes.is_empty());
+    let scopes = ScopeTable::parse(SCOPES).expect("scopes");
+    let b2b = RouteTable::parse("GET /companies store_v2_products -", &scopes).expect("b2b");
+    let p = p.with_b2b_routes(b2b);
+    assert_eq!(p.b2b_routes.len(), 1);
+    assert!(matches!(
+        p.routes.lookup(&Method::GET, "/companies"),
+        Lookup::Unknown
+    ));
 }

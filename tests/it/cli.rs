@@ -330,6 +330,44 @@ fn routes_prints_the_route_table() {
             .any(|l| l.contains("/api/storefront/carts") && l.contains("store_")),
         "storefront routes carry no scope"
     );
+    // The B2B Edition table follows under its own heading, with bcgate's paths.
+    let api = text
+        .lines()
+        .position(|l| l == "# api.bigcommerce.com (/stores/{store}/…)")
+        .unwrap_or_else(|| panic!("api heading:\n{text}"));
+    let b2b = text
+        .lines()
+        .position(|l| l == "# api-b2b.bigcommerce.com (/stores/{store}/b2b/v3/io/…)")
+        .unwrap_or_else(|| panic!("B2B heading:\n{text}"));
+    assert!(api < b2b);
+    let b2b_rows: Vec<&str> = text
+        .lines()
+        .skip(b2b + 1)
+        .take_while(|l| !l.is_empty())
+        .collect();
+    assert!(b2b_rows.len() > 100, "{b2b_rows:?}");
+    let fields = |l: &str| l.split_whitespace().collect::<Vec<_>>().join(" ");
+    assert!(
+        b2b_rows
+            .iter()
+            .any(|l| fields(l) == "GET /b2b/v3/io/companies b2b:read | b2b:modify"),
+        "GET companies: {b2b_rows:?}"
+    );
+    assert!(
+        b2b_rows
+            .iter()
+            .any(|l| fields(l) == "POST /b2b/v3/io/companies b2b:modify"),
+        "POST companies: {b2b_rows:?}"
+    );
+    assert!(
+        b2b_rows.iter().all(|l| l.contains(" /b2b/v3/io/")),
+        "every B2B row has bcgate's B2B path: {b2b_rows:?}"
+    );
+    assert!(text.contains("  b2b:read "), "b2b:read in the scope list");
+    assert!(
+        text.contains("  storefront:impersonate "),
+        "storefront grants in the scope list"
+    );
 }
 
 #[test]
