@@ -65,6 +65,11 @@ impl UpstreamClient {
         &self.cfg.host
     }
 
+    /// `upstream.request_timeout_ms`: how long a request may wait for its answer.
+    pub fn request_timeout(&self) -> std::time::Duration {
+        self.cfg.request_timeout
+    }
+
     /// Sends the request and waits for the response head within the request timeout.
     pub async fn send(
         &self,

@@ -17,6 +17,7 @@
 //!     rewrite                  strip caller credentials + hop-by-hop, inject token
 //!     quota                    wait for the store's rate-limit budget (fair queue, Redis), retry 429s
 //!     forward                  pooled rustls client, timeouts, Location rule
+//!     mint                     tokens bcgate mints for the payments and storefront hosts (cached), current.jwt
 //!   error    every rejection as one enum → JSON problem details (one table of codes)
 //! reload     SIGHUP and file watch → a new generation, or the old one kept
 //! admin      /metrics (metrics), /healthz, /readyz (ready)
@@ -53,6 +54,7 @@ pub mod learn;
 pub mod live;
 pub mod log;
 pub mod metrics;
+pub mod mint;
 pub mod overload;
 pub mod path;
 pub mod policy;
