@@ -28,7 +28,7 @@ use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_mai
 use http::{HeaderMap, HeaderName, HeaderValue, Method, header};
 
 use bcgate::config::{Client, Config};
-use bcgate::decide::{Ask, Canonical, Gate};
+use bcgate::decide::{Ask, Canonical, FamilyHeaders, Gate};
 use bcgate::path::check_canonical;
 use bcgate::policy::{BodyFacts, GraphqlKind, Holder, Lookup, Policy, Request, Route};
 use bcgate::rewrite::upstream_request;
@@ -69,17 +69,14 @@ fn decide(cfg: &Config, client: &Client, case: &Case) -> bool {
     let Ok(path) = Canonical::new(&case.full_path) else {
         return false;
     };
-    let gate = Gate {
-        policy: &cfg.policy,
-        stores: &cfg.stores,
-        installed: &|_| Ok(None),
-    };
+    let gate = Gate::of(cfg, &|_| Ok(None));
     let ask = Ask {
         client,
         mode: client.mode,
         method: &case.method,
         path,
         query: None,
+        headers: FamilyHeaders::default(),
     };
     bcgate::decide::decide(&gate, ask, case.body).is_ok()
 }
@@ -433,11 +430,15 @@ fn realistic_headers() -> HeaderMap {
 fn bench_rewrite(c: &mut Criterion) {
     let token = StoreToken::new("perf-store-token-abc123-5f2c9e1d").expect("token");
     let host = HeaderValue::from_static("api.bigcommerce.com");
+    let inject = [(
+        HeaderName::from_static("x-auth-token"),
+        token.header_value(),
+    )];
     let request_id = HeaderValue::from_static("req-7f3a9c2e-0001");
     let input = realistic_headers();
     {
         let mut h = input.clone();
-        upstream_request(&mut h, &token, &host, &request_id);
+        upstream_request(&mut h, &host, &inject, &request_id);
         for gone in [
             "x-auth-client",
             "cookie",
@@ -455,7 +456,7 @@ fn bench_rewrite(c: &mut Criterion) {
     g.bench_function("upstream_request", |b| {
         b.iter_batched_ref(
             || input.clone(),
-            |h| upstream_request(h, &token, &host, &request_id),
+            |h| upstream_request(h, &host, &inject, &request_id),
             BatchSize::SmallInput,
         );
     });

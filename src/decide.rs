@@ -14,6 +14,10 @@
 //!    store token's known scopes. In learn mode the client's own scope
 //!    denial becomes [`Decision::would_deny`] and the request goes on.
 //!
+//! The path also chooses the API family ([`crate::family`]): each has its
+//! own route table, and the decision says which credential the request
+//! gets ([`Credential`]); minting it is the proxy's job, not the decision's.
+//!
 //! Steps 1–3 are [`route`], step 4 is [`Routed::authorize`]: between them
 //! the proxy reads the body when [`Routed::body_need`] says policy looks at
 //! it. [`decide`] is both, for callers that already know the body facts.
@@ -24,11 +28,14 @@ use std::sync::Arc;
 
 use http::Method;
 
-use crate::config::{Client, Store, Stores};
+use crate::config::{Account, Accounts, Client, Config, Store, Stores};
 use crate::error::{ProxyError, ScopeDenial};
+use crate::family::{self, Family, FamilyRoutes};
 use crate::learn::{Mode, Verdict};
 use crate::path::{self, InstalledLookup};
-use crate::policy::{BodyFacts, GraphqlKind, Holder, Lookup, Policy, Request, Route};
+use crate::policy::{
+    BodyFacts, FamilyId, GraphqlKind, Holder, Lookup, Policy, Request, Route, RouteTable,
+};
 
 /// A request path that passed [`path::check_canonical`].
 #[derive(Debug, Clone, Copy)]
@@ -49,10 +56,24 @@ impl<'r> Canonical<'r> {
 #[derive(Clone, Copy)]
 pub struct Gate<'c> {
     pub policy: &'c Policy,
+    pub families: &'c FamilyRoutes,
     pub stores: &'c Stores,
+    pub accounts: &'c Accounts,
     /// Asked for a store the config does not list (the stores that
     /// installed the app); `&|_| Ok(None)` when there is no token store.
     pub installed: &'c InstalledLookup<'c>,
+}
+
+impl<'c> Gate<'c> {
+    pub fn of(config: &'c Config, installed: &'c InstalledLookup<'c>) -> Self {
+        Self {
+            policy: &config.policy,
+            families: config.families,
+            stores: &config.stores,
+            accounts: &config.accounts,
+            installed,
+        }
+    }
 }
 
 impl std::fmt::Debug for Gate<'_> {
@@ -70,6 +91,40 @@ pub struct Ask<'c, 'r> {
     pub method: &'r Method,
     pub path: Canonical<'r>,
     pub query: Option<&'r str>,
+    /// The request headers the other families' decisions read.
+    pub headers: FamilyHeaders<'r>,
+}
+
+/// The request headers a decision reads besides the path: who a storefront
+/// request acts as, and which order a payment is for. Raw, as sent.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct FamilyHeaders<'r> {
+    /// `X-Bc-Customer-Id`: the customer to impersonate.
+    pub customer_id: Option<&'r [u8]>,
+    /// Whether `X-Bcgate-Customer-Token` (a shopper's current-customer JWT) was sent.
+    pub customer_token: bool,
+    /// `X-Bcgate-Order-Id`: the order a payment is for.
+    pub order_id: Option<&'r [u8]>,
+}
+
+/// The credential a decided request is sent with; bcgate adds it, the
+/// caller never sees it.
+#[derive(Debug, Clone)]
+pub enum Credential {
+    /// The store's `X-Auth-Token` (api; b2b adds `X-Store-Hash`).
+    StoreToken,
+    /// A payment access token minted for this order.
+    PaymentToken { order: u64 },
+    /// A storefront private token with these access scopes (bit i is
+    /// [`family::STOREFRONT_SCOPES`]`[i]`).
+    Private { channel: u32, scopes: u8 },
+    /// A customer impersonation token acting as this customer.
+    Impersonation { channel: u32, customer: u64 },
+    /// A customer impersonation token acting as the customer whose
+    /// `X-Bcgate-Customer-Token` the proxy verifies.
+    ProvenCustomer { channel: u32 },
+    /// The account's own token.
+    Account(Arc<Account>),
 }
 
 /// A refusal, with what had been found when it was made (the access log
@@ -103,11 +158,16 @@ pub enum BodyNeed {
 /// Store and route found, the client allowed the store; scopes not checked yet.
 #[derive(Debug)]
 pub struct Routed<'c, 'r> {
-    pub store: Arc<Store>,
-    /// The path after `/stores/{store}` (the whole path for the default store).
+    /// `None` for the account family only.
+    pub store: Option<Arc<Store>>,
+    pub family: Family,
+    /// The path after `/stores/{store}` (the whole path for the default
+    /// store; after `/accounts/{uuid}` for an account).
     pub api_path: &'r str,
     pub route: &'c Route,
+    credential: Credential,
     policy: &'c Policy,
+    families: &'c FamilyRoutes,
     ask: Ask<'c, 'r>,
     /// The facts known without reading the body; `None` when it must be read.
     known: Option<BodyFacts>,
@@ -116,7 +176,10 @@ pub struct Routed<'c, 'r> {
 /// A request that goes upstream.
 #[derive(Debug)]
 pub struct Decision<'c, 'r> {
-    pub store: Arc<Store>,
+    /// `None` for the account family only.
+    pub store: Option<Arc<Store>>,
+    pub family: Family,
+    pub credential: Credential,
     pub api_path: &'r str,
     pub route: &'c Route,
     pub body: BodyFacts,
@@ -127,6 +190,9 @@ pub struct Decision<'c, 'r> {
 
 /// Steps 1–3: the store and the route (see the module docs).
 pub fn route<'c, 'r>(gate: &Gate<'c>, ask: Ask<'c, 'r>) -> Result<Routed<'c, 'r>, Denial<'c>> {
+    if let Some((uuid, rest)) = family::account_path(ask.path.as_str()) {
+        return route_account(gate, ask, uuid, rest);
+    }
     let client = ask.client;
     let target = path::target_with(
         ask.path.as_str(),
@@ -152,37 +218,164 @@ pub fn route<'c, 'r>(gate: &Gate<'c>, ask: Ask<'c, 'r>) -> Result<Routed<'c, 'r>
         };
         return Err(Denial::new(e, Some(&store), None));
     }
-    let route = match gate.policy.routes.lookup(ask.method, target.api_path) {
-        Lookup::Found(r) => r,
-        Lookup::Unknown => {
-            let e = ProxyError::RouteUnknown {
-                method: ask.method.to_string(),
-                path: target.api_path.chars().take(200).collect(),
-            };
-            return Err(Denial::new(e, Some(&store), None));
-        }
-        Lookup::CaseMismatch => {
-            let e = ProxyError::BadRequest("path segments are case-sensitive".into());
-            return Err(Denial::new(e, Some(&store), None));
-        }
+    let (family, lookup_path) = family::of_store_path(target.api_path);
+    let table = match family {
+        Family::Api => &gate.policy.routes,
+        Family::B2b => &gate.policy.b2b_routes,
+        Family::Payments => &gate.families.payments,
+        Family::Storefront => &gate.families.storefront,
+        Family::Account => &gate.families.account,
     };
-    let known = match body_need(route, ask.method) {
+    let route = lookup(table, ask.method, lookup_path, target.api_path)
+        .map_err(|e| Denial::new(e, Some(&store), None))?;
+    let credential = match family {
+        Family::Api | Family::B2b => Credential::StoreToken,
+        // The order is read once the client may pay at all (`authorize`).
+        Family::Payments => Credential::PaymentToken { order: 0 },
+        Family::Storefront => storefront_credential(&store, &ask)
+            .map_err(|e| Denial::new(e, Some(&store), Some(route)))?,
+        // `of_store_path` never answers Account; it has no store.
+        Family::Account => Credential::StoreToken,
+    };
+    let known = known_facts(route, &ask).map_err(|e| Denial::new(e, Some(&store), Some(route)))?;
+    Ok(Routed {
+        store: Some(store),
+        family,
+        api_path: target.api_path,
+        route,
+        credential,
+        policy: gate.policy,
+        families: gate.families,
+        ask,
+        known,
+    })
+}
+
+/// `/accounts/{uuid}/…`: the account must be configured and the client's.
+fn route_account<'c, 'r>(
+    gate: &Gate<'c>,
+    ask: Ask<'c, 'r>,
+    uuid: &str,
+    rest: &'r str,
+) -> Result<Routed<'c, 'r>, Denial<'c>> {
+    let client = ask.client;
+    let account = gate
+        .accounts
+        .get(uuid)
+        .filter(|_| client.accounts.iter().any(|a| a == uuid))
+        .ok_or_else(|| {
+            Denial::new(
+                ProxyError::AccountNotAllowed {
+                    client: client.name.clone(),
+                    account: uuid.chars().take(64).collect(),
+                },
+                None,
+                None,
+            )
+        })?;
+    let route = lookup(&gate.families.account, ask.method, rest, rest)
+        .map_err(|e| Denial::new(e, None, None))?;
+    let known = known_facts(route, &ask).map_err(|e| Denial::new(e, None, Some(route)))?;
+    Ok(Routed {
+        store: None,
+        family: Family::Account,
+        api_path: rest,
+        route,
+        credential: Credential::Account(account.clone()),
+        policy: gate.policy,
+        families: gate.families,
+        ask,
+        known,
+    })
+}
+
+fn lookup<'c>(
+    table: &'c RouteTable,
+    method: &Method,
+    path: &str,
+    shown: &str,
+) -> Result<&'c Route, ProxyError> {
+    match table.lookup(method, path) {
+        Lookup::Found(r) => Ok(r),
+        Lookup::Unknown => Err(ProxyError::RouteUnknown {
+            method: method.to_string(),
+            path: shown.chars().take(200).collect(),
+        }),
+        Lookup::CaseMismatch => Err(bad_header("path segments are case-sensitive")),
+    }
+}
+
+/// The body facts known without reading the body, or `None` when it must be read.
+fn known_facts(route: &Route, ask: &Ask<'_, '_>) -> Result<Option<BodyFacts>, ProxyError> {
+    Ok(match body_need(route, ask.method) {
         Some(_) => None,
         None if route.flags.graphql => {
             // Only a GET gets here: its document travels in the query string.
             let kind = crate::policy::body::graphql_get_kind(ask.query.unwrap_or(""))
-                .map_err(|e| Denial::new(ProxyError::BadRequest(e.0), Some(&store), Some(route)))?;
+                .map_err(|e| ProxyError::BadRequest(e.0))?;
             Some(BodyFacts::Graphql(kind))
         }
         None => Some(BodyFacts::None),
-    };
-    Ok(Routed {
-        store,
-        api_path: target.api_path,
-        route,
-        policy: gate.policy,
-        ask,
-        known,
+    })
+}
+
+fn bad_header(why: &str) -> ProxyError {
+    ProxyError::BadRequest(why.into())
+}
+
+/// A header holding a positive decimal id (`X-Bc-Customer-Id`, `X-Bcgate-Order-Id`).
+fn positive_id(raw: Option<&[u8]>, name: &str) -> Result<Option<u64>, ProxyError> {
+    let Some(raw) = raw else { return Ok(None) };
+    let id = std::str::from_utf8(raw)
+        .ok()
+        .filter(|s| !s.is_empty() && s.len() <= 19 && s.bytes().all(|b| b.is_ascii_digit()))
+        .and_then(|s| s.parse::<u64>().ok())
+        .filter(|id| *id > 0);
+    match id {
+        Some(id) => Ok(Some(id)),
+        None => Err(bad_header(&format!("{name} must be a positive decimal id"))),
+    }
+}
+
+/// The storefront channel named by `channel_id` (or the store's default
+/// one), and who the request acts as.
+fn storefront_credential(store: &Store, ask: &Ask<'_, '_>) -> Result<Credential, ProxyError> {
+    let mut asked = None;
+    for (k, v) in form_urlencoded::parse(ask.query.unwrap_or("").as_bytes()) {
+        if k == "channel_id" {
+            if asked.is_some() {
+                return Err(bad_header("channel_id is given twice"));
+            }
+            asked = Some(
+                v.parse::<u32>()
+                    .ok()
+                    .filter(|c| *c > 0)
+                    .ok_or_else(|| bad_header("channel_id must be a positive channel id"))?,
+            );
+        } else {
+            return Err(bad_header(
+                "the storefront endpoint takes no query parameter but channel_id",
+            ));
+        }
+    }
+    let channel = store
+        .channel(asked)
+        .ok_or_else(|| ProxyError::ChannelUnknown {
+            store: store.hash.clone(),
+            channel: asked,
+        })?
+        .id;
+    let customer = positive_id(ask.headers.customer_id, "X-Bc-Customer-Id")?;
+    Ok(match (customer, ask.headers.customer_token) {
+        (Some(_), true) => {
+            return Err(bad_header(
+                "send X-Bc-Customer-Id or X-Bcgate-Customer-Token, not both",
+            ));
+        }
+        (Some(customer), false) => Credential::Impersonation { channel, customer },
+        (None, true) => Credential::ProvenCustomer { channel },
+        // The scopes are the client's; set when authorized.
+        (None, false) => Credential::Private { channel, scopes: 0 },
     })
 }
 
@@ -212,7 +405,7 @@ impl<'c, 'r> Routed<'c, 'r> {
     /// Step 4. `body` is used only when [`Routed::body_need`] asked for it;
     /// facts of the wrong kind are decided as the route alone says (a
     /// GraphQL POST without facts needs the write scope).
-    pub fn authorize(self, body: BodyFacts) -> Result<Decision<'c, 'r>, Denial<'c>> {
+    pub fn authorize(mut self, body: BodyFacts) -> Result<Decision<'c, 'r>, Denial<'c>> {
         let body = self.known.unwrap_or(body);
         let req = Request {
             method: self.ask.method,
@@ -223,22 +416,33 @@ impl<'c, 'r> Routed<'c, 'r> {
             label: &self.ask.client.label,
             grants: &self.ask.client.grants,
         };
-        let store = self.store.grants.as_ref().map(|g| Holder {
-            label: &self.store.label,
-            grants: g,
+        // Its own handle: the storefront rule below sets the credential.
+        let store_ref = self.store.clone();
+        let store = store_ref.as_deref().and_then(|s| {
+            s.grants.as_ref().map(|g| Holder {
+                label: &s.label,
+                grants: g,
+            })
         });
-        let decided = match self.ask.mode {
-            Mode::Enforce => self.policy.authorize(client, store, &req).map(|()| None),
-            Mode::Learn => {
-                crate::learn::decide_learn(self.policy, client, store, &req).map(|v| match v {
-                    Verdict::Granted => None,
-                    Verdict::WouldDeny(denial) => Some(denial),
-                })
-            }
+        let decided = match self.family {
+            Family::Api => self.check(client, store, &req),
+            Family::Payments => self.check(client, store, &req).and_then(|would_deny| {
+                let order = positive_id(self.ask.headers.order_id, "X-Bcgate-Order-Id")?
+                    .ok_or_else(|| bad_header("X-Bcgate-Order-Id is required"))?;
+                self.credential = Credential::PaymentToken { order };
+                Ok(would_deny)
+            }),
+            // A store token's scopes name no B2B Edition grant (the API
+            // account's B2B setting is not an OAuth scope), and an account
+            // is no store.
+            Family::B2b | Family::Account => self.check(client, None, &req),
+            Family::Storefront => self.storefront(client, store),
         };
         match decided {
             Ok(would_deny) => Ok(Decision {
                 store: self.store,
+                family: self.family,
+                credential: self.credential,
                 api_path: self.api_path,
                 route: self.route,
                 body,
@@ -246,10 +450,89 @@ impl<'c, 'r> Routed<'c, 'r> {
             }),
             Err(e) => Err(Denial {
                 error: e,
-                store: Some(self.store),
+                store: self.store,
                 route: Some(self.route),
             }),
         }
+    }
+
+    /// The route's scopes, for the client and then the store's token; in
+    /// learn mode the client's own denial is only counted.
+    fn check(
+        &self,
+        client: Holder<'_>,
+        store: Option<Holder<'_>>,
+        req: &Request<'_>,
+    ) -> Result<Option<Box<ScopeDenial>>, ProxyError> {
+        match self.ask.mode {
+            Mode::Enforce => self.policy.authorize(client, store, req).map(|()| None),
+            Mode::Learn => {
+                crate::learn::decide_learn(self.policy, client, store, req).map(|v| match v {
+                    Verdict::Granted => None,
+                    Verdict::WouldDeny(denial) => Some(denial),
+                })
+            }
+        }
+    }
+
+    /// Storefront: what the client needs depends on who the request acts as
+    /// (any access scope for a private token, `storefront:impersonate` to
+    /// name a customer, `storefront:Customer` for a proven shopper), and the
+    /// store's token must be able to mint that kind of token. A private
+    /// token gets exactly the access scopes the client holds.
+    fn storefront(
+        &mut self,
+        client: Holder<'_>,
+        store: Option<Holder<'_>>,
+    ) -> Result<Option<Box<ScopeDenial>>, ProxyError> {
+        let f = self.families;
+        let (client_needs, store_needs): (&[FamilyId], FamilyId) = match self.credential {
+            Credential::Impersonation { .. } => (
+                std::slice::from_ref(&f.storefront_impersonate),
+                f.mint_impersonation,
+            ),
+            Credential::ProvenCustomer { .. } => (&f.storefront_scopes[1..2], f.mint_impersonation),
+            _ => (&f.storefront_scopes, f.mint_private),
+        };
+        let denial = |subject: &str, needs: &[FamilyId]| {
+            let mut set = crate::policy::FamilySet::default();
+            needs.iter().for_each(|id| set.insert(*id));
+            Box::new(ScopeDenial {
+                subject: subject.to_owned(),
+                method: self.ask.method.to_string(),
+                route: self.route.template.to_string(),
+                required: self.policy.scopes.required(&set, true),
+            })
+        };
+        let mut would_deny = None;
+        if !client_needs
+            .iter()
+            .any(|id| client.grants.modify.contains(*id))
+        {
+            let d = denial(client.label, client_needs);
+            match self.ask.mode {
+                Mode::Enforce => return Err(ProxyError::ScopeDenied(d)),
+                Mode::Learn => would_deny = Some(d),
+            }
+        }
+        if let Some(store) = store
+            && !store.grants.modify.contains(store_needs)
+        {
+            return Err(ProxyError::ScopeDenied(denial(store.label, &[store_needs])));
+        }
+        if let Credential::Private { scopes, .. } = &mut self.credential {
+            *scopes = f
+                .storefront_scopes
+                .iter()
+                .enumerate()
+                .filter(|(_, id)| client.grants.modify.contains(**id))
+                .fold(0, |m, (i, _)| m | 1 << i);
+            if *scopes == 0 {
+                // Learn mode without any access scope: the least one.
+                *scopes = 1;
+            }
+        }
+        Ok(would_deny)
     }
 }
 
@@ -355,16 +638,16 @@ mode = "learn"
             method,
             path: Canonical::new(path).expect("a canonical path"),
             query,
+            headers: FamilyHeaders::default(),
         }
     }
 
     fn run<'c>(cfg: &'c Config, a: Ask<'c, '_>, body: BodyFacts) -> Result<String, Denial<'c>> {
-        let gate = Gate {
-            policy: &cfg.policy,
-            stores: &cfg.stores,
-            installed: &|_| Ok(None),
-        };
-        decide(&gate, a, body).map(|d| format!("{} {}", d.store.hash, d.api_path))
+        let gate = Gate::of(cfg, &|_| Ok(None));
+        decide(&gate, a, body).map(|d| {
+            let hash = d.store.as_ref().map_or("-", |s| s.hash.as_str());
+            format!("{hash} {}", d.api_path)
+        })
     }
 
     #[test]
@@ -464,16 +747,8 @@ mode = "learn"
             &get,
             "/stores/def456/v3/catalog/products",
         );
-        let d = decide(
-            &Gate {
-                policy: &cfg.policy,
-                stores: &cfg.stores,
-                installed: &|_| Ok(None),
-            },
-            a,
-            BodyFacts::None,
-        )
-        .expect("learn mode forwards");
+        let d = decide(&Gate::of(&cfg, &|_| Ok(None)), a, BodyFacts::None)
+            .expect("learn mode forwards");
         assert!(d.would_deny.is_some(), "counted as would_deny");
         let a = ask(
             &cfg,
@@ -504,11 +779,7 @@ mode = "learn"
     #[test]
     fn body_facts_decide_graphql_and_scripts() {
         let cfg = config();
-        let gate = Gate {
-            policy: &cfg.policy,
-            stores: &cfg.stores,
-            installed: &|_| Ok(None),
-        };
+        let gate = Gate::of(&cfg, &|_| Ok(None));
         let get = Method::GET;
         let a = ask(
             &cfg,

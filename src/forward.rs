@@ -6,6 +6,7 @@
 
 pub mod h1;
 mod pool;
+mod upstreams;
 
 use std::sync::Arc;
 
@@ -15,10 +16,11 @@ use rustls_pki_types::CertificateDer;
 use rustls_pki_types::pem::PemObject;
 
 use crate::body::{BodyWatch, ProxyBody, millis};
-use crate::config::Upstream as UpstreamConfig;
+use crate::config::{Origin, Upstream as UpstreamConfig};
 use crate::error::ProxyError;
 
 pub use pool::PooledBody;
+pub use upstreams::Upstreams;
 
 #[derive(Debug, Clone)]
 pub struct UpstreamClient {
@@ -35,6 +37,18 @@ impl UpstreamClient {
         })
     }
 
+    /// A client of another origin (another API family's host) with the same
+    /// roots and timeouts; a pool of its own.
+    pub fn for_origin(cfg: &UpstreamConfig, origin: &Origin) -> Result<Self, String> {
+        let mut cfg = cfg.clone();
+        cfg.base_url.clone_from(&origin.base_url);
+        cfg.scheme = origin.scheme.clone();
+        cfg.authority = origin.authority.clone();
+        cfg.base_path.clone_from(&origin.base_path);
+        cfg.host = origin.host.clone();
+        Self::new(&cfg)
+    }
+
     /// The upstream URI for a store's API path and the caller's raw query.
     pub fn uri(
         &self,
@@ -42,13 +56,17 @@ impl UpstreamClient {
         api_path: &str,
         query: Option<&str>,
     ) -> Result<Uri, ProxyError> {
-        let mut pq = String::with_capacity(
-            self.cfg.base_path.len() + 8 + store_hash.len() + api_path.len() + 64,
-        );
+        self.uri_of(&["/stores/", store_hash, api_path], query)
+    }
+
+    /// The upstream URI of the origin's base path followed by `parts`.
+    pub fn uri_of(&self, parts: &[&str], query: Option<&str>) -> Result<Uri, ProxyError> {
+        let len: usize = parts.iter().map(|p| p.len()).sum();
+        let mut pq = String::with_capacity(self.cfg.base_path.len() + len + 64);
         pq.push_str(&self.cfg.base_path);
-        pq.push_str("/stores/");
-        pq.push_str(store_hash);
-        pq.push_str(api_path);
+        for p in parts {
+            pq.push_str(p);
+        }
         if let Some(q) = query {
             pq.push('?');
             pq.push_str(q);
@@ -59,6 +77,16 @@ impl UpstreamClient {
             .path_and_query(pq)
             .build()
             .map_err(|_| ProxyError::BadRequest("the request target cannot be forwarded".into()))
+    }
+
+    /// Whether this client serves `base_url` with `cfg`'s roots and timeouts
+    /// (so a reload can keep its warm pool).
+    fn same_settings(&self, cfg: &UpstreamConfig, base_url: &str) -> bool {
+        self.cfg.base_url == base_url
+            && self.cfg.ca_pem == cfg.ca_pem
+            && self.cfg.ca_file == cfg.ca_file
+            && self.cfg.connect_timeout == cfg.connect_timeout
+            && self.cfg.request_timeout == cfg.request_timeout
     }
 
     pub fn host(&self) -> &HeaderValue {
@@ -149,6 +177,34 @@ impl UpstreamClient {
                 Ok(())
             }
         }
+    }
+
+    /// The redirect rule of a family whose paths differ on bcgate: a
+    /// relative `Location` is left alone, any redirect elsewhere is refused
+    /// (the caller's SDK would follow it), a `Location` on another answer
+    /// is dropped.
+    pub fn refuse_redirect(
+        &self,
+        status: StatusCode,
+        headers: &mut http::HeaderMap,
+    ) -> Result<(), ProxyError> {
+        let Some(loc) = headers.get(header::LOCATION) else {
+            return Ok(());
+        };
+        let relative = loc
+            .to_str()
+            .is_ok_and(|l| matches!(self.classify_location(l), LocationKind::Relative));
+        if relative {
+            return Ok(());
+        }
+        if status.is_redirection() {
+            crate::metrics::upstream_error("redirect");
+            return Err(ProxyError::UpstreamUnavailable(
+                "the upstream redirected elsewhere; bcgate does not send callers there".into(),
+            ));
+        }
+        headers.remove(header::LOCATION);
+        Ok(())
     }
 
     fn classify_location(&self, loc: &str) -> LocationKind {

@@ -11,14 +11,30 @@ pub const FORWARDED: HeaderName = HeaderName::from_static("forwarded");
 /// `refused` on the answer to a request whose store token BigCommerce refused.
 pub const X_BCGATE_UPSTREAM_AUTH: HeaderName = HeaderName::from_static("x-bcgate-upstream-auth");
 
+/// B2B Edition's companion of `X-Auth-Token`: the store the token is for.
+pub const X_STORE_HASH: HeaderName = HeaderName::from_static("x-store-hash");
+/// The storefront customer a customer impersonation token acts as.
+pub const X_BC_CUSTOMER_ID: HeaderName = HeaderName::from_static("x-bc-customer-id");
+/// The order a payment is for (bcgate mints the payment access token for it).
+pub const X_BCGATE_ORDER_ID: HeaderName = HeaderName::from_static("x-bcgate-order-id");
+/// A shopper's current-customer JWT: bcgate verifies it and impersonates that customer.
+pub const X_BCGATE_CUSTOMER_TOKEN: HeaderName = HeaderName::from_static("x-bcgate-customer-token");
+/// The media type the payments host answers with.
+pub const PAYMENTS_ACCEPT: &str = "application/vnd.bc.v1+json";
+
 /// Credentials a caller may send; none of them ever reaches the upstream.
-pub const CALLER_CREDENTIALS: [HeaderName; 5] = [
+pub const CALLER_CREDENTIALS: [HeaderName; 6] = [
     header::AUTHORIZATION,
     X_AUTH_TOKEN,
     X_AUTH_CLIENT,
     header::PROXY_AUTHORIZATION,
     header::COOKIE,
+    X_BCGATE_CUSTOMER_TOKEN,
 ];
+
+/// Headers that pick what bcgate's credential acts on (a store, a customer,
+/// an order): read by the decision, never passed on as the caller sent them.
+pub const CALLER_CHOICES: [HeaderName; 3] = [X_STORE_HASH, X_BC_CUSTOMER_ID, X_BCGATE_ORDER_ID];
 
 /// Hop-by-hop headers (RFC 9110 §7.6.1 and the legacy ones proxies still see).
 pub const HOP_BY_HOP: [HeaderName; 9] = [

@@ -13,10 +13,13 @@
 //!     identify                 key, unix uid or mTLS subject → client
 //!     decide                   the decision, pure (also `bcgate explain`'s):
 //!       path::target             /stores/{hash|alias}/… or the default store
+//!       family                   the API family the path is for (api, payments,
+//!                                storefront, b2b, account): its table and credential
 //!       policy                   route table lookup, then authorize
-//!     rewrite                  strip caller credentials + hop-by-hop, inject token
+//!     credential               the family's token: configured, or minted (mint) and cached
+//!     rewrite                  strip caller credentials + hop-by-hop, inject the credential
 //!     quota                    wait for the store's rate-limit budget (fair queue, Redis), retry 429s
-//!     forward                  pooled rustls client, timeouts, Location rule
+//!     forward                  pooled rustls clients, one per family origin, timeouts, Location rule
 //!     mint                     tokens bcgate mints for the payments and storefront hosts (cached), current.jwt
 //!   error    every rejection as one enum → JSON problem details (one table of codes)
 //! reload     SIGHUP and file watch → a new generation, or the old one kept
@@ -39,6 +42,7 @@ pub mod app;
 pub mod body;
 pub mod cli;
 pub mod config;
+pub mod credential;
 pub mod decide;
 #[cfg(feature = "dev")]
 pub mod dev;
@@ -46,6 +50,7 @@ pub mod dev;
 #[path = "dev/without_feature.rs"]
 pub mod dev;
 pub mod error;
+pub mod family;
 pub mod forward;
 pub mod h1guard;
 pub mod headers;

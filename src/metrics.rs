@@ -68,6 +68,11 @@ pub const QUOTA_SHARED: &str = "bcgate_quota_shared";
 /// 0 after the upstream refused a store's token (401), 1 again once a request succeeds, by `store`.
 pub const TOKEN_HEALTHY: &str = "bcgate_store_token_healthy";
 
+/// Tokens bcgate minted, by `kind` (`payment`, `private`, `impersonation`).
+pub const TOKENS_MINTED_TOTAL: &str = "bcgate_tokens_minted_total";
+/// Cached storefront tokens the storefront refused (401), each renewed once.
+pub const MINTED_REFUSED_TOTAL: &str = "bcgate_minted_tokens_refused_total";
+
 /// Histogram buckets (seconds) for both latency histograms: 0.5 ms to 60 s.
 const LATENCY_BUCKETS: [f64; 16] = [
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
@@ -227,6 +232,8 @@ impl Decision {
 pub struct Done<'a> {
     pub client: &'a str,
     pub store: &'a str,
+    /// The API family ([`crate::family::Family::as_str`]), `-` before one is known.
+    pub family: &'static str,
     pub route: &'a str,
     pub identity: [usize; 2],
     pub decision: Decision,
@@ -266,6 +273,7 @@ impl Handles {
                 REQUESTS_TOTAL,
                 "client" => d.client.to_owned(),
                 "store" => d.store.to_owned(),
+                "family" => d.family,
                 "route" => d.route.to_owned(),
                 "decision" => d.decision.as_str(),
                 "status" => d.status.to_string(),
@@ -321,6 +329,14 @@ pub fn connection_limit_wait() {
 
 pub fn in_flight_limit(n: usize) {
     gauge!(IN_FLIGHT_LIMIT).set(n as f64);
+}
+
+pub fn token_minted(kind: &'static str) {
+    counter!(TOKENS_MINTED_TOTAL, "kind" => kind).increment(1);
+}
+
+pub fn minted_token_refused() {
+    counter!(MINTED_REFUSED_TOTAL).increment(1);
 }
 
 pub fn request_shed() {

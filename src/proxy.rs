@@ -27,14 +27,18 @@ use hyper::body::Incoming;
 use crate::body::{self, ProxyBody};
 use crate::config::Config;
 use crate::error::ProxyError;
+use crate::family::Family;
 use crate::h1guard::GuardState;
-use crate::headers::{X_RATE_LIMIT_REQUESTS_LEFT, X_REQUEST_ID};
+use crate::headers::{
+    X_BC_CUSTOMER_ID, X_BCGATE_CUSTOMER_TOKEN, X_BCGATE_ORDER_ID, X_RATE_LIMIT_REQUESTS_LEFT,
+    X_REQUEST_ID,
+};
 use crate::identify::{Peer, identify};
 use crate::learn::Mode;
 use crate::metrics::Decision;
 use crate::policy::{self, BodyFacts};
 use crate::state::State;
-use crate::{decide, metrics, rewrite};
+use crate::{credential, decide, metrics, rewrite};
 
 /// Facts about the connection a request came in on.
 #[derive(Debug, Clone)]
@@ -52,6 +56,7 @@ struct Outcome {
     client: Option<Arc<crate::config::Client>>,
     store: Option<Arc<crate::config::Store>>,
     route: Option<Arc<str>>,
+    family: Option<Family>,
     upstream_ms: Option<f64>,
 }
 
@@ -255,6 +260,7 @@ impl Access {
         let client = outcome.client.as_ref().map_or("-", |c| c.name.as_str());
         let store = outcome.store.as_ref().map_or("-", |s| s.hash.as_str());
         let route = outcome.route.as_deref().unwrap_or("-");
+        let family = outcome.family.map_or("-", Family::as_str);
         let identity = [
             outcome
                 .client
@@ -268,6 +274,7 @@ impl Access {
         self.state.metrics.request_done(&metrics::Done {
             client,
             store,
+            family,
             route,
             identity,
             decision,
@@ -281,6 +288,7 @@ impl Access {
             client,
             store,
             method = self.method.as_str(),
+            family,
             route,
             status = self.status,
             decision = decision.as_str(),
@@ -333,14 +341,22 @@ async fn run(
         method: &parts.method,
         path,
         query: parts.uri.query(),
+        headers: decide::FamilyHeaders {
+            customer_id: parts
+                .headers
+                .get(X_BC_CUSTOMER_ID)
+                .map(HeaderValue::as_bytes),
+            customer_token: parts.headers.contains_key(X_BCGATE_CUSTOMER_TOKEN),
+            order_id: parts
+                .headers
+                .get(X_BCGATE_ORDER_ID)
+                .map(HeaderValue::as_bytes),
+        },
     };
-    let gate = decide::Gate {
-        policy: &cfg.policy,
-        stores: &cfg.stores,
-        installed: &installed,
-    };
+    let gate = decide::Gate::of(cfg, &installed);
     let routed = decide::route(&gate, ask).map_err(|d| out.denied(d))?;
-    out.store = Some(routed.store.clone());
+    out.store = routed.store.clone();
+    out.family = Some(routed.family);
     out.route = Some(routed.route.template.clone());
     let limit = cfg.server.max_body_bytes;
     if content_length(&parts.headers).is_some_and(|n| n > limit) {
@@ -348,18 +364,31 @@ async fn run(
     }
     let idle = cfg.server.body_read_timeout;
     let total = cfg.server.body_total_timeout;
-    let (facts, body, watch) = body_facts(
-        &parts,
-        routed.body_need(),
-        routed.route,
-        body,
-        limit,
-        idle,
-        total,
-    )
-    .await?;
+    // A storefront body is read whole: it is sent again if the storefront
+    // refuses the cached token.
+    let (facts, body, watch, whole) = if routed.family == Family::Storefront {
+        let bytes = body::read_bounded(body, limit, idle, total).await?;
+        let full = body::full(bytes.clone());
+        (
+            BodyFacts::None,
+            full,
+            body::BodyWatch::default(),
+            Some(bytes),
+        )
+    } else {
+        let (facts, body, watch) = body_facts(
+            &parts,
+            routed.body_need(),
+            routed.route,
+            body,
+            limit,
+            idle,
+            total,
+        )
+        .await?;
+        (facts, body, watch, None)
+    };
     let decision = routed.authorize(facts).map_err(|d| out.denied(d))?;
-    let store = decision.store;
     if client.mode == Mode::Learn {
         let request = policy::Request {
             method: &parts.method,
@@ -370,52 +399,135 @@ async fn run(
         crate::learn::observe(&cfg.policy, &state.learn, client, &request, would_deny);
     }
 
-    // 5. rewrite
-    let uri = state
-        .upstream
-        .uri(&store.hash, decision.api_path, parts.uri.query())?;
+    // 5. credential: the family's token, minted if need be
+    let minting = credential::Minting {
+        mint: &state.mint,
+        api: &state.upstreams.api,
+        settings: &cfg.mint,
+    };
+    let store = decision.store.clone();
+    let store = store.as_deref();
+    let injected = credential::resolve(
+        minting,
+        decision.family,
+        &decision.credential,
+        store,
+        store.and_then(|s| cfg.store_client(s)),
+        &parts.headers,
+    )
+    .await?;
+    let (upstream, uri) = state.upstreams.target(&decision, parts.uri.query())?;
+    let family = decision.family;
+
+    // 6. rewrite
     rewrite::upstream_request(
         &mut parts.headers,
-        &store.token,
-        state.upstream.host(),
+        upstream.host(),
+        &injected.headers,
         request_id,
     );
     parts.uri = uri;
     parts.version = Version::HTTP_11;
 
-    // 6. forward, within the store's quota (waiting for it, retrying a 429)
-    let (resp, upstream_elapsed) = state
-        .quota
-        .forward(
-            &state.upstream,
-            &store.hash,
-            client,
-            parts,
-            body,
+    // 7. forward: the api within the store's quota (waiting for it, retrying
+    // a 429); a storefront token the storefront refuses is renewed once.
+    let (resp, upstream_elapsed) = match (family, store) {
+        (Family::Api, Some(store)) => {
+            state
+                .quota
+                .forward(
+                    upstream,
+                    &store.hash,
+                    client,
+                    parts,
+                    body,
+                    limit,
+                    idle,
+                    &watch,
+                )
+                .await?
+        }
+        (Family::Storefront, Some(store)) => {
+            let whole = whole.unwrap_or_default();
+            storefront_forward(
+                minting, upstream, store, parts, whole, &injected, limit, idle,
+            )
+            .await?
+        }
+        _ => {
+            let sent = Instant::now();
+            let resp = upstream
+                .send(Request::from_parts(parts, body), limit, idle, &watch)
+                .await?;
+            (resp, sent.elapsed())
+        }
+    };
+    out.upstream_ms = Some(millis_3(upstream_elapsed));
+    let (mut rparts, rbody) = resp.into_parts();
+    if let (Family::Api, Some(store)) = (family, store) {
+        let requests_left = rparts
+            .headers
+            .get(X_RATE_LIMIT_REQUESTS_LEFT)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<f64>().ok());
+        state
+            .metrics
+            .upstream_done(&store.hash, upstream_elapsed, requests_left);
+        crate::forward::check_token_accepted(rparts.status, &store.hash)?;
+    }
+    rewrite::downstream_response(&mut rparts.headers, &injected.secret);
+    if family == Family::Api {
+        upstream.rewrite_location(rparts.status, &mut rparts.headers)?;
+    } else {
+        upstream.refuse_redirect(rparts.status, &mut rparts.headers)?;
+    }
+    rparts.version = Version::HTTP_11;
+    // A stalled upstream body is cut after the request timeout of silence.
+    let rbody = body::IdleTimeout::new(cfg.upstream.request_timeout, rbody);
+    Ok(Response::from_parts(rparts, rbody.boxed_unsync()))
+}
+
+type Forwarded = Result<(Response<crate::forward::PooledBody>, std::time::Duration), ProxyError>;
+
+/// Sends a storefront request (its body read whole); if the storefront
+/// refuses the cached token (401), drops it and sends the request once more
+/// with a fresh one.
+#[allow(clippy::too_many_arguments)]
+async fn storefront_forward(
+    minting: credential::Minting<'_>,
+    upstream: &crate::forward::UpstreamClient,
+    store: &crate::config::Store,
+    parts: http::request::Parts,
+    whole: bytes::Bytes,
+    injected: &credential::Injected,
+    limit: u64,
+    idle: std::time::Duration,
+) -> Forwarded {
+    let sent = Instant::now();
+    let again = Request::from_parts(parts.clone(), whole.clone());
+    let watch = body::BodyWatch::default();
+    let first = Request::from_parts(parts, body::full(whole));
+    let resp = upstream.send(first, limit, idle, &watch).await?;
+    if resp.status() != http::StatusCode::UNAUTHORIZED {
+        return Ok((resp, sent.elapsed()));
+    }
+    let Some(fresh) = credential::renew(minting, store, injected).await? else {
+        return Ok((resp, sent.elapsed()));
+    };
+    metrics::minted_token_refused();
+    let (mut parts, whole) = again.into_parts();
+    for (name, value) in fresh.headers {
+        parts.headers.insert(name, value);
+    }
+    let resp = upstream
+        .send(
+            Request::from_parts(parts, body::full(whole)),
             limit,
             idle,
             &watch,
         )
         .await?;
-    out.upstream_ms = Some(millis_3(upstream_elapsed));
-    let (mut rparts, rbody) = resp.into_parts();
-    let requests_left = rparts
-        .headers
-        .get(X_RATE_LIMIT_REQUESTS_LEFT)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<f64>().ok());
-    state
-        .metrics
-        .upstream_done(&store.hash, upstream_elapsed, requests_left);
-    crate::forward::check_token_accepted(rparts.status, &store.hash)?;
-    rewrite::downstream_response(&mut rparts.headers, &store.token);
-    state
-        .upstream
-        .rewrite_location(rparts.status, &mut rparts.headers)?;
-    rparts.version = Version::HTTP_11;
-    // A stalled upstream body is cut after the request timeout of silence.
-    let rbody = body::IdleTimeout::new(cfg.upstream.request_timeout, rbody);
-    Ok(Response::from_parts(rparts, rbody.boxed_unsync()))
+    Ok((resp, sent.elapsed()))
 }
 
 /// Reads the body when the decision needs facts from it; otherwise streams

@@ -1,17 +1,17 @@
 //! Rewrite stage: the headers that go upstream and come back.
 //!
 //! Upstream: every caller credential, hop-by-hop header, header named in
-//! `Connection`, method override and forwarding claim is removed first; only
-//! then are the store's token, the upstream `Host` and `X-Request-Id` set, so
-//! nothing a caller sends can remove or replace the token.
+//! `Connection`, method override, forwarding claim and credential choice
+//! (`X-Store-Hash`, `X-Bc-Customer-Id`, …) is removed first; only then are
+//! the family's credential headers, the upstream `Host` and `X-Request-Id`
+//! set, so nothing a caller sends can remove or replace the credential.
 
 use http::{HeaderMap, HeaderName, HeaderValue, header};
 
 use crate::headers::{
-    CALLER_CREDENTIALS, CALLER_OVERRIDES, HOP_BY_HOP, X_AUTH_TOKEN, X_FORWARDED_PREFIX,
-    X_REQUEST_ID,
+    CALLER_CHOICES, CALLER_CREDENTIALS, CALLER_OVERRIDES, HOP_BY_HOP, X_AUTH_TOKEN,
+    X_FORWARDED_PREFIX, X_REQUEST_ID,
 };
-use crate::secret::StoreToken;
 
 /// Removes hop-by-hop headers and every header `Connection` names.
 pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
@@ -19,36 +19,43 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
     remove_where(headers, |k, _| is_hop_by_hop(k, &named));
 }
 
-/// Turns the caller's headers into the upstream request's headers.
+/// Turns the caller's headers into the upstream request's headers: `inject`
+/// is the family's credential (`X-Auth-Token`, or `Authorization`, with its
+/// companions such as `X-Store-Hash`).
 pub fn upstream_request(
     headers: &mut HeaderMap,
-    token: &StoreToken,
     host: &HeaderValue,
+    inject: &[(HeaderName, HeaderValue)],
     request_id: &HeaderValue,
 ) {
     let named = connection_named(headers);
-    // Host, X-Auth-Token and X-Request-Id are replaced below (`insert` drops
-    // every value the caller sent), so they need no removal pass of their own.
+    // Host, X-Request-Id and the injected names are replaced below (`insert`
+    // drops every value the caller sent), so they need no removal pass of
+    // their own.
     remove_where(headers, |k, _| {
-        let replaced = k == header::HOST || k == X_AUTH_TOKEN || k == X_REQUEST_ID;
+        let replaced =
+            k == header::HOST || k == X_REQUEST_ID || inject.iter().any(|(name, _)| name == k);
         !replaced
             && (is_hop_by_hop(k, &named)
                 || CALLER_CREDENTIALS.contains(k)
+                || CALLER_CHOICES.contains(k)
                 || CALLER_OVERRIDES.contains(k)
                 || k.as_str().starts_with(X_FORWARDED_PREFIX))
     });
     headers.insert(header::HOST, host.clone());
-    headers.insert(X_AUTH_TOKEN, token.header_value());
+    for (name, value) in inject {
+        headers.insert(name.clone(), value.clone());
+    }
     headers.insert(X_REQUEST_ID, request_id.clone());
 }
 
 /// Cleans the upstream response's headers for the caller: hop-by-hop out,
-/// and any header that carries the store's token (BigCommerce does not echo
-/// it, but the caller must never see it if it ever did). Rate-limit headers
+/// and any header that carries the credential bcgate sent (`secret`: the
+/// store's token, or a token bcgate minted; BigCommerce does not echo it,
+/// but the caller must never see it if it ever did). Rate-limit headers
 /// (`X-Rate-Limit-*`, `X-Retry-After`) are end-to-end and pass untouched.
-pub fn downstream_response(headers: &mut HeaderMap, token: &StoreToken) {
+pub fn downstream_response(headers: &mut HeaderMap, secret: &HeaderValue) {
     let named = connection_named(headers);
-    let secret = token.header_value();
     let secret = secret.as_bytes();
     remove_where(headers, |k, v| {
         is_hop_by_hop(k, &named)
@@ -97,6 +104,7 @@ fn remove_where(headers: &mut HeaderMap, drop: impl Fn(&HeaderName, &HeaderValue
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::secret::StoreToken;
 
     fn hv(s: &'static str) -> HeaderValue {
         HeaderValue::from_static(s)
@@ -121,8 +129,17 @@ mod tests {
         h.insert(header::PROXY_AUTHORIZATION, hv("Basic eA=="));
         h.insert(header::TE, hv("trailers"));
         h.insert(header::ACCEPT, hv("application/json"));
+        h.insert("x-store-hash", hv("other"));
+        h.insert("x-bc-customer-id", hv("7"));
+        h.insert("x-bcgate-order-id", hv("9"));
+        h.insert("x-bcgate-customer-token", hv("a.b.c"));
         let token = StoreToken::new("store-token").expect("token");
-        upstream_request(&mut h, &token, &hv("api.bigcommerce.com"), &hv("rid"));
+        upstream_request(
+            &mut h,
+            &hv("api.bigcommerce.com"),
+            &[(X_AUTH_TOKEN, token.header_value())],
+            &hv("rid"),
+        );
         assert_eq!(
             h.get_all(X_AUTH_TOKEN).iter().collect::<Vec<_>>(),
             vec!["store-token"]
@@ -151,7 +168,7 @@ mod tests {
         h.insert(X_AUTH_TOKEN, hv("store-token"));
         h.insert("x-debug", hv("sent with token=store-token"));
         h.insert(header::CONTENT_TYPE, hv("application/json"));
-        downstream_response(&mut h, &StoreToken::new("store-token").expect("token"));
+        downstream_response(&mut h, &hv("store-token"));
         assert!(h.get(X_AUTH_TOKEN).is_none());
         assert!(
             h.get("x-debug").is_none(),

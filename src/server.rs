@@ -449,7 +449,7 @@ async fn check_upstream(live: &Live) {
         .upstream
         .connect_timeout
         .min(UPSTREAM_WARM_LIMIT);
-    if let Err(why) = state.upstream.warm(within).await {
+    if let Err(why) = state.upstreams.api.warm(within).await {
         tracing::warn!(
             target: "bcgate::server",
             upstream = %state.config.upstream.base_url,

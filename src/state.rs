@@ -11,14 +11,17 @@ use tokio_rustls::TlsAcceptor;
 
 use crate::app::{Callbacks, Installs, Login};
 use crate::config::Config;
-use crate::forward::UpstreamClient;
+use crate::forward::Upstreams;
 use crate::learn::Learner;
 use crate::request_id::RequestIds;
 
 /// One consistent generation of everything a request needs.
 pub struct State {
     pub config: Arc<Config>,
-    pub upstream: UpstreamClient,
+    /// One client per API family's origin.
+    pub upstreams: Upstreams,
+    /// Tokens bcgate minted (storefront), kept across reloads.
+    pub mint: crate::mint::Mint,
     pub tls: Option<TlsAcceptor>,
     /// Metric handles for this generation's clients, stores and routes.
     pub metrics: crate::metrics::Handles,
@@ -46,16 +49,13 @@ impl std::fmt::Debug for State {
 
 impl State {
     pub fn build(config: Config, previous: Option<&State>) -> Result<Self, String> {
-        // Keep the warm connection pool unless the upstream changed; a
-        // `ca_file` may have new contents, so it always rebuilds.
-        let upstream = match previous {
-            Some(p)
-                if p.config.upstream == config.upstream && config.upstream.ca_file.is_none() =>
-            {
-                p.upstream.clone()
-            }
-            _ => UpstreamClient::new(&config.upstream)?,
-        };
+        // Warm connection pools are kept for origins that did not change.
+        let upstreams = Upstreams::new(
+            &config.upstream,
+            &config.stores,
+            previous.map(|p| &p.upstreams),
+        )?;
+        let mint = previous.map_or_else(crate::mint::Mint::default, |p| p.mint.clone());
         let tls = config
             .server
             .tls
@@ -92,7 +92,8 @@ impl State {
         let request_ids = previous.map_or_else(Arc::default, |p| p.request_ids.clone());
         Ok(Self {
             config: Arc::new(config),
-            upstream,
+            upstreams,
+            mint,
             tls,
             metrics: crate::metrics::Handles::default(),
             installs,

@@ -78,15 +78,21 @@ fn verdict(
     };
     match routed.authorize(facts) {
         Err(d) => refusal(&d.error),
-        Ok(d) => match (ask.mode, d.would_deny) {
-            (Mode::Enforce, _) => format!("allowed on store '{}'", d.store.hash),
-            (Mode::Learn, None) => format!("forwarded to store '{}', recorded", d.store.hash),
-            (Mode::Learn, Some(denial)) => format!(
-                "forwarded to store '{}', recorded and counted as would_deny ({})",
-                d.store.hash,
-                crate::error::ProxyError::ScopeDenied(denial).detail()
-            ),
-        },
+        Ok(d) => {
+            let on = match (&d.store, &d.credential) {
+                (Some(s), _) => format!("store '{}'", s.hash),
+                (None, decide::Credential::Account(a)) => format!("account '{}'", a.uuid),
+                (None, _) => "no store".into(),
+            };
+            match (ask.mode, d.would_deny) {
+                (Mode::Enforce, _) => format!("allowed on {on}"),
+                (Mode::Learn, None) => format!("forwarded to {on}, recorded"),
+                (Mode::Learn, Some(denial)) => format!(
+                    "forwarded to {on}, recorded and counted as would_deny ({})",
+                    crate::error::ProxyError::ScopeDenied(denial).detail()
+                ),
+            }
+        }
     }
 }
 
@@ -188,11 +194,7 @@ pub(super) fn explain(
             }
         }
     };
-    let gate = decide::Gate {
-        policy: &cfg.policy,
-        stores: &cfg.stores,
-        installed: &installed,
-    };
+    let gate = decide::Gate::of(cfg, &installed);
     let mut assumed = None;
     let mut cannot_tell = None;
     let _ = writeln!(out, "clients:");
@@ -208,6 +210,7 @@ pub(super) fn explain(
                 method: &method,
                 path: canonical,
                 query,
+                headers: decide::FamilyHeaders::default(),
             };
             let v = verdict(&gate, ask, body, &mut assumed);
             match unreadable

@@ -53,6 +53,7 @@ pub use self::types::{
     TokenStoreBackend, TokenStoreConfig, Upstream,
 };
 use self::validate::Validator;
+use crate::family::FamilyRoutes;
 use crate::policy::Policy;
 use crate::secret::Secret;
 
@@ -77,6 +78,8 @@ pub struct Config {
     pub clients: Clients,
     /// The built-in tables plus the operator's `[[routes]]`.
     pub policy: Policy,
+    /// The route tables of the one-endpoint families (payments, storefront, accounts).
+    pub families: &'static FamilyRoutes,
     pub app: Option<App>,
     pub token_store: Option<TokenStoreConfig>,
     pub quota: Option<QuotaConfig>,

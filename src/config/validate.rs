@@ -6,6 +6,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use super::{Config, ConfigError, FileConfig, Listen};
+use crate::family::FamilyRoutes;
 use crate::policy::{Grants, Policy};
 
 pub(super) struct Validator<'a> {
@@ -52,6 +53,8 @@ impl Validator<'_> {
         let upstream = self.upstream(&f.upstream)?;
         let builtin =
             Policy::builtin().map_err(|e| self.err("", format!("built-in route table: {e}")))?;
+        let families = FamilyRoutes::builtin()
+            .map_err(|e| self.err("", format!("built-in family tables: {e}")))?;
         let mut policy = builtin.clone();
         for (i, r) in f.routes.iter().enumerate() {
             let route = self.route(&policy, i, r)?;
@@ -114,6 +117,7 @@ impl Validator<'_> {
             accounts,
             clients,
             policy,
+            families,
             app,
             token_store,
             quota,
