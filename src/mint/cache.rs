@@ -163,7 +163,7 @@ impl Mint {
             .send(hash, pat_request(token, order))
             .await
             .map_err(|e| named(kind, e))?;
-        parse_answer(kind, hash, status, &body)
+        counted(kind, parse_answer(kind, hash, status, &body))
     }
 
     /// The storefront token `key` of store `hash`: the cached one while it
@@ -385,7 +385,19 @@ async fn mint_storefront(
         .send(hash, req)
         .await
         .map_err(|e| named(kind, e))?;
-    parse_answer(kind, hash, status, &body)
+    counted(kind, parse_answer(kind, hash, status, &body))
+}
+
+/// Counts a minted token (`bcgate_tokens_minted_total`).
+fn counted(kind: MintKind, minted: Result<Secret, ProxyError>) -> Result<Secret, ProxyError> {
+    if minted.is_ok() {
+        crate::metrics::token_minted(match kind {
+            MintKind::PaymentAccessToken => "payment",
+            MintKind::PrivateToken => "private",
+            MintKind::ImpersonationToken => "impersonation",
+        });
+    }
+    minted
 }
 
 /// A failure to reach BigCommerce while minting, said as the mint that failed.
