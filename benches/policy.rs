@@ -12,6 +12,8 @@
 //!   backtracking); printed to stderr with the five slowest.
 //! - `decision/unknown_route`: a path not in the table (two trie walks, then an
 //!   error value).
+//! - `decision/{storefront,b2b}`: a storefront GraphQL request (the private
+//!   token's scopes and channel are part of the decision) and a B2B route.
 //! - `decision/table`: every route of the table once per iteration; the
 //!   throughput line (elem/s) gives the mean per decision (1e9 / elem/s ns).
 //! - `decision_parts/{typical,worst}/{check_canonical,lookup,authorize}`:
@@ -81,6 +83,25 @@ fn decide(cfg: &Config, client: &Client, case: &Case) -> bool {
     bcgate::decide::decide(&gate, ask, case.body).is_ok()
 }
 
+/// Why a case is refused, for a failed assertion.
+fn why(cfg: &Config, client: &Client, case: &Case) -> String {
+    let Ok(path) = Canonical::new(&case.full_path) else {
+        return "not canonical".into();
+    };
+    let ask = Ask {
+        client,
+        mode: client.mode,
+        method: &case.method,
+        path,
+        query: None,
+        headers: FamilyHeaders::default(),
+    };
+    match bcgate::decide::decide(&Gate::of(cfg, &|_| Ok(None)), ask, case.body) {
+        Ok(_) => "allowed".into(),
+        Err(d) => d.error.detail(),
+    }
+}
+
 /// A config with store `abc123` (token scopes `store_scopes`) and client
 /// `name` (`client_scopes`, default store abc123), loaded as `bcgate explain`
 /// loads it (no token is read).
@@ -98,6 +119,7 @@ fn gate_config(name: &str, client_scopes: &[&str], store_scopes: &[&str]) -> Con
 hash = "abc123"
 token_env = "BENCH_NEVER_READ"
 scopes = [{store}]
+channels = [{{ id = 1, origin = "https://shop.example.com" }}]
 
 [[clients]]
 name = "{name}"
@@ -343,6 +365,30 @@ fn bench_decision(c: &mut Criterion) {
     g.bench_function("unknown_route", |b| {
         b.iter(|| decide(&typical_cfg, client, black_box(&unknown)));
     });
+    // The other families' decisions: a storefront request (which private
+    // token: the client's storefront scopes, the channel) and a B2B route.
+    let storefront = Case::new(
+        Method::POST,
+        "/storefront/graphql",
+        BodyFacts::None,
+        "/storefront/graphql",
+    );
+    let b2b = Case::new(
+        Method::GET,
+        "/b2b/v3/io/companies/1042/attachments",
+        BodyFacts::None,
+        "/companies/{companyId}/attachments",
+    );
+    for (name, case) in [("storefront", &storefront), ("b2b", &b2b)] {
+        assert!(
+            decide(&all_cfg, all_client, case),
+            "{name} is allowed: {}",
+            why(&all_cfg, all_client, case)
+        );
+        g.bench_function(name, |b| {
+            b.iter(|| decide(&all_cfg, all_client, black_box(case)));
+        });
+    }
     g.throughput(Throughput::Elements(plain.len() as u64));
     g.bench_function("table", |b| {
         b.iter(|| {
