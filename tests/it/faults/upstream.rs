@@ -19,7 +19,7 @@ async fn upstream_refused_is_502_within_the_connect_timeout_and_serving_resumes(
         assert_no_secret_in(&resp);
         let took = started.elapsed();
         assert!(
-            took < Duration::from_millis(2_000),
+            took < Duration::from_millis(3_000),
             "refused connection #{attempt}: 502 after {took:?}"
         );
         println!("refused: {took:?}: {}", body["detail"]);
@@ -103,7 +103,7 @@ async fn an_upstream_that_accepts_but_never_handshakes_is_504_within_the_request
     assert_problem(&resp, 504, "upstream_timeout");
     let took = started.elapsed();
     assert!(
-        took >= Duration::from_millis(900) && took < Duration::from_millis(2_500),
+        took >= Duration::from_millis(900) && took < Duration::from_millis(3_500),
         "TLS stall: 504 after {took:?}"
     );
     drop(silent);

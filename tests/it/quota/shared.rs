@@ -222,8 +222,9 @@ async fn past_the_deadline_the_caller_gets_bcgates_429_with_the_sdk_headers() {
     );
     let (r, took) = refused.expect("a 429");
     let body = assert_problem(&r, 429, "quota_exhausted");
-    // max_wait_ms = 0: served while there is budget now, refused at once after.
-    assert!(took < Duration::from_millis(150), "took {took:?}");
+    // max_wait_ms = 0: served while there is budget now, refused at once
+    // after (the window is seconds long; the bound leaves room for a busy CI).
+    assert!(took < Duration::from_millis(500), "took {took:?}");
     let num = |h: &str| -> u64 {
         r.header(h)
             .and_then(|v| v.parse().ok())
