@@ -11,6 +11,9 @@ pub const FORWARDED: HeaderName = HeaderName::from_static("forwarded");
 /// `refused` on the answer to a request whose store token BigCommerce refused.
 pub const X_BCGATE_UPSTREAM_AUTH: HeaderName = HeaderName::from_static("x-bcgate-upstream-auth");
 
+/// B2B Edition's retired credential (a B2B token of its own): a caller's is
+/// never passed on, and bcgate never sends one.
+pub const AUTHTOKEN: HeaderName = HeaderName::from_static("authtoken");
 /// B2B Edition's companion of `X-Auth-Token`: the store the token is for.
 pub const X_STORE_HASH: HeaderName = HeaderName::from_static("x-store-hash");
 /// The storefront customer a customer impersonation token acts as.
@@ -23,13 +26,14 @@ pub const X_BCGATE_CUSTOMER_TOKEN: HeaderName = HeaderName::from_static("x-bcgat
 pub const PAYMENTS_ACCEPT: &str = "application/vnd.bc.v1+json";
 
 /// Credentials a caller may send; none of them ever reaches the upstream.
-pub const CALLER_CREDENTIALS: [HeaderName; 6] = [
+pub const CALLER_CREDENTIALS: [HeaderName; 7] = [
     header::AUTHORIZATION,
     X_AUTH_TOKEN,
     X_AUTH_CLIENT,
     header::PROXY_AUTHORIZATION,
     header::COOKIE,
     X_BCGATE_CUSTOMER_TOKEN,
+    AUTHTOKEN,
 ];
 
 /// Headers that pick what bcgate's credential acts on (a store, a customer,

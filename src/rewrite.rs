@@ -133,6 +133,7 @@ mod tests {
         h.insert("x-bc-customer-id", hv("7"));
         h.insert("x-bcgate-order-id", hv("9"));
         h.insert("x-bcgate-customer-token", hv("a.b.c"));
+        h.insert("authtoken", hv("legacy-b2b-token"));
         let token = StoreToken::new("store-token").expect("token");
         upstream_request(
             &mut h,

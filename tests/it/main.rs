@@ -13,6 +13,7 @@ mod cli;
 mod dev;
 mod error_docs;
 mod explain;
+mod families;
 mod faults;
 mod first_run;
 mod learn;
