@@ -407,7 +407,7 @@ async fn run(
     };
     let store = decision.store.clone();
     let store = store.as_deref();
-    let injected = credential::resolve(
+    let mut injected = credential::resolve(
         minting,
         decision.family,
         &decision.credential,
@@ -450,7 +450,14 @@ async fn run(
         (Family::Storefront, Some(store)) => {
             let whole = whole.unwrap_or_default();
             storefront_forward(
-                minting, upstream, store, parts, whole, &injected, limit, idle,
+                minting,
+                upstream,
+                store,
+                parts,
+                whole,
+                &mut injected,
+                limit,
+                idle,
             )
             .await?
         }
@@ -491,7 +498,8 @@ type Forwarded = Result<(Response<crate::forward::PooledBody>, std::time::Durati
 
 /// Sends a storefront request (its body read whole); if the storefront
 /// refuses the cached token (401), drops it and sends the request once more
-/// with a fresh one.
+/// with a fresh one, which then becomes `injected` (the answer is scrubbed
+/// of the token it was sent with).
 #[allow(clippy::too_many_arguments)]
 async fn storefront_forward(
     minting: credential::Minting<'_>,
@@ -499,7 +507,7 @@ async fn storefront_forward(
     store: &crate::config::Store,
     parts: http::request::Parts,
     whole: bytes::Bytes,
-    injected: &credential::Injected,
+    injected: &mut credential::Injected,
     limit: u64,
     idle: std::time::Duration,
 ) -> Forwarded {
@@ -516,9 +524,10 @@ async fn storefront_forward(
     };
     metrics::minted_token_refused();
     let (mut parts, whole) = again.into_parts();
-    for (name, value) in fresh.headers {
-        parts.headers.insert(name, value);
+    for (name, value) in &fresh.headers {
+        parts.headers.insert(name.clone(), value.clone());
     }
+    *injected = fresh;
     let resp = upstream
         .send(
             Request::from_parts(parts, body::full(whole)),

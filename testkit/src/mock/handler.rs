@@ -99,8 +99,15 @@ pub(super) fn serve(
                             let state = state.clone();
                             async move {
                                 let mut guard = HandlerGuard::new(state.clone());
-                                let resp = handle(state, req).await;
+                                let head = req.method() == http::Method::HEAD;
+                                let mut resp = handle(state, req).await;
                                 guard.done = true;
+                                // As BigCommerce: a HEAD answer has the GET
+                                // answer's head and no body (hyper's HTTP/1
+                                // server drops it itself, its HTTP/2 one does not).
+                                if head {
+                                    resp = resp.map(|_| empty());
+                                }
                                 Ok::<_, Infallible>(resp)
                             }
                         });
