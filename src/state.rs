@@ -56,6 +56,17 @@ impl State {
             previous.map(|p| &p.upstreams),
         )?;
         let mint = previous.map_or_else(crate::mint::Mint::default, |p| p.mint.clone());
+        // Tokens minted with a store token the reload replaced (or removed)
+        // go with it.
+        for old in previous.iter().flat_map(|p| p.config.stores.iter()) {
+            let same = config
+                .stores
+                .get(&old.hash)
+                .is_some_and(|new| new.token.header_value() == old.token.header_value());
+            if !same {
+                mint.forget_store(&old.hash);
+            }
+        }
         let tls = config
             .server
             .tls
