@@ -224,10 +224,11 @@ impl GivenHeaders {
     }
 }
 
-/// The start of what was typed, for an error (a header may hold a token).
+/// The name part of what was typed, for an error: a header's value may be
+/// a token, so nothing after the name is shown.
 fn shorten(text: &str) -> String {
-    text.split(':')
-        .next()
+    text.split(|c: char| c == ':' || c.is_whitespace())
+        .find(|w| !w.is_empty())
         .unwrap_or("")
         .chars()
         .take(40)
