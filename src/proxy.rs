@@ -390,13 +390,9 @@ async fn run(
     };
     let decision = routed.authorize(facts).map_err(|d| out.denied(d))?;
     if client.mode == Mode::Learn {
-        let request = policy::Request {
-            method: &parts.method,
-            route: decision.route,
-            body: decision.body,
-        };
+        let seen = crate::learn::Seen::of(&decision, &parts.method);
         let would_deny = decision.would_deny.as_deref();
-        crate::learn::observe(&cfg.policy, &state.learn, client, &request, would_deny);
+        crate::learn::observe(&cfg.policy, &state.learn, client, &seen, would_deny);
     }
 
     // 5. credential: the family's token, minted if need be

@@ -1,5 +1,6 @@
-//! Readiness (`/readyz`): the config is loaded, every store's token is still
-//! where it was resolved from, the token store's directory is there (with a
+//! Readiness (`/readyz`): the config is loaded, every secret read from a
+//! file (store tokens, store client secrets, account tokens) is still there,
+//! the token store's directory is there (with a
 //! `[token_store]`; with `kind = "redis"`, that Redis is in sync), and the upstream accepts a TCP connection.
 //! Informative lines follow: how `[quota]` shares the stores' quotas, and stores whose token the upstream refused.
 //! They say `"ok": false` when something is wrong but carry `"affects_ready": false`:
@@ -57,21 +58,41 @@ pub async fn check(live: &Live) -> Report {
             .last_reload_failed()
             .then(|| "the last reload was refused; the previous config is serving".into()),
     }];
-    for store in config.stores.iter() {
-        let problem = store
-            .token_file
-            .as_ref()
-            .and_then(|path| match std::fs::metadata(path) {
-                Ok(m) if m.is_file() && m.len() > 0 => None,
-                Ok(_) => Some(format!("token file {} is empty", path.display())),
-                Err(e) => Some(format!("token file {}: {e}", path.display())),
-            });
+    // A secret file that is gone or empty fails the next reload, and the
+    // requests that need it once that happens.
+    let mut secret_file = |name: String, what: &str, path: Option<&std::path::Path>| {
+        let problem = path.and_then(|path| match std::fs::metadata(path) {
+            Ok(m) if m.is_file() && m.len() > 0 => None,
+            Ok(_) => Some(format!("{what} file {} is empty", path.display())),
+            Err(e) => Some(format!("{what} file {}: {e}", path.display())),
+        });
         checks.push(Check {
-            name: format!("store {} token", store.hash),
+            name,
             ok: problem.is_none(),
             affects_ready: true,
             detail: problem,
         });
+    };
+    for store in config.stores.iter() {
+        secret_file(
+            format!("store {} token", store.hash),
+            "token",
+            store.token_file.as_deref(),
+        );
+        if store.client_secret_source.is_some() {
+            secret_file(
+                format!("store {} client secret", store.hash),
+                "client secret",
+                store.client_secret_file.as_deref(),
+            );
+        }
+    }
+    for account in config.accounts.iter() {
+        secret_file(
+            format!("account {} token", account.uuid),
+            "token",
+            account.token_file.as_deref(),
+        );
     }
     if let Some(installs) = &state.installs {
         let n = installs.store().list().len();

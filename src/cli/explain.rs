@@ -1,16 +1,17 @@
 //! `bcgate explain`, `bcgate routes` and `bcgate recommend`: what the
-//! policy says about a request, the whole route table, and learn mode's
-//! least scopes.
+//! policy says about a request (in every API family), the route tables, and
+//! learn mode's least scopes.
 
 use std::fmt::Write as _;
 
 use http::Method;
 
 use super::tokens::utc;
-use crate::config::Config;
-use crate::decide;
+use crate::config::{Config, UpstreamFile};
+use crate::decide::{self, Credential, FamilyHeaders};
+use crate::family::{self, Family, FamilyRoutes};
 use crate::learn::Mode;
-use crate::policy::{self, BodyFacts, Lookup, Policy, Route};
+use crate::policy::{self, BodyFacts, Lookup, Policy, Route, RouteTable};
 use crate::token_store::OpenTokenStore;
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -37,6 +38,203 @@ fn needs(policy: &Policy, route: &Route, method: &Method) -> String {
     s
 }
 
+/// What a client needs for a route of `family`, in words: the route's
+/// scopes, except where the family's credential decides (who a storefront
+/// request acts as, an account's query or mutation).
+fn family_needs(
+    policy: &Policy,
+    family: Family,
+    route: &Route,
+    method: &Method,
+    headers: &FamilyHeaders<'_>,
+) -> String {
+    match family {
+        Family::Storefront if headers.customer_id.is_some() => {
+            format!(
+                "{} (it names the customer to act as)",
+                family::STOREFRONT_IMPERSONATE
+            )
+        }
+        Family::Storefront if headers.customer_token => {
+            "storefront:Customer (it acts as the shopper whose token it sends)".into()
+        }
+        Family::Storefront => format!(
+            "{} (the private token carries each of them the client holds)",
+            policy.scopes.required(&route.families, true).join(" | ")
+        ),
+        Family::Account if route.flags.graphql => {
+            // A modify-level scope grants a query too; naming the read
+            // ones is enough.
+            let reads: Vec<String> = policy
+                .scopes
+                .required(&route.families, false)
+                .into_iter()
+                .filter(|n| {
+                    policy
+                        .scopes
+                        .get(n)
+                        .is_some_and(|s| s.level == policy::Level::Read)
+                })
+                .collect();
+            format!(
+                "a query: {} (or a modify-level one); a mutation: {}",
+                reads.join(" | "),
+                policy.scopes.required(&route.families, true).join(" | ")
+            )
+        }
+        Family::Api | Family::Payments | Family::B2b | Family::Account => {
+            needs(policy, route, method)
+        }
+    }
+}
+
+/// Where a family's requests go, in words.
+fn destination(family: Family, upstream: Option<&crate::config::Upstream>) -> String {
+    let defaults = UpstreamFile::default();
+    let (api, payments, b2b) = match upstream {
+        Some(u) => (
+            u.base_url.as_str(),
+            u.payments.base_url.as_str(),
+            u.b2b.base_url.as_str(),
+        ),
+        None => (
+            defaults.base_url.as_str(),
+            defaults.payments_url.as_str(),
+            defaults.b2b_url.as_str(),
+        ),
+    };
+    match family {
+        Family::Api => format!("upstream.base_url {api}"),
+        Family::Payments => format!("upstream.payments_url {payments}"),
+        Family::Storefront => "the channel's storefront origin".into(),
+        Family::B2b => format!("upstream.b2b_url {b2b}{}", family::B2B_UPSTREAM_PREFIX),
+        Family::Account => format!("upstream.base_url {api}"),
+    }
+}
+
+/// The credential bcgate adds for a family, in words (never a secret: it
+/// names what is sent, not its value).
+fn adds(family: Family, headers: &FamilyHeaders<'_>) -> String {
+    let shown_id = |raw: Option<&[u8]>| {
+        raw.and_then(|v| std::str::from_utf8(v).ok())
+            .filter(|v| !v.is_empty() && v.len() <= 19 && v.bytes().all(|b| b.is_ascii_digit()))
+            .map(str::to_owned)
+    };
+    match family {
+        Family::Api => "the store's X-Auth-Token".into(),
+        Family::B2b => "the store's X-Auth-Token and X-Store-Hash".into(),
+        Family::Account => "the account's X-Auth-Token".into(),
+        Family::Payments => match shown_id(headers.order_id) {
+            Some(order) => format!(
+                "a payment access token for order {order} (Authorization: PAT), minted with the store's token"
+            ),
+            None => "a payment access token for the order in X-Bcgate-Order-Id (Authorization: PAT), minted with the store's token".into(),
+        },
+        Family::Storefront if headers.customer_id.is_some() => {
+            match shown_id(headers.customer_id) {
+                Some(c) => format!(
+                    "a customer impersonation token acting as customer {c} (and X-Bc-Customer-Id: {c})"
+                ),
+                None => "a customer impersonation token acting as the customer in X-Bc-Customer-Id".into(),
+            }
+        }
+        Family::Storefront if headers.customer_token => {
+            "a customer impersonation token acting as the customer the X-Bcgate-Customer-Token names, once verified".into()
+        }
+        Family::Storefront => "a private token with the client's storefront scopes".into(),
+    }
+}
+
+/// The family of a canonical path, the table it is looked up in and the
+/// path to look up (see [`crate::family`]).
+fn family_route<'p, 't>(
+    path: &'p str,
+    policy: &'t Policy,
+    families: &'t FamilyRoutes,
+) -> (Family, &'t RouteTable, &'p str) {
+    if let Some((_, rest)) = family::account_path(path) {
+        return (Family::Account, &families.account, rest);
+    }
+    let (_, api_path) = crate::path::split_store(path);
+    let (family, lookup) = family::of_store_path(api_path);
+    let table = match family {
+        Family::Api => &policy.routes,
+        Family::B2b => &policy.b2b_routes,
+        Family::Payments => &families.payments,
+        Family::Storefront => &families.storefront,
+        Family::Account => &families.account,
+    };
+    (family, table, lookup)
+}
+
+/// `--header 'Name: value'` as the decision reads it; any other header is
+/// refused, since it would not change what `explain` says.
+struct GivenHeaders {
+    customer_id: Option<String>,
+    customer_token: bool,
+    order_id: Option<String>,
+    graphql_media: bool,
+}
+
+impl GivenHeaders {
+    fn parse(given: &[String]) -> Result<Self, String> {
+        let mut out = Self {
+            customer_id: None,
+            customer_token: false,
+            order_id: None,
+            graphql_media: false,
+        };
+        let mut seen = std::collections::HashSet::new();
+        for h in given {
+            let (name, value) = h
+                .split_once(':')
+                .ok_or_else(|| format!("--header {:?}: expected 'Name: value'", shorten(h)))?;
+            let name = name.trim().to_ascii_lowercase();
+            let value = value.trim();
+            if !seen.insert(name.clone()) {
+                return Err(format!("--header {name} is given twice"));
+            }
+            match name.as_str() {
+                "x-bc-customer-id" => out.customer_id = Some(value.to_owned()),
+                // Only its presence matters here: the proxy verifies it.
+                "x-bcgate-customer-token" => out.customer_token = true,
+                "x-bcgate-order-id" => out.order_id = Some(value.to_owned()),
+                "content-type" => {
+                    let media = value.split(';').next().unwrap_or("").trim();
+                    out.graphql_media = media.eq_ignore_ascii_case("application/graphql");
+                }
+                _ => {
+                    return Err(format!(
+                        "--header {:?}: explain reads only X-Bc-Customer-Id, X-Bcgate-Customer-Token, \
+                         X-Bcgate-Order-Id and Content-Type (no other header changes the decision)",
+                        shorten(&name)
+                    ));
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    fn family_headers(&self) -> FamilyHeaders<'_> {
+        FamilyHeaders {
+            customer_id: self.customer_id.as_deref().map(str::as_bytes),
+            customer_token: self.customer_token,
+            order_id: self.order_id.as_deref().map(str::as_bytes),
+        }
+    }
+}
+
+/// The name part of what was typed, for an error: a header's value may be
+/// a token, so nothing after the name is shown.
+fn shorten(text: &str) -> String {
+    text.split(|c: char| c == ':' || c.is_whitespace())
+        .find(|w| !w.is_empty())
+        .unwrap_or("")
+        .chars()
+        .take(40)
+        .collect()
+}
+
 /// A refusal as `explain` prints it: what the proxy answers.
 fn refusal(e: &crate::error::ProxyError) -> String {
     format!(
@@ -52,6 +250,7 @@ fn verdict(
     gate: &decide::Gate<'_>,
     ask: decide::Ask<'_, '_>,
     body: Option<&str>,
+    graphql_media: bool,
     assumed: &mut Option<&'static str>,
 ) -> String {
     let routed = match decide::route(gate, ask) {
@@ -60,10 +259,12 @@ fn verdict(
     };
     let facts = match (routed.body_need(), body) {
         (None, _) => BodyFacts::None,
-        (Some(need), Some(body)) => match decide::body_facts(need, body.as_bytes(), false) {
-            Ok(f) => f,
-            Err(e) => return refusal(&e),
-        },
+        (Some(need), Some(body)) => {
+            match decide::body_facts(need, body.as_bytes(), graphql_media) {
+                Ok(f) => f,
+                Err(e) => return refusal(&e),
+            }
+        }
         (Some(need), None) => {
             *assumed = Some(match need {
                 decide::BodyNeed::Graphql => {
@@ -80,8 +281,8 @@ fn verdict(
         Err(d) => refusal(&d.error),
         Ok(d) => {
             let on = match (&d.store, &d.credential) {
-                (Some(s), _) => format!("store '{}'", s.hash),
-                (None, decide::Credential::Account(a)) => format!("account '{}'", a.uuid),
+                (Some(s), c) => format!("store '{}'{}", s.hash, credential_detail(c)),
+                (None, Credential::Account(a)) => format!("account '{}'", a.uuid),
                 (None, _) => "no store".into(),
             };
             match (ask.mode, d.would_deny) {
@@ -96,6 +297,35 @@ fn verdict(
     }
 }
 
+/// What a decided credential carries beyond the store, in words (empty for
+/// the store's own token).
+fn credential_detail(credential: &Credential) -> String {
+    match credential {
+        Credential::StoreToken | Credential::Account(_) => String::new(),
+        Credential::PaymentToken { order } => {
+            format!(" (a payment access token for order {order})")
+        }
+        Credential::Private { channel, scopes } => {
+            let names: Vec<&str> = family::STOREFRONT_SCOPES
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| scopes & (1 << i) != 0)
+                .map(|(_, s)| *s)
+                .collect();
+            format!(
+                " channel {channel} (a private token of scopes {})",
+                names.join(", ")
+            )
+        }
+        Credential::Impersonation { channel, customer } => {
+            format!(" channel {channel} (an impersonation token as customer {customer})")
+        }
+        Credential::ProvenCustomer { channel } => format!(
+            " channel {channel} (an impersonation token as the shopper, if the X-Bcgate-Customer-Token verifies; else 401 invalid_customer_token)"
+        ),
+    }
+}
+
 /// `bcgate explain`: the route, the scopes it needs and, per client, what
 /// the proxy would answer in enforce and in learn mode — by the proxy's own
 /// decision ([`crate::decide`]). Needs no store token; the token store is
@@ -107,9 +337,12 @@ pub(super) fn explain(
     req_path: &str,
     client: Option<&str>,
     body: Option<&str>,
+    headers: &[String],
 ) -> Result<String, String> {
     let method = Method::from_bytes(method.to_ascii_uppercase().as_bytes())
         .map_err(|_| format!("bad method {method:?}"))?;
+    let given = GivenHeaders::parse(headers)?;
+    let family_headers = given.family_headers();
     let (path_only, query) = match req_path.split_once('?') {
         Some((p, q)) => (p, Some(q)),
         None => (req_path, None),
@@ -127,31 +360,58 @@ pub(super) fn explain(
         }
     };
     let loaded = Config::load_without_secrets(path);
-    let builtin = Policy::builtin().map_err(|e| e.to_string())?;
-    let policy = loaded.as_ref().map_or(builtin, |c| &c.policy);
-    let (_, api_path) = crate::path::split_store(canonical.as_str());
-    match policy.routes.lookup(&method, api_path) {
+    let policy = match &loaded {
+        Ok(c) => &c.policy,
+        Err(_) => Policy::builtin().map_err(|e| e.to_string())?,
+    };
+    let families = match &loaded {
+        Ok(c) => c.families,
+        Err(_) => FamilyRoutes::builtin().map_err(|e| e.to_string())?,
+    };
+    let (family, table, lookup) = family_route(canonical.as_str(), policy, families);
+    let upstream = loaded.as_ref().ok().map(|c| &c.upstream);
+    match table.lookup(&method, lookup) {
         Lookup::Found(route) => {
             let _ = writeln!(
                 out,
                 "route:  {} {} ({:?})",
-                route.method, route.template, route.origin
+                route.method,
+                crate::learn::shown_route(family, &route.template),
+                route.origin
             );
-            let _ = writeln!(out, "needs:  {}", needs(policy, route, &method));
-            if let Some(note) = &route.note {
+            let _ = writeln!(out, "family: {family} ({})", destination(family, upstream));
+            let _ = writeln!(
+                out,
+                "needs:  {}",
+                family_needs(policy, family, route, &method, &family_headers)
+            );
+            if !route.flags.not_proxied {
+                let _ = writeln!(out, "adds:   {}", adds(family, &family_headers));
+            }
+            // The storefront row's note is about private tokens only.
+            let acting = family == Family::Storefront
+                && (family_headers.customer_id.is_some() || family_headers.customer_token);
+            if let Some(note) = route.note.as_ref().filter(|_| !acting) {
                 let _ = writeln!(out, "note:   {note}");
             }
         }
         Lookup::Unknown => {
-            let _ = writeln!(
-                out,
-                "route:  none: {method} {api_path} is not in the route table (an operator can map it in [[routes]])"
-            );
+            let shown = crate::learn::shown_route(family, lookup);
+            let why = match family {
+                Family::Api => "is not in the route table (an operator can map it in [[routes]])",
+                Family::B2b => "is not in the B2B Edition route table",
+                Family::Payments | Family::Storefront | Family::Account => {
+                    "is not an endpoint bcgate serves for this family"
+                }
+            };
+            let _ = writeln!(out, "route:  none: {method} {shown} {why}");
+            let _ = writeln!(out, "family: {family} ({})", destination(family, upstream));
         }
         Lookup::CaseMismatch => {
             let _ = writeln!(
                 out,
-                "route:  none: {method} {api_path} differs from a known route in case"
+                "route:  none: {method} {} differs from a known route in case",
+                crate::learn::shown_route(family, lookup)
             );
         }
     }
@@ -210,9 +470,9 @@ pub(super) fn explain(
                 method: &method,
                 path: canonical,
                 query,
-                headers: decide::FamilyHeaders::default(),
+                headers: family_headers,
             };
-            let v = verdict(&gate, ask, body, &mut assumed);
+            let v = verdict(&gate, ask, body, given.graphql_media, &mut assumed);
             match unreadable
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -316,6 +576,36 @@ pub(super) fn routes() -> Result<String, String> {
             );
         }
     }
+    // The one-endpoint families, each with the credential it is sent with.
+    let families = FamilyRoutes::builtin().map_err(|e| e.to_string())?;
+    let one_endpoint = [
+        (Family::Payments, &families.payments),
+        (Family::Storefront, &families.storefront),
+        (Family::Account, &families.account),
+    ];
+    out.push('\n');
+    for (family, table) in one_endpoint {
+        let _ = writeln!(
+            out,
+            "# {family} ({}; bcgate adds {})",
+            destination(family, None),
+            adds(family, &FamilyHeaders::default())
+        );
+        for r in table.iter() {
+            let _ = writeln!(
+                out,
+                "{:<7} {:<70} {}",
+                r.method.as_str(),
+                crate::learn::shown_route(family, &r.template),
+                family_needs(policy, family, r, &r.method, &FamilyHeaders::default())
+            );
+        }
+    }
+    let _ = writeln!(
+        out,
+        "A storefront request with X-Bc-Customer-Id needs storefront:impersonate; with \
+         X-Bcgate-Customer-Token, storefront:Customer."
+    );
     let _ = writeln!(
         out,
         "\nHEAD follows GET; v2 paths may end in .json or .xml.\n\nscopes (scope family level):"

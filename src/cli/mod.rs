@@ -62,6 +62,11 @@ enum Command {
         /// (GraphQL, scripts); without it a query / a non-checkout script is assumed.
         #[arg(long)]
         body: Option<String>,
+        /// A request header the decision reads, as `Name: value`
+        /// (repeatable): X-Bc-Customer-Id, X-Bcgate-Customer-Token (only
+        /// whether it is sent), X-Bcgate-Order-Id, Content-Type.
+        #[arg(long = "header", short = 'H', value_name = "NAME: VALUE")]
+        headers: Vec<String>,
     },
     /// Print the built-in route → scope table.
     Routes,
@@ -108,12 +113,14 @@ pub fn main() -> ExitCode {
             path: req_path,
             client,
             body,
+            headers,
         } => explain::explain(
             &path,
             &method,
             &req_path,
             client.as_deref(),
             body.as_deref(),
+            &headers,
         ),
         Command::Routes => explain::routes(),
         Command::Recommend { client, format } => {

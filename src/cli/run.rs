@@ -41,6 +41,8 @@ pub(super) fn check(path: &std::path::Path) -> Result<String, String> {
         }
     );
     let _ = writeln!(out, "upstream: {}", cfg.upstream.base_url);
+    let _ = writeln!(out, "payments: {}", cfg.upstream.payments.base_url);
+    let _ = writeln!(out, "b2b:      {}", cfg.upstream.b2b.base_url);
     let _ = writeln!(out, "stores:");
     for s in cfg.stores.iter() {
         let alias = s
@@ -57,6 +59,39 @@ pub(super) fn check(path: &std::path::Path) -> Result<String, String> {
             "  {}{alias}: token from {}; token scopes: {scopes}",
             s.hash, s.token_source
         );
+        // The client id is no secret (it is a JWT's `aud`); where the
+        // secret comes from is shown, never the secret.
+        if let (Some(id), Some(source)) = (&s.client_id, &s.client_secret_source) {
+            let _ = writeln!(out, "    client_id {id}; client secret from {source}");
+        }
+        for c in &s.channels {
+            let _ = writeln!(
+                out,
+                "    channel {}: storefront {}",
+                c.id, c.origin.base_url
+            );
+        }
+    }
+    if cfg.accounts.iter().next().is_some() {
+        let _ = writeln!(out, "accounts:");
+        for a in cfg.accounts.iter() {
+            let clients: Vec<&str> = cfg
+                .clients
+                .iter()
+                .filter(|c| c.accounts.contains(&a.uuid))
+                .map(|c| c.name.as_str())
+                .collect();
+            let clients = if clients.is_empty() {
+                "no client".to_owned()
+            } else {
+                clients.join(", ")
+            };
+            let _ = writeln!(
+                out,
+                "  {}: token from {}; used by {clients}",
+                a.uuid, a.token_source
+            );
+        }
     }
     let _ = writeln!(out, "clients:");
     for c in cfg.clients.iter() {
@@ -73,12 +108,25 @@ pub(super) fn check(path: &std::path::Path) -> Result<String, String> {
             crate::learn::Mode::Learn => "; mode learn",
             crate::learn::Mode::Enforce => "",
         };
+        let accounts = if c.accounts.is_empty() {
+            String::new()
+        } else {
+            format!("; accounts {}", c.accounts.join(", "))
+        };
         let _ = writeln!(
             out,
-            "  {}: stores {stores}{default}; scopes {}{}{mode}",
+            "  {}: stores {stores}{default}; scopes {}{accounts}{}{mode}",
             c.name,
             c.scopes.join(", "),
             c.identity
+        );
+    }
+    if cfg.stores.iter().any(|s| !s.channels.is_empty()) {
+        let _ = writeln!(
+            out,
+            "mint:     storefront tokens asked for {} s, renewed {} s before they expire",
+            cfg.mint.token_lifetime.as_secs(),
+            cfg.mint.renew_before.as_secs()
         );
     }
     if let Some(l) = &cfg.learn {
@@ -177,9 +225,10 @@ pub(super) fn check(path: &std::path::Path) -> Result<String, String> {
         .collect();
     let _ = writeln!(
         out,
-        "routes: {} ({} from [[routes]])",
+        "routes: {} ({} from [[routes]]); B2B Edition: {}",
         cfg.policy.routes.len(),
-        operator.len()
+        operator.len(),
+        cfg.policy.b2b_routes.len()
     );
     for r in operator {
         let _ = writeln!(

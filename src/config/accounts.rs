@@ -20,9 +20,10 @@ impl Validator<'_> {
                     ),
                 ));
             }
-            let (token, token_source, token_file) = match (&a.token_env, &a.token_file) {
-                (Some(var), None) => self.token(&key("token_env"), SecretFrom::Env(var))?,
-                (None, Some(p)) => self.token(&key("token_file"), SecretFrom::File(p))?,
+            let (token, token_source, token_file) = match (&a.token_env, &a.token_file, &a.token) {
+                (None, None, Some(token)) => (token.clone(), "memory".to_owned(), None),
+                (Some(var), None, None) => self.token(&key("token_env"), SecretFrom::Env(var))?,
+                (None, Some(p), None) => self.token(&key("token_file"), SecretFrom::File(p))?,
                 _ => {
                     return Err(self.err(
                         key("token_env"),

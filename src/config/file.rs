@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use super::ConfigError;
-use crate::secret::StoreToken;
+use crate::secret::{Secret, StoreToken};
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -143,6 +143,11 @@ pub struct StoreFile {
     pub client_id: Option<String>,
     pub client_secret_env: Option<String>,
     pub client_secret_file: Option<PathBuf>,
+    /// The client secret itself, given in memory instead of
+    /// `client_secret_env` or `client_secret_file` (`bcgate dev`); not a
+    /// key of the file.
+    #[serde(skip)]
+    pub client_secret: Option<Secret>,
     /// The storefront origin of each channel bcgate may query.
     #[serde(default)]
     pub channels: Vec<ChannelFile>,
@@ -163,6 +168,9 @@ pub struct AccountFile {
     pub uuid: String,
     pub token_env: Option<String>,
     pub token_file: Option<PathBuf>,
+    /// The token itself, given in memory (`bcgate dev`); not a key of the file.
+    #[serde(skip)]
+    pub token: Option<StoreToken>,
 }
 
 #[derive(Debug, Deserialize)]

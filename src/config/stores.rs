@@ -112,6 +112,19 @@ impl Validator<'_> {
         {
             return Err(self.err(key("client_id"), "must be non-empty text"));
         }
+        if let (None, None, Some(secret), Some(id)) = (
+            &s.client_secret_env,
+            &s.client_secret_file,
+            &s.client_secret,
+            &s.client_id,
+        ) {
+            return Ok(Some(StoreClient {
+                id: id.clone(),
+                secret: secret.clone(),
+                source: "memory".to_owned(),
+                file: None,
+            }));
+        }
         let (k, from) = match (&s.client_secret_env, &s.client_secret_file) {
             (None, None) => {
                 if s.client_id.is_some() {

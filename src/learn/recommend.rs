@@ -24,7 +24,8 @@ const SEARCH_BUDGET: u64 = 1_000_000;
 pub struct Recommendation {
     /// Sorted by name.
     pub scopes: Vec<String>,
-    /// For each recommended scope, the `METHOD /route` it is needed for.
+    /// For each recommended scope, the `METHOD /route` it is needed for (the
+    /// path after `/stores/{store}`, so B2B Edition's under `/b2b/v3/io`).
     pub routes: BTreeMap<String, BTreeSet<String>>,
     /// `false` if the search budget ran out (the set covers, but may not be least).
     pub exact: bool,
@@ -107,7 +108,7 @@ pub fn recommend(table: &ScopeTable, observations: &[Observation]) -> Recommenda
                 routes
                     .entry(names[*c].clone())
                     .or_default()
-                    .insert(format!("{} {}", o.method, o.route));
+                    .insert(o.shown());
             }
         }
     }
@@ -252,7 +253,7 @@ pub fn report(
         would_deny: observations.iter().map(|o| o.would_deny).sum(),
         routes: observations
             .iter()
-            .map(|o| (&o.method, &o.route))
+            .map(|o| (&o.family, &o.method, &o.route))
             .collect::<BTreeSet<_>>()
             .len(),
         first_seen: observations.iter().map(|o| o.first_seen).min().unwrap_or(0),

@@ -5,7 +5,8 @@
 //!
 //! Recording is a lock-free map lookup and two atomic adds: the map is an
 //! immutable snapshot behind an [`ArcSwap`], replaced (copy on write) only
-//! when a new (client, method, route, level) entry appears, which happens a
+//! when a new (client, family, method, route, level, storefront grants)
+//! entry appears, which happens a
 //! bounded number of times (`max_entries`). Timestamps come from the flush,
 //! not from each request: `last_seen` is exact to one flush interval.
 //!
@@ -27,10 +28,12 @@ use arc_swap::ArcSwap;
 use http::Method;
 use serde::{Deserialize, Serialize};
 
+use super::Seen;
 use super::redis::{Delta, RedisLearn};
 use crate::config::{LearnBackend, LearnConfig};
 use crate::error::ScopeDenial;
-use crate::policy::{Need, Policy, Request};
+use crate::family::Family;
+use crate::policy::{Need, Policy};
 
 /// The file's format version.
 const VERSION: u32 = 1;
@@ -43,12 +46,18 @@ pub struct Observations {
     pub entries: Vec<Observation>,
 }
 
-/// One (client, method, route template, level) and what was seen of it.
+/// One (client, family, method, route template, level) and what was seen of it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Observation {
     pub client: String,
+    /// The API family (`api`, `payments`, `storefront`, `b2b`, `account`);
+    /// `api` in a file written before bcgate served the others.
+    #[serde(default = "api_family")]
+    pub family: String,
     pub method: String,
+    /// The template in the family's route table (B2B Edition's without
+    /// `/b2b/v3/io`, an account's without `/accounts/{uuid}`).
     pub route: String,
     /// Whether the operation needed a modify-level scope.
     pub write: bool,
@@ -63,6 +72,21 @@ pub struct Observation {
     /// Unix seconds.
     pub first_seen: u64,
     pub last_seen: u64,
+}
+
+fn api_family() -> String {
+    Family::Api.as_str().to_owned()
+}
+
+impl Observation {
+    /// `METHOD /route` as a client sends it (see [`super::shown_route`]).
+    pub fn shown(&self) -> String {
+        let route = match super::family_named(&self.family) {
+            Some(f) => super::shown_route(f, &self.route),
+            None => self.route.clone(),
+        };
+        format!("{} {route}", self.method)
+    }
 }
 
 /// Everything kept: the file, or every replica's writes in Redis.
@@ -104,6 +128,9 @@ fn load_file(path: &Path) -> Result<Vec<Observation>, String> {
 #[derive(Debug)]
 struct Entry {
     client: Box<str>,
+    family: Family,
+    /// [`Seen::storefront`].
+    storefront: u8,
     method: Method,
     route: Arc<str>,
     write: bool,
@@ -125,8 +152,10 @@ struct Entry {
 /// What tells entries apart, borrowed from the request.
 struct Key<'a> {
     client: &'a str,
+    family: Family,
+    storefront: u8,
     method: &'a Method,
-    route: &'a Arc<str>,
+    route: &'a str,
     write: bool,
     checkout: bool,
 }
@@ -136,8 +165,10 @@ impl Key<'_> {
         map.get(&hash)?.iter().find(|e| {
             e.write == self.write
                 && e.checkout_content == self.checkout
+                && e.family == self.family
+                && e.storefront == self.storefront
                 && e.method == *self.method
-                && *e.route == **self.route
+                && *e.route == *self.route
                 && *e.client == *self.client
         })
     }
@@ -206,12 +237,30 @@ impl Learner {
         let learner = Self::with(Some(config.clone()));
         let mut map = Map::new();
         for o in load_file(path)? {
-            let Ok(method) = Method::from_bytes(o.method.as_bytes()) else {
+            let (Ok(method), Some(family)) = (
+                Method::from_bytes(o.method.as_bytes()),
+                super::family_named(&o.family),
+            ) else {
                 continue;
             };
-            let hash = learner.hash(&o.client, &method, &o.route, o.write, o.checkout_content);
+            let storefront = match family {
+                Family::Storefront => super::storefront_bits(&o.needs),
+                _ => 0,
+            };
+            let key = Key {
+                client: &o.client,
+                family,
+                storefront,
+                method: &method,
+                route: &o.route,
+                write: o.write,
+                checkout: o.checkout_content,
+            };
+            let hash = learner.hash(&key);
             map.entry(hash).or_default().push(Arc::new(Entry {
                 client: o.client.into(),
+                family,
+                storefront,
                 method,
                 route: o.route.into(),
                 write: o.write,
@@ -240,9 +289,16 @@ impl Learner {
         self.config.as_ref()
     }
 
-    fn hash(&self, client: &str, method: &Method, route: &str, write: bool, checkout: bool) -> u64 {
-        self.hasher
-            .hash_one((client, method.as_str(), route, write, checkout))
+    fn hash(&self, k: &Key<'_>) -> u64 {
+        self.hasher.hash_one((
+            k.client,
+            k.family,
+            k.storefront,
+            k.method.as_str(),
+            k.route,
+            k.write,
+            k.checkout,
+        ))
     }
 
     /// Counts one request of a learn-mode client; `denied` is what enforce
@@ -252,15 +308,16 @@ impl Learner {
         &self,
         policy: &Policy,
         client: &str,
-        req: &Request<'_>,
+        seen: &Seen<'_>,
         denied: Option<&ScopeDenial>,
     ) {
+        let req = &seen.req;
         let metric = || {
             denied.map(|d| {
                 crate::metrics::would_deny(
                     client,
                     req.method,
-                    &req.route.template,
+                    &seen.shown_route(),
                     d.required.join("|"),
                 )
             })
@@ -274,12 +331,14 @@ impl Learner {
         let need = policy.need(req);
         let key = Key {
             client,
+            family: seen.family,
+            storefront: seen.storefront,
             method: req.method,
             route: &req.route.template,
             write: need.write,
             checkout: need.checkout_content,
         };
-        let hash = self.hash(client, req.method, key.route, key.write, key.checkout);
+        let hash = self.hash(&key);
         let count = |e: &Entry| {
             e.count.fetch_add(1, Ordering::Relaxed);
             if let Some(d) = denied {
@@ -296,7 +355,7 @@ impl Learner {
             count(e);
             return;
         }
-        match self.add(policy, &key, hash, &need) {
+        match self.add(policy, &key, hash, &need, &req.route.template) {
             Some(e) => count(&e),
             None => {
                 if let Some(c) = metric() {
@@ -307,7 +366,14 @@ impl Learner {
     }
 
     /// Adds an entry (copy on write of the map), unless `max_entries` is reached.
-    fn add(&self, policy: &Policy, key: &Key<'_>, hash: u64, need: &Need) -> Option<Arc<Entry>> {
+    fn add(
+        &self,
+        policy: &Policy,
+        key: &Key<'_>,
+        hash: u64,
+        need: &Need,
+        route: &Arc<str>,
+    ) -> Option<Arc<Entry>> {
         let mut len = self.insert.lock().unwrap_or_else(PoisonError::into_inner);
         // Another request may have added it meanwhile.
         let current = self.map.load_full();
@@ -326,13 +392,19 @@ impl Learner {
             crate::metrics::learn_dropped();
             return None;
         }
+        let needs = match key.storefront {
+            0 => policy.need_scopes(need),
+            bits => super::storefront_needs(bits),
+        };
         let entry = Arc::new(Entry {
             client: key.client.into(),
+            family: key.family,
+            storefront: key.storefront,
             method: key.method.clone(),
-            route: key.route.clone(),
+            route: route.clone(),
             write: key.write,
             checkout_content: key.checkout,
-            needs: policy.need_scopes(need),
+            needs,
             count: AtomicU64::new(0),
             would_deny: AtomicU64::new(0),
             first_seen: now_secs(),
@@ -350,7 +422,7 @@ impl Learner {
         Some(entry)
     }
 
-    /// Everything recorded, sorted by client, route, method.
+    /// Everything recorded, sorted by client, family, route, method.
     pub fn snapshot(&self) -> Vec<Observation> {
         let map = self.map.load();
         let mut out: Vec<Observation> = map
@@ -358,6 +430,7 @@ impl Learner {
             .flatten()
             .map(|e| Observation {
                 client: e.client.to_string(),
+                family: e.family.as_str().to_owned(),
                 method: e.method.to_string(),
                 route: e.route.to_string(),
                 write: e.write,
@@ -370,13 +443,24 @@ impl Learner {
             })
             .collect();
         out.sort_by(|a, b| {
-            (&a.client, &a.route, &a.method, a.write, a.checkout_content).cmp(&(
-                &b.client,
-                &b.route,
-                &b.method,
-                b.write,
-                b.checkout_content,
-            ))
+            (
+                &a.client,
+                &a.family,
+                &a.route,
+                &a.method,
+                a.write,
+                a.checkout_content,
+                &a.needs,
+            )
+                .cmp(&(
+                    &b.client,
+                    &b.family,
+                    &b.route,
+                    &b.method,
+                    b.write,
+                    b.checkout_content,
+                    &b.needs,
+                ))
         });
         out
     }
@@ -408,6 +492,8 @@ impl Learner {
                     .iter()
                     .map(|(e, count, deny)| Delta {
                         client: &e.client,
+                        family: e.family,
+                        storefront: e.storefront,
                         method: e.method.as_str(),
                         route: &e.route,
                         write: e.write,

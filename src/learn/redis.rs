@@ -3,7 +3,8 @@
 //! counted since its last write, so `bcgate recommend` sees all of them.
 //!
 //! Four hashes, one field per entry (the JSON array `[client, method,
-//! route, write, checkout_content]`): [`META`] holds the needs and first
+//! route, write, checkout_content]` for the api family, and with `family`
+//! and the storefront grant bits appended for the others): [`META`] holds the needs and first
 //! sighting (set once, by the first replica to write the entry), [`COUNT`]
 //! and [`WOULD_DENY`] are incremented (`HINCRBY`), [`LAST_SEEN`] is set.
 //! One write is a `MULTI`. Nothing secret is stored, so the values are plain
@@ -15,6 +16,7 @@ use redis::Commands;
 use serde::{Deserialize, Serialize};
 
 use super::Observation;
+use crate::family::Family;
 use crate::token_store::redact_url;
 
 pub const META: &str = "bcgate:learn:meta";
@@ -27,6 +29,9 @@ const IO_TIMEOUT: Duration = Duration::from_secs(2);
 #[derive(Debug)]
 pub struct Delta<'a> {
     pub client: &'a str,
+    pub family: Family,
+    /// [`super::Seen::storefront`].
+    pub storefront: u8,
     pub method: &'a str,
     pub route: &'a str,
     pub write: bool,
@@ -47,6 +52,8 @@ struct Meta {
 }
 
 type Field = (String, String, String, bool, bool);
+/// A field of another family than api.
+type FamilyField = (String, String, String, bool, bool, String, u8);
 
 #[derive(Debug)]
 pub struct RedisLearn {
@@ -166,11 +173,18 @@ impl RedisLearn {
                     self.location
                 )
             };
-            let (client, method, route, write, checkout_content): Field =
-                serde_json::from_str(f).map_err(|_| bad())?;
+            let (client, method, route, write, checkout_content, family) =
+                match serde_json::from_str::<FamilyField>(f) {
+                    Ok((c, m, r, w, k, family, _)) => (c, m, r, w, k, family),
+                    Err(_) => {
+                        let (c, m, r, w, k): Field = serde_json::from_str(f).map_err(|_| bad())?;
+                        (c, m, r, w, k, Family::Api.as_str().to_owned())
+                    }
+                };
             let m: Meta = serde_json::from_str(m).map_err(|_| bad())?;
             out.push(Observation {
                 client,
+                family,
                 method,
                 route,
                 write,
@@ -186,6 +200,22 @@ impl RedisLearn {
     }
 }
 
+/// The api family's fields keep the shape they had before bcgate served
+/// other families, so what a replica counted then still adds up.
 fn field(d: &Delta<'_>) -> String {
-    serde_json::json!([d.client, d.method, d.route, d.write, d.checkout_content]).to_string()
+    match d.family {
+        Family::Api => {
+            serde_json::json!([d.client, d.method, d.route, d.write, d.checkout_content])
+        }
+        family => serde_json::json!([
+            d.client,
+            d.method,
+            d.route,
+            d.write,
+            d.checkout_content,
+            family.as_str(),
+            d.storefront
+        ]),
+    }
+    .to_string()
 }

@@ -519,3 +519,58 @@ fn an_unknown_store_of_a_client_names_the_client_and_the_nearest_store() {
         "{output}"
     );
 }
+
+#[test]
+fn check_prints_every_hosts_origin_channels_client_ids_and_accounts_never_a_secret() {
+    const SECRET: &str = "bc-client-secret-cli-Rk9Ls2Vd";
+    const ACCOUNT_TOKEN: &str = "bc-account-token-cli-Mw3Hq8Zt";
+    const UUID: &str = "0b4c5d6e-1f2a-4b3c-8d9e-0a1b2c3d4e5f";
+    let text = good_config()
+        .replace(
+            "request_timeout_ms = 60000\n",
+            "request_timeout_ms = 60000\npayments_url = \"https://payments.example.test/pay\"\n",
+        )
+        .replace(
+            "scopes = [\"store_v2_products\", \"store_v2_orders_read_only\"]\n",
+            &format!(
+                "scopes = [\"store_v2_products\", \"store_v2_orders_read_only\"]\n\
+                 client_id = \"abc-app-client\"\nclient_secret_env = \"BC_SECRET_ABC123\"\n\
+                 channels = [{{ id = 1, origin = \"https://shop.example.com\" }}, \
+                 {{ id = 3, origin = \"https://eu.example.com/store\" }}]\n\n\
+                 [[accounts]]\nuuid = \"{UUID}\"\ntoken_env = \"BC_ACCOUNT\"\n"
+            ),
+        )
+        .replace(
+            "default_store = \"abc123\"\n",
+            &format!("default_store = \"abc123\"\naccounts = [\"{UUID}\"]\n"),
+        );
+    let cfg = write_config(&text);
+    let path = cfg.path.to_str().expect("utf-8 temp path").to_owned();
+    let out = Bcgate::run_cli(
+        &["check", "--config", &path],
+        &[
+            ("BC_TOKEN_ABC123", TOKEN),
+            ("BC_SECRET_ABC123", SECRET),
+            ("BC_ACCOUNT", ACCOUNT_TOKEN),
+        ],
+    );
+    let all = combined(&out);
+    assert!(out.status.success(), "{all}");
+    for line in [
+        "upstream: https://api.bigcommerce.com\n",
+        "payments: https://payments.example.test/pay\n",
+        "b2b:      https://api-b2b.bigcommerce.com\n",
+        "  abc123 alias eu: token from env BC_TOKEN_ABC123; token scopes: store_v2_products, store_v2_orders_read_only\n\
+         \x20   client_id abc-app-client; client secret from env BC_SECRET_ABC123\n\
+         \x20   channel 1: storefront https://shop.example.com\n\
+         \x20   channel 3: storefront https://eu.example.com/store\n",
+        &format!("accounts:\n  {UUID}: token from env BC_ACCOUNT; used by inventory-sync\n"),
+        &format!("; accounts {UUID}\n"),
+        "mint:     storefront tokens asked for 86400 s, renewed 3600 s before they expire\n",
+    ] {
+        assert!(all.contains(line), "missing {line:?} in:\n{all}");
+    }
+    for secret in [TOKEN, SECRET, ACCOUNT_TOKEN] {
+        assert!(!all.contains(secret), "check printed a secret:\n{all}");
+    }
+}

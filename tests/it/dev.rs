@@ -1,7 +1,7 @@
 //! `bcgate dev`: the real binary, its printed keys and `curl` lines, and the
-//! requests those lines describe, sent as printed; with `--tls`, the CA it
-//! writes out, trusted by reqwest and by both SDKs through its printed
-//! `export` lines.
+//! requests those lines describe, sent as printed (one to each BigCommerce
+//! host besides the api's three); with `--tls`, the CA it writes out,
+//! trusted by reqwest and by both SDKs through its printed `export` lines.
 
 use crate::sdk;
 use crate::support;
@@ -131,31 +131,52 @@ async fn dev_prints_keys_and_curl_lines_that_do_what_they_say() {
         .filter_map(|l| l.strip_prefix("client:"))
         .map(|rest| {
             let w: Vec<&str> = rest.split_whitespace().collect();
-            assert!(w.len() == 5 && w[1] == "key" && w[3] == "scopes", "{rest}");
+            assert!(w.len() >= 5 && w[1] == "key" && w[3] == "scopes", "{rest}");
             (w[0].to_owned(), w[2].to_owned(), w[4].to_owned())
         })
         .collect();
     let names: Vec<&str> = clients.iter().map(|c| c.0.as_str()).collect();
-    assert_eq!(names, ["catalog-reader", "catalog-editor"], "{out}");
+    assert_eq!(names, ["catalog-reader", "catalog-editor", "shop"], "{out}");
     assert_eq!(clients[0].2, "store_v2_products_read_only");
     assert_eq!(clients[1].2, "store_v2_products");
     let (reader_key, editor_key) = (clients[0].1.as_str(), clients[1].1.as_str());
+    let shop_key = clients[2].1.as_str();
     assert_ne!(reader_key, editor_key);
+    let account = out
+        .lines()
+        .find_map(|l| l.strip_prefix("account:"))
+        .map(str::trim)
+        .unwrap_or_else(|| panic!("no account line:\n{out}"));
 
-    // The three curl lines: the reader's GET, the reader's POST, the editor's POST.
+    // The curl lines: the reader's GET, the reader's POST, the editor's
+    // POST; then the shop's, one per other host.
     let curls: Vec<Curl> = out
         .lines()
         .map(str::trim)
         .filter(|l| l.starts_with("curl "))
         .map(parse_curl)
         .collect();
-    assert_eq!(curls.len(), 3, "{out}");
+    assert_eq!(curls.len(), 8, "{out}");
     let products = gate.url(&format!("/stores/{hash}/v3/catalog/products"));
-    for c in &curls {
+    for c in &curls[..3] {
         assert_eq!(
             c.url, products,
             "the curl lines point at the proxy as bound"
         );
+    }
+    let others = [
+        ("POST", format!("/stores/{hash}/payments")),
+        ("POST", format!("/stores/{hash}/storefront/graphql")),
+        ("POST", format!("/stores/{hash}/storefront/graphql")),
+        ("GET", format!("/stores/{hash}/b2b/v3/io/companies")),
+        ("POST", format!("/accounts/{account}/graphql")),
+    ];
+    for (c, (method, path)) in curls[3..].iter().zip(&others) {
+        assert_eq!(
+            (c.method.as_str(), c.url.as_str()),
+            (*method, gate.url(path).as_str())
+        );
+        assert_eq!(key_of(c), shop_key);
     }
     assert_eq!(
         (curls[0].method.as_str(), key_of(&curls[0])),
@@ -193,18 +214,66 @@ async fn dev_prints_keys_and_curl_lines_that_do_what_they_say() {
     assert_eq!(created.status, 200, "{}", created.text());
     assert_eq!(created.json()["data"]["method"], "POST");
 
+    // Every other host answers 2xx, having got the credential it takes.
+    let paid = perform(&http, &curls[3]).await;
+    assert_eq!(paid.status, 201, "{}", paid.text());
+    assert_eq!(
+        paid.json()["data"]["order_id"],
+        1,
+        "the PAT was minted for order 1"
+    );
+    let private = perform(&http, &curls[4]).await;
+    assert_eq!(private.status, 200, "{}", private.text());
+    assert_eq!(
+        private.json()["data"]["mock"],
+        serde_json::json!({"store": "dev123", "channel": 1, "kind": "private",
+            "scopes": ["Unauthenticated", "Customer"], "customer_id": null})
+    );
+    let shopper = perform(&http, &curls[5]).await;
+    assert_eq!(shopper.status, 200, "{}", shopper.text());
+    assert_eq!(shopper.json()["data"]["mock"]["kind"], "impersonation");
+    assert_eq!(shopper.json()["data"]["mock"]["customer_id"], 1);
+    let b2b = perform(&http, &curls[6]).await;
+    assert_eq!(b2b.status, 200, "{}", b2b.text());
+    assert_eq!(
+        (
+            &b2b.json()["data"]["path"],
+            &b2b.json()["data"]["store_hash"]
+        ),
+        (
+            &serde_json::json!("/companies"),
+            &serde_json::json!("dev123")
+        )
+    );
+    let accounts = perform(&http, &curls[7]).await;
+    assert_eq!(accounts.status, 200, "{}", accounts.text());
+    assert_eq!(accounts.json()["data"]["account"]["id"], account);
+    // "Also try": naming a customer needs a grant the shop does not hold.
+    let mut named = parse_curl(
+        out.lines()
+            .map(str::trim)
+            .filter(|l| l.starts_with("curl "))
+            .nth(4)
+            .expect("the storefront line"),
+    );
+    named.headers.push(("X-Bc-Customer-Id".into(), "1".into()));
+    assert_problem(&perform(&http, &named).await, 403, "scope_denied");
+
     // The rest is the real server too: admin, readiness against the mock.
     let admin = gate.admin_addr().expect("an admin line");
     let ready = send(http.get(format!("http://{admin}/readyz"))).await;
     assert_eq!(ready.status, 200, "{}", ready.text());
 
-    // The store token is never printed. It is 64 hex digits (src/dev/mod.rs);
-    // the only runs of 40 or more hex digits in the output are the keys'.
+    // The store and account tokens and the client secret are never
+    // printed. Each is 64 hex digits (src/dev/mod.rs); the only runs of 40 or
+    // more hex digits in the output are the keys'.
     gate.settle_logs();
     let out = gate.logs();
     for run in hex_runs(&out, 40) {
         assert!(
-            reader_key.ends_with(run) || editor_key.ends_with(run),
+            [reader_key, editor_key, shop_key]
+                .iter()
+                .any(|k| k.ends_with(run)),
             "an unexplained secret-looking string ({}…) in the output:\n{out}",
             &run[..8]
         );
@@ -212,7 +281,7 @@ async fn dev_prints_keys_and_curl_lines_that_do_what_they_say() {
     // And the keys appear only where the banner prints them, not in the access log.
     for line in out.lines() {
         let t = line.trim();
-        if t.contains(reader_key) || t.contains(editor_key) {
+        if t.contains(reader_key) || t.contains(editor_key) || t.contains(shop_key) {
             assert!(
                 t.starts_with("client:") || t.starts_with("curl "),
                 "a key outside the banner: {line}"
@@ -327,11 +396,14 @@ async fn dev_tls_writes_its_ca_and_clients_trusting_it_get_through() {
         .filter(|l| l.starts_with("curl "))
         .map(parse_curl)
         .collect();
-    assert_eq!(curls.len(), 3, "{out}");
+    assert_eq!(curls.len(), 8, "{out}");
     let products = gate.url("/stores/dev123/v3/catalog/products");
     assert!(products.starts_with("https://"), "{products}");
-    for c in &curls {
+    for c in &curls[..3] {
         assert_eq!(c.url, products);
+    }
+    for c in &curls {
+        assert!(c.url.starts_with("https://"), "{}", c.url);
         assert_eq!(c.cacert.as_deref(), Some(ca_shown.as_str()), "{out}");
     }
 
@@ -354,6 +426,8 @@ async fn dev_tls_writes_its_ca_and_clients_trusting_it_get_through() {
         "/stores/dev123/v3/catalog/products"
     );
     assert_problem(&perform(&trusting, &curls[1]).await, 403, "scope_denied");
+    let storefront = perform(&trusting, &curls[4]).await;
+    assert_eq!(storefront.status, 200, "{}", storefront.text());
     // A client trusting another CA is refused: the TLS is real.
     let other = support::client(&support::TestCa::new());
     let refused = support::try_send(other.get(&products)).await;

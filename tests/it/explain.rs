@@ -13,6 +13,12 @@
 //!
 //! Bounded: 48 cases by default (`PROPTEST_CASES`), each one `explain`
 //! process and three raw HTTP/1.1 exchanges.
+//!
+//! The other API families (payments, storefront, B2B Edition, account) are
+//! checked the same way on a fixed list of requests with the headers their
+//! decision reads (`--header`), against the mock's every host: explain's
+//! verdict, and the credential it names (channel, private token scopes,
+//! customer), is what the proxy did.
 
 use crate::support;
 
@@ -134,10 +140,15 @@ enum Said {
     Denied { status: u16, code: String },
 }
 
+/// A verdict line; an account counts as the "store" a request went to.
 fn parse_verdict(text: &str) -> Option<Said> {
     if let Some(rest) = text
-        .strip_prefix("allowed on store '")
-        .or_else(|| text.strip_prefix("forwarded to store '"))
+        .strip_prefix("allowed on ")
+        .or_else(|| text.strip_prefix("forwarded to "))
+        .and_then(|r| {
+            r.strip_prefix("store '")
+                .or_else(|| r.strip_prefix("account '"))
+        })
     {
         let store = rest.split('\'').next()?;
         return Some(Said::Forwarded {
@@ -460,4 +471,470 @@ fn explain_needs_no_token_and_fails_when_it_cannot_show_the_clients() {
     assert!(!out.status.success(), "{stdout}");
     assert!(stdout.contains("cannot tell"), "{stdout}");
     assert!(stderr.contains("token store"), "{stderr}");
+}
+
+// ---------------------------------------------------------------- families
+
+const UUID: &str = "0b4c5d6e-1f2a-4b3c-8d9e-0a1b2c3d4e5f";
+const OTHER_UUID: &str = "11111111-2222-4333-8444-555555555555";
+const T_ACCOUNT: &str = "bc-account-token-eXpLaIn-Acc7Qz";
+const CLIENT_ID: &str = "explain-store-client-id";
+const CLIENT_SECRET: &str = "explain-store-client-secret-Hn3Vb";
+
+/// (name, key, mode as `explain` prints it).
+const FAMILY_CLIENTS: [(&str, &str, &str); 3] = [
+    ("shop", "bcg-key-explain-shop-5Tg1Lw", "enforce"),
+    ("agent", "bcg-key-explain-agent-8Rf2Xc", "enforce"),
+    ("watcher", "bcg-key-explain-watch-2Nm7Pd", "learn"),
+];
+
+fn family_fixture() -> Fx {
+    let ca = TestCa::new();
+    let mock = MockBigCommerce::start(&ca, &[(A, T_A), (B, T_B)]);
+    mock.add_account(UUID, T_ACCOUNT);
+    let dir = support::process::temp_dir();
+    ca.write_to(dir.path());
+    let config = format!(
+        r#"
+[server]
+listen = "127.0.0.1:0"
+
+[upstream]
+base_url = "{base}"
+payments_url = "{payments}"
+b2b_url = "{b2b}"
+ca_file = "ca.pem"
+connect_timeout_ms = 3000
+request_timeout_ms = 10000
+
+[learn]
+path = "observations.json"
+
+[[stores]]
+hash = "{A}"
+token_env = "BC_TOKEN_A"
+client_id = "{CLIENT_ID}"
+client_secret_env = "BC_SECRET_A"
+channels = [{{ id = 1, origin = "{sf1}" }}, {{ id = 2, origin = "{sf2}" }}]
+
+[[stores]]
+hash = "{B}"
+token_env = "BC_TOKEN_B"
+
+[[accounts]]
+uuid = "{UUID}"
+token_env = "BC_ACCOUNT"
+
+[[clients]]
+name = "shop"
+key_sha256 = "{k0}"
+stores = ["*"]
+default_store = "{A}"
+accounts = ["{UUID}"]
+scopes = ["storefront:Customer", "storefront:B2B", "b2b:read", "store_payments_access_token_create", "account_read"]
+
+[[clients]]
+name = "agent"
+key_sha256 = "{k1}"
+stores = ["{A}"]
+scopes = ["storefront:impersonate", "storefront:Unauthenticated", "b2b:modify"]
+
+[[clients]]
+name = "watcher"
+key_sha256 = "{k2}"
+stores = ["*"]
+default_store = "{A}"
+accounts = ["{UUID}"]
+scopes = []
+mode = "learn"
+"#,
+        base = mock.base_url(),
+        payments = mock.payments_url(),
+        b2b = mock.b2b_url(),
+        sf1 = mock.storefront_origin(A, 1),
+        sf2 = mock.storefront_origin(A, 2),
+        k0 = key_sha256(FAMILY_CLIENTS[0].1),
+        k1 = key_sha256(FAMILY_CLIENTS[1].1),
+        k2 = key_sha256(FAMILY_CLIENTS[2].1),
+    );
+    let gate = Bcgate::start_in(
+        dir,
+        &config,
+        &[
+            ("BC_TOKEN_A", T_A),
+            ("BC_TOKEN_B", T_B),
+            ("BC_SECRET_A", CLIENT_SECRET),
+            ("BC_ACCOUNT", T_ACCOUNT),
+        ],
+    );
+    Fx {
+        _ca: ca,
+        mock,
+        gate,
+    }
+}
+
+/// What the proxy did with a request of any family: the request the mock
+/// got at the family's host (not a mint or clock request on the api host),
+/// with the storefront's answer; or bcgate's own refusal.
+struct Did {
+    said: Said,
+    status: u16,
+    /// The storefront's `data.mock` (what its token carried).
+    storefront: Option<serde_json::Value>,
+}
+
+fn is_mint(path: &str) -> bool {
+    [
+        "/v3/payments/access_tokens",
+        "/v3/storefront/api-token-private",
+        "/v3/storefront/api-token-customer-impersonation",
+        "/v2/time",
+    ]
+    .iter()
+    .any(|m| path.ends_with(m))
+}
+
+async fn proxy_did_family(
+    fx: &Fx,
+    method: &str,
+    target: &str,
+    key: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> Did {
+    fx.mock.clear();
+    let method_r = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
+    let mut req = support::plain_client()
+        .request(method_r, fx.gate.url(target))
+        .header("X-Auth-Token", key);
+    for (n, v) in headers {
+        req = req.header(*n, *v);
+    }
+    if !body.is_empty() {
+        req = req
+            .header("Content-Type", "application/json")
+            .body(body.to_owned());
+    }
+    let resp = support::send(req).await;
+    let forwarded: Vec<_> = fx
+        .mock
+        .requests()
+        .into_iter()
+        .filter(|r| !is_mint(&r.path))
+        .collect();
+    let said = match forwarded.as_slice() {
+        [] => Said::Denied {
+            status: resp.status,
+            code: resp.json()["code"].as_str().unwrap_or("?").to_owned(),
+        },
+        [one] => {
+            let p = one.path.as_str();
+            let store = if let Some(rest) = p.strip_prefix("/payments-host/stores/") {
+                rest.split('/').next().unwrap_or("?").to_owned()
+            } else if let Some(rest) = p.strip_prefix("/storefront/") {
+                rest.split('/').next().unwrap_or("?").to_owned()
+            } else if p.starts_with("/b2b-host/") {
+                one.header("x-store-hash").unwrap_or_else(|| "?".into())
+            } else if let Some(rest) = p.strip_prefix("/accounts/") {
+                rest.split('/').next().unwrap_or("?").to_owned()
+            } else {
+                one.store().unwrap_or("?").to_owned()
+            };
+            Said::Forwarded { store }
+        }
+        many => panic!(
+            "{method} {target}: {} upstream requests: {:?}",
+            many.len(),
+            many.iter().map(|r| &r.path).collect::<Vec<_>>()
+        ),
+    };
+    let storefront = (resp.status == 200)
+        .then(|| resp.json()["data"]["mock"].clone())
+        .filter(|m| m.is_object());
+    Did {
+        said,
+        status: resp.status,
+        storefront,
+    }
+}
+
+/// The verdict line `explain` printed for `client` in its configured mode.
+fn line_for<'o>(out: &'o str, client: &str, mode: &str) -> Option<&'o str> {
+    let header = format!("  {client} (mode {mode}):");
+    let mut lines = out.lines().skip_while(|l| *l != header).skip(1);
+    let enforce = lines.next()?.strip_prefix("    enforce: ")?;
+    let learn = lines.next()?.strip_prefix("    learn:   ")?;
+    Some(if mode == "learn" { learn } else { enforce })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn explain_and_the_proxy_agree_on_every_family() {
+    let fx = family_fixture();
+    let mut claims = bcgate_testkit::customer_jwt_claims(CLIENT_ID, 42, 600);
+    claims["store_hash"] = A.into();
+    let jwt = bcgate_testkit::sign_hs256(&claims, CLIENT_SECRET);
+    let query = r#"{"query":"{ site { settings { storeName } } }"}"#;
+    let mutation = r#"{"query":"mutation { a }"}"#;
+    let payment = r#"{"payment":{"instrument":{"type":"stored_card","token":"tok_1"},"payment_method_id":"stripe.card"}}"#;
+    let sf = format!("/stores/{A}/storefront/graphql");
+    let sf2 = format!("{sf}?channel_id=2");
+    let sf9 = format!("{sf}?channel_id=9");
+    let sf_b = format!("/stores/{B}/storefront/graphql");
+    let pay = format!("/stores/{A}/payments");
+    let b2b = format!("/stores/{A}/b2b/v3/io/companies");
+    let account = format!("/accounts/{UUID}/graphql");
+    let other_account = format!("/accounts/{OTHER_UUID}/graphql");
+    let customer: &[(&str, &str)] = &[("X-Bc-Customer-Id", "5")];
+    let shopper: &[(&str, &str)] = &[("X-Bcgate-Customer-Token", jwt.as_str())];
+    let both: &[(&str, &str)] = &[
+        ("X-Bc-Customer-Id", "5"),
+        ("X-Bcgate-Customer-Token", jwt.as_str()),
+    ];
+    let order: &[(&str, &str)] = &[("X-Bcgate-Order-Id", "7")];
+    let bad_order: &[(&str, &str)] = &[("X-Bcgate-Order-Id", "0")];
+    type Case<'a> = (&'a str, &'a str, &'a [(&'a str, &'a str)], &'a str);
+    let cases: Vec<Case<'_>> = vec![
+        ("POST", &sf, &[], query),
+        ("POST", &sf2, customer, query),
+        ("POST", &sf, shopper, query),
+        ("POST", &sf, both, query),
+        ("POST", &sf9, &[], query),
+        ("POST", &sf_b, &[], query),
+        ("POST", &pay, order, payment),
+        ("POST", &pay, &[], payment),
+        ("POST", &pay, bad_order, payment),
+        ("GET", &b2b, &[], ""),
+        ("GET", "/b2b/v3/io/companies", &[], ""),
+        ("POST", &b2b, &[], r#"{"companyName":"x"}"#),
+        ("POST", &account, &[], query),
+        ("POST", &account, &[], mutation),
+        ("POST", &other_account, &[], query),
+    ];
+    let (mut forwarded, mut denied) = (0, 0);
+    for (method, target, headers, body) in cases {
+        let mut args = vec![method, target];
+        let flags: Vec<String> = headers.iter().map(|(n, v)| format!("{n}: {v}")).collect();
+        for f in &flags {
+            args.extend(["--header", f.as_str()]);
+        }
+        if !body.is_empty() {
+            args.extend(["--body", body]);
+        }
+        let (ok, out, err) = explain(&fx, &args);
+        assert!(ok, "explain {args:?}: {err}\n{out}");
+        assert!(!out.contains(&jwt), "the customer token is never echoed");
+        for (name, key, mode) in FAMILY_CLIENTS {
+            let what = format!("{method} {target} {headers:?} as {name}");
+            let line =
+                line_for(&out, name, mode).unwrap_or_else(|| panic!("{what}: no verdict\n{out}"));
+            let said = parse_verdict(line).unwrap_or_else(|| panic!("{what}: {line}"));
+            let did = proxy_did_family(&fx, method, target, key, headers, body).await;
+            assert_eq!(said, did.said, "{what}: explain said {line:?}\n{out}");
+            match &did.said {
+                Said::Forwarded { .. } => {
+                    forwarded += 1;
+                    assert!(
+                        (200..300).contains(&did.status),
+                        "{what}: the host refused bcgate's credential ({})",
+                        did.status
+                    );
+                }
+                Said::Denied { .. } => denied += 1,
+            }
+            // The storefront got the credential explain named.
+            if let Some(m) = &did.storefront {
+                let channel = format!("channel {} (", m["channel"]);
+                assert!(line.contains(&channel), "{what}: {line} vs {m}");
+                let scopes: Vec<&str> = m["scopes"]
+                    .as_array()
+                    .map(|a| a.iter().filter_map(|s| s.as_str()).collect())
+                    .unwrap_or_default();
+                let detail = match (m["kind"].as_str(), m["customer_id"].as_u64()) {
+                    (Some("private"), _) => {
+                        format!("a private token of scopes {})", scopes.join(", "))
+                    }
+                    (Some("impersonation"), Some(_)) if headers == shopper => {
+                        "an impersonation token as the shopper".to_owned()
+                    }
+                    (Some("impersonation"), Some(c)) => {
+                        format!("an impersonation token as customer {c})")
+                    }
+                    other => panic!("{what}: {other:?}"),
+                };
+                assert!(
+                    line.contains(&detail),
+                    "{what}: {line:?} lacks {detail:?} ({m})"
+                );
+            }
+        }
+    }
+    assert!(
+        forwarded >= 15 && denied >= 15,
+        "{forwarded} forwarded, {denied} denied"
+    );
+    fx.gate
+        .assert_logs_free_of(&[T_A, T_B, T_ACCOUNT, CLIENT_SECRET, &jwt]);
+}
+
+#[test]
+fn explain_names_each_familys_route_origin_and_credential() {
+    let fx = family_fixture();
+    let run = |args: &[&str]| {
+        let (ok, out, err) = explain(&fx, args);
+        assert!(ok, "{args:?}: {err}\n{out}");
+        for secret in [T_A, T_ACCOUNT, CLIENT_SECRET] {
+            assert!(!out.contains(secret) && !err.contains(secret));
+        }
+        out
+    };
+    let header = |out: &str| -> Vec<String> {
+        out.lines()
+            .take_while(|l| *l != "clients:")
+            .map(str::to_owned)
+            .collect()
+    };
+    let sf = format!("/stores/{A}/storefront/graphql");
+    let out = run(&["POST", &sf, "--client", "shop"]);
+    assert_eq!(
+        header(&out),
+        [
+            "route:  POST /storefront/graphql (Builtin)",
+            "family: storefront (the channel's storefront origin)",
+            "needs:  storefront:Unauthenticated | storefront:Customer | storefront:B2B (the private token carries each of them the client holds)",
+            "adds:   a private token with the client's storefront scopes",
+            "note:   a private token is minted with the storefront scopes the client holds",
+        ],
+        "{out}"
+    );
+    assert!(
+        out.contains("    enforce: allowed on store 'abc123' channel 1 (a private token of scopes Customer, B2B)\n"),
+        "{out}"
+    );
+    let out = run(&[
+        "POST",
+        &sf,
+        "-H",
+        "x-bc-customer-id: 77",
+        "--client",
+        "agent",
+    ]);
+    assert!(
+        out.contains("needs:  storefront:impersonate (it names the customer to act as)\n")
+            && out.contains("adds:   a customer impersonation token acting as customer 77 (and X-Bc-Customer-Id: 77)\n")
+            && !out.contains("note:"),
+        "{out}"
+    );
+    let out = run(&["POST", &sf, "-H", "X-Bcgate-Customer-Token: eyJhbGciOi.x.y"]);
+    assert!(out.contains("needs:  storefront:Customer ("), "{out}");
+    assert!(
+        !out.contains("eyJhbGciOi"),
+        "the token is not echoed:\n{out}"
+    );
+
+    let out = run(&[
+        "POST",
+        &format!("/stores/{A}/payments"),
+        "--header",
+        "X-Bcgate-Order-Id: 7",
+    ]);
+    let payments = fx.mock.payments_url();
+    assert!(
+        out.contains(&format!(
+            "family: payments (upstream.payments_url {payments})\n"
+        )) && out.contains("needs:  store_payments_access_token_create\n")
+            && out.contains("adds:   a payment access token for order 7 (Authorization: PAT)"),
+        "{out}"
+    );
+    assert!(
+        out.contains(
+            "    enforce: allowed on store 'abc123' (a payment access token for order 7)\n"
+        ),
+        "{out}"
+    );
+    let out = run(&["POST", &format!("/stores/{A}/payments"), "--client", "shop"]);
+    assert!(
+        out.contains("    enforce: denied (400 bad_request): X-Bcgate-Order-Id is required\n"),
+        "{out}"
+    );
+
+    let out = run(&["GET", &format!("/stores/{A}/b2b/v3/io/companies")]);
+    let b2b = fx.mock.b2b_url();
+    assert_eq!(
+        header(&out),
+        [
+            "route:  GET /b2b/v3/io/companies (Builtin)".to_owned(),
+            format!("family: b2b (upstream.b2b_url {b2b}/api/v3/io)"),
+            "needs:  b2b:read | b2b:modify".to_owned(),
+            "adds:   the store's X-Auth-Token and X-Store-Hash".to_owned(),
+        ],
+        "{out}"
+    );
+    let out = run(&["POST", &format!("/stores/{A}/b2b/v3/io/no/such/thing")]);
+    assert!(
+        out.contains(
+            "route:  none: POST /b2b/v3/io/no/such/thing is not in the B2B Edition route table\n"
+        ),
+        "{out}"
+    );
+
+    let out = run(&[
+        "POST",
+        &format!("/accounts/{UUID}/graphql"),
+        "--body",
+        r#"{"query":"mutation { a }"}"#,
+    ]);
+    assert!(
+        out.contains("route:  POST /accounts/{uuid}/graphql (Builtin)\n")
+            && out.contains("family: account (upstream.base_url ")
+            && out.contains("needs:  a query: account_read | ")
+            && out.contains("adds:   the account's X-Auth-Token\n"),
+        "{out}"
+    );
+    assert!(
+        out.contains("  shop (mode enforce):\n    enforce: denied (403 scope_denied)"),
+        "a mutation needs a modify-level account scope:\n{out}"
+    );
+    assert!(
+        out.contains("  agent (mode enforce):\n    enforce: denied (403 account_not_allowed)"),
+        "{out}"
+    );
+    let out = run(&[
+        "POST",
+        &format!("/accounts/{UUID}/graphql"),
+        "--client",
+        "shop",
+    ]);
+    assert!(
+        out.contains(&format!("    enforce: allowed on account '{UUID}'\n")),
+        "{out}"
+    );
+
+    // --header takes only the headers a decision reads, each once.
+    for (flag, needle) in [
+        ("X-Auth-Token: bcg-key-typed-here", "explain reads only"),
+        (
+            "X-Bcgate-Customer-Token bcg-key-typed-here",
+            "expected 'Name: value'",
+        ),
+    ] {
+        let (ok, out, err) = explain(&fx, &["POST", &sf, "--header", flag]);
+        assert!(!ok && err.contains(needle), "{flag}: {err}\n{out}");
+        assert!(
+            !err.contains("bcg-key"),
+            "a header value is never shown: {err}"
+        );
+    }
+    let (ok, _, err) = explain(
+        &fx,
+        &[
+            "POST",
+            &sf,
+            "-H",
+            "X-Bc-Customer-Id: 1",
+            "-H",
+            "x-bc-customer-id: 2",
+        ],
+    );
+    assert!(!ok && err.contains("given twice"), "{err}");
 }

@@ -257,3 +257,52 @@ async fn an_upstream_401_says_the_store_token_was_refused_not_the_callers_key() 
     assert_eq!(ready_check(&gate, &name).1, None, "healthy again");
     gate.assert_logs_free_of(&[TOKEN, KEY]);
 }
+
+/// `/readyz` checks every secret read from a file like a store's token: a
+/// store's client secret and an account's token too, each by name, and
+/// never shows one.
+#[test]
+fn readyz_checks_client_secret_and_account_token_files_by_name() {
+    const SECRET: &str = "bc-client-secret-firstrun-Jq2Wm7";
+    const ACCOUNT_TOKEN: &str = "bc-account-token-firstrun-Xv5Pb1";
+    const UUID: &str = "0b4c5d6e-1f2a-4b3c-8d9e-0a1b2c3d4e5f";
+    let ca = TestCa::new();
+    let mock = MockBigCommerce::start(&ca, &[(STORE, TOKEN)]);
+    let dir = support::process::temp_dir();
+    ca.write_to(dir.path());
+    std::fs::write(dir.path().join("client.secret"), SECRET).expect("secret file");
+    std::fs::write(dir.path().join("account.token"), ACCOUNT_TOKEN).expect("token file");
+    let text = config(&mock.base_url()).replace(
+        "token_env = \"BC_TOKEN_ABC123\"\n",
+        &format!(
+            "token_env = \"BC_TOKEN_ABC123\"\nclient_id = \"app-client\"\n\
+             client_secret_file = \"client.secret\"\n\n\
+             [[accounts]]\nuuid = \"{UUID}\"\ntoken_file = \"account.token\"\n"
+        ),
+    );
+    let gate = Bcgate::start_in(dir, &text, &[("BC_TOKEN_ABC123", TOKEN)]);
+    let secret_check = "store abc123 client secret";
+    let account_check = format!("account {UUID} token");
+    for name in [secret_check, account_check.as_str()] {
+        let (status, check) = ready_check(&gate, name);
+        assert_eq!(status, 200);
+        assert_eq!(check.expect(name)["ok"], true);
+    }
+    for (file, name) in [
+        ("client.secret", secret_check),
+        ("account.token", account_check.as_str()),
+    ] {
+        std::fs::remove_file(gate.dir().join(file)).expect("remove");
+        let (status, check) = ready_check(&gate, name);
+        assert_eq!(status, 503, "{name}");
+        let check = check.expect(name);
+        assert_eq!(check["ok"], false, "{check}");
+        assert!(
+            check["detail"].as_str().is_some_and(|d| d.contains(file)),
+            "{check}"
+        );
+        let text = check.to_string();
+        assert!(!text.contains(SECRET) && !text.contains(ACCOUNT_TOKEN));
+    }
+    gate.assert_logs_free_of(&[TOKEN, SECRET, ACCOUNT_TOKEN]);
+}

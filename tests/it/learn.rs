@@ -697,3 +697,321 @@ async fn max_entries_bounds_what_redis_keeps() {
         .expect("HLEN");
     assert_eq!(n, 2);
 }
+
+// ---------------------------------------------------------------- families
+
+const ACCOUNT: &str = "0b4c5d6e-1f2a-4b3c-8d9e-0a1b2c3d4e5f";
+const TOKEN_ACCOUNT: &str = "bc-account-token-learn-Vt6Gh2Nw";
+const KEY_SHOP: &str = "bcg-key-learn-shop-4Xs9Kd1Pq";
+
+/// bcgate in front of every host of the mock, with a learn-mode client
+/// (`shop`) that holds only `storefront:Customer`.
+fn families_fx() -> Fx {
+    families_fx_with(&file_learn(60_000), &[])
+}
+
+fn families_fx_with(learn: &str, env: &'static [(&'static str, &'static str)]) -> Fx {
+    let ca = TestCa::new();
+    let mock = MockBigCommerce::start(&ca, &[(STORE, TOKEN)]);
+    mock.add_account(ACCOUNT, TOKEN_ACCOUNT);
+    let dir = support::process::temp_dir();
+    ca.write_to(dir.path());
+    std::fs::create_dir(dir.path().join("state")).expect("state dir");
+    std::fs::write(dir.path().join("account.token"), TOKEN_ACCOUNT).expect("token file");
+    std::fs::write(dir.path().join(format!("{STORE}.token")), TOKEN).expect("token file");
+    let config = format!(
+        r#"
+{base}payments_url = "{payments}"
+b2b_url = "{b2b}"
+
+{learn}
+
+[[stores]]
+hash = "{STORE}"
+token_file = "{STORE}.token"
+channels = [{{ id = 1, origin = "{sf}" }}]
+
+[[accounts]]
+uuid = "{ACCOUNT}"
+token_file = "account.token"
+
+[[clients]]
+name = "shop"
+key_sha256 = "{key}"
+stores = ["{STORE}"]
+default_store = "{STORE}"
+accounts = ["{ACCOUNT}"]
+scopes = ["storefront:Customer"]
+mode = "learn"
+"#,
+        base = support::base_config(&mock.base_url(), 5000),
+        payments = mock.payments_url(),
+        b2b = mock.b2b_url(),
+        sf = mock.storefront_origin(STORE, 1),
+        key = key_sha256(KEY_SHOP),
+    );
+    let gate = Bcgate::start_in(dir, &config, env);
+    Fx {
+        _ca: ca,
+        mock,
+        gate: Some(gate),
+        http: support::plain_client(),
+        env,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_family_is_learned_and_recommended() {
+    let mut fx = families_fx();
+    let post = |path: &str, headers: &[(&str, &str)], body: &str| {
+        let mut req = fx
+            .http
+            .post(fx.gate().url(path))
+            .header("X-Auth-Token", KEY_SHOP)
+            .header("Content-Type", "application/json")
+            .body(body.to_owned());
+        for (n, v) in headers {
+            req = req.header(*n, *v);
+        }
+        send(req)
+    };
+    let query = r#"{"query":"{ site { settings { storeName } } }"}"#;
+    // Storefront: a private token (the client's one access scope), twice;
+    // as a named customer (enforce mode would deny: no storefront:impersonate).
+    for _ in 0..2 {
+        let resp = post("/storefront/graphql", &[], query).await;
+        assert_eq!(resp.status, 200, "{}", resp.text());
+        assert_eq!(
+            resp.json()["data"]["mock"]["scopes"],
+            serde_json::json!(["Customer"])
+        );
+    }
+    let resp = post("/storefront/graphql", &[("X-Bc-Customer-Id", "5")], query).await;
+    assert_eq!(resp.status, 200, "{}", resp.text());
+    assert_eq!(resp.json()["data"]["mock"]["customer_id"], 5);
+    // Payments, B2B Edition (a read), account-level GraphQL (a query): all
+    // would be denied in enforce mode.
+    let payment = r#"{"payment":{"instrument":{"type":"stored_card","token":"tok_1"},"payment_method_id":"stripe.card"}}"#;
+    let resp = post("/payments", &[("X-Bcgate-Order-Id", "7")], payment).await;
+    assert_eq!(resp.status, 201, "{}", resp.text());
+    let resp = send(
+        fx.http
+            .get(fx.gate().url("/b2b/v3/io/companies"))
+            .header("X-Auth-Token", KEY_SHOP),
+    )
+    .await;
+    assert_eq!(resp.status, 200, "{}", resp.text());
+    let resp = post(&format!("/accounts/{ACCOUNT}/graphql"), &[], query).await;
+    assert_eq!(resp.status, 200, "{}", resp.text());
+    // Learn mode does not widen what no grant decides: another account.
+    let resp = post(
+        "/accounts/11111111-2222-4333-8444-555555555555/graphql",
+        &[],
+        query,
+    )
+    .await;
+    assert_problem(&resp, 403, "account_not_allowed");
+
+    let m = fx.metrics();
+    assert_eq!(would_deny(&m, &[("client", "shop")]), 4.0, "{m}");
+    for (route, required) in [
+        ("/storefront/graphql", "storefront:impersonate"),
+        ("/payments", "store_payments_access_token_create"),
+        ("/b2b/v3/io/companies", "b2b:read|b2b:modify"),
+    ] {
+        assert_eq!(
+            would_deny(&m, &[("route", route), ("required", required)]),
+            1.0,
+            "{route}: {m}"
+        );
+    }
+    assert_eq!(
+        would_deny(&m, &[("route", "/accounts/{uuid}/graphql")]),
+        1.0,
+        "{m}"
+    );
+
+    // The file: each family's entries, the storefront by what its credential needed.
+    fx.restart();
+    let file = read_json(&fx.observations_path());
+    let entries = file["entries"].as_array().expect("entries");
+    let mut got: Vec<(String, String, String, u64)> = entries
+        .iter()
+        .map(|e| {
+            (
+                e["family"].as_str().unwrap_or("?").to_owned(),
+                e["route"].as_str().unwrap_or("?").to_owned(),
+                e["needs"].to_string(),
+                e["count"].as_u64().unwrap_or(0),
+            )
+        })
+        .collect();
+    got.sort();
+    let account_needs = entries
+        .iter()
+        .find(|e| e["family"] == "account")
+        .map(|e| e["needs"].to_string())
+        .expect("an account entry");
+    assert!(
+        account_needs.starts_with(r#"[["account_read""#),
+        "{account_needs}"
+    );
+    let row = |f: &str, r: &str, n: &str, c: u64| (f.to_owned(), r.to_owned(), n.to_owned(), c);
+    let mut want = vec![
+        row("account", "/graphql", &account_needs, 1),
+        row("b2b", "/companies", r#"[["b2b:read","b2b:modify"]]"#, 1),
+        row(
+            "payments",
+            "/payments",
+            r#"[["store_payments_access_token_create"]]"#,
+            1,
+        ),
+        row(
+            "storefront",
+            "/storefront/graphql",
+            r#"[["storefront:Customer"]]"#,
+            2,
+        ),
+        row(
+            "storefront",
+            "/storefront/graphql",
+            r#"[["storefront:impersonate"]]"#,
+            1,
+        ),
+    ];
+    want.sort();
+    assert_eq!(got, want, "{file}");
+
+    // recommend: the least grants for all of it, under the paths sent.
+    let (ok, toml, err) = fx.cli(&["recommend", "--format", "toml"]);
+    assert!(ok, "{err}");
+    assert_eq!(
+        toml_scopes(&toml, "shop"),
+        [
+            "account_read",
+            "b2b:read",
+            "store_payments_access_token_create",
+            "storefront:Customer",
+            "storefront:impersonate",
+        ],
+        "{toml}"
+    );
+    let (ok, text, err) = fx.cli(&["recommend", "--client", "shop"]);
+    assert!(ok, "{err}");
+    for line in [
+        "seen: 6 requests on 4 routes, 4 would have been denied by its scopes",
+        "    b2b:read\n        GET /b2b/v3/io/companies\n",
+        "    account_read\n        POST /accounts/{uuid}/graphql\n",
+        "    storefront:impersonate\n        POST /storefront/graphql\n",
+        "    + storefront:impersonate  (not granted now: enforce mode would deny)",
+        "    + b2b:read  (not granted now: enforce mode would deny)",
+    ] {
+        assert!(text.contains(line), "missing {line:?} in:\n{text}");
+    }
+    assert!(
+        !text.contains("- storefront:Customer"),
+        "it was used:\n{text}"
+    );
+    fx.gate().assert_logs_free_of(&[TOKEN_ACCOUNT, KEY_SHOP]);
+}
+
+/// A storefront request the client's grants refuse is forwarded with the
+/// least scope, and recorded as needing exactly that.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_storefront_request_without_a_grant_records_the_least_scope() {
+    let mut fx = families_fx();
+    let config = std::fs::read_to_string(fx.gate().config_path()).expect("config");
+    fx.gate()
+        .rewrite_config(&config.replace(r#"scopes = ["storefront:Customer"]"#, "scopes = []"));
+    let deadline = Instant::now() + WAIT;
+    while metric(
+        &fx.metrics(),
+        "bcgate_config_reloads_total",
+        &[("result", "ok")],
+    ) < 1.0
+    {
+        assert!(
+            Instant::now() < deadline,
+            "no reload:\n{}",
+            fx.gate().logs()
+        );
+        std::thread::sleep(Duration::from_millis(25));
+    }
+    let resp = send(
+        fx.http
+            .post(fx.gate().url("/storefront/graphql"))
+            .header("X-Auth-Token", KEY_SHOP)
+            .header("Content-Type", "application/json")
+            .body(r#"{"query":"{ site { settings { storeName } } }"}"#),
+    )
+    .await;
+    assert_eq!(resp.status, 200, "{}", resp.text());
+    assert_eq!(
+        resp.json()["data"]["mock"]["scopes"],
+        serde_json::json!(["Unauthenticated"])
+    );
+    fx.restart();
+    let (ok, toml, err) = fx.cli(&["recommend", "--format", "toml"]);
+    assert!(ok, "{err}");
+    assert_eq!(
+        toml_scopes(&toml, "shop"),
+        ["storefront:Unauthenticated"],
+        "{toml}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_keeps_each_entrys_family() {
+    let Some(exe) = support::redis::redis_or_skip() else {
+        return;
+    };
+    let redis = support::redis::RedisServer::start(&exe);
+    const ENV: &[(&str, &str)] = &[("BCGATE_STORE_KEY", STORE_KEY)];
+    let mut fx = families_fx_with(&redis_learn(&redis.url()), ENV);
+    for path in ["/b2b/v3/io/companies", "/v3/catalog/products"] {
+        let resp = send(
+            fx.http
+                .get(fx.gate().url(path))
+                .header("X-Auth-Token", KEY_SHOP),
+        )
+        .await;
+        assert_eq!(resp.status, 200, "{path}: {}", resp.text());
+    }
+    let resp = send(
+        fx.http
+            .post(fx.gate().url("/storefront/graphql"))
+            .header("X-Auth-Token", KEY_SHOP)
+            .header("X-Bc-Customer-Id", "9")
+            .header("Content-Type", "application/json")
+            .body(r#"{"query":"{ customer { entityId } }"}"#),
+    )
+    .await;
+    assert_eq!(resp.status, 200, "{}", resp.text());
+    fx.restart();
+    let (ok, toml, err) = fx.cli(&["recommend", "--format", "toml"]);
+    assert!(ok, "{err}");
+    assert_eq!(
+        toml_scopes(&toml, "shop"),
+        [
+            "b2b:read",
+            "store_v2_products_read_only",
+            "storefront:impersonate"
+        ],
+        "{toml}"
+    );
+    let mut c = redis.conn().expect("connect to redis");
+    let counts: std::collections::HashMap<String, u64> = redis::cmd("HGETALL")
+        .arg("bcgate:learn:count")
+        .query(&mut c)
+        .expect("HGETALL");
+    let mut fields: Vec<&str> = counts.keys().map(String::as_str).collect();
+    fields.sort();
+    assert_eq!(
+        fields,
+        [
+            r#"["shop","GET","/companies",false,false,"b2b",0]"#,
+            r#"["shop","GET","/v3/catalog/products",false,false]"#,
+            r#"["shop","POST","/storefront/graphql",true,false,"storefront",8]"#,
+        ]
+    );
+}
