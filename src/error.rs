@@ -230,7 +230,8 @@ impl ProxyError {
                  payments-host API; bcgate never sends it a store token"
             ),
             Self::RouteUnknown { method, path } => format!(
-                "{method} {path} is not in bcgate's route table; an operator can map it in [[routes]]"
+                "{method} {path} is not in bcgate's route tables; an operator can map an \
+                 api.bigcommerce.com endpoint in [[routes]]"
             ),
             Self::ScopeDenied(d) => format!(
                 "{} lacks {} for {} {}",
