@@ -75,11 +75,13 @@ pub enum ProxyError {
 }
 
 /// Who waited for which store's quota, and what the store's window looks
-/// like (the `X-Rate-Limit-*` headers of the 429).
+/// like (the `X-Rate-Limit-*` headers of the 429, or B2B Edition's own).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct QuotaDenial {
     pub client: String,
     pub store: String,
+    /// The store's api budget, or its B2B Edition one.
+    pub budget: crate::quota::Budget,
     pub waited_ms: u64,
     pub quota: u64,
     pub window_ms: u64,
@@ -265,9 +267,13 @@ impl ProxyError {
                 format!("the BigCommerce API did not answer within {after_ms} ms")
             }
             Self::QuotaExhausted(d) => format!(
-                "store '{}' has no rate-limit quota left for client '{}' (waited {} ms); \
+                "store '{}' has no {}rate-limit quota left for client '{}' (waited {} ms); \
                  retry after {} s",
                 d.store,
+                match d.budget {
+                    crate::quota::Budget::Api => "",
+                    crate::quota::Budget::B2b => "B2B Edition ",
+                },
                 d.client,
                 d.waited_ms,
                 retry_after_s(d.reset_ms)
@@ -366,6 +372,10 @@ impl ProxyError {
                 crate::headers::X_RETRY_AFTER,
                 retry_after_s(d.reset_ms).into(),
             );
+            if d.budget == crate::quota::Budget::B2b {
+                b2b_rate_headers(h, d);
+                return resp;
+            }
             // Nothing left for this caller, whatever others may still get.
             h.insert(crate::headers::X_RATE_LIMIT_REQUESTS_LEFT, 0.into());
             h.insert(crate::headers::X_RATE_LIMIT_REQUESTS_QUOTA, d.quota.into());
@@ -385,6 +395,28 @@ impl ProxyError {
 /// `Retry-After` of an `overloaded` answer: in-flight requests mostly end
 /// within a second, and a longer pause would leave capacity idle.
 pub const OVERLOADED_RETRY_AFTER_S: u64 = 1;
+
+/// B2B Edition's rate-limit headers, in its own formats (`150 times/60 s`,
+/// `0 times`, `12.001 s`), for a 429 of the B2B budget.
+fn b2b_rate_headers(h: &mut http::HeaderMap, d: &QuotaDenial) {
+    let secs = |ms: u64| ms as f64 / 1000.0;
+    let values = [
+        (
+            crate::headers::X_REQUESTS_ALLOCATED,
+            format!("{} times/{} s", d.quota, secs(d.window_ms)),
+        ),
+        (crate::headers::X_REQUESTS_REMAINING, "0 times".to_owned()),
+        (
+            crate::headers::X_REQUEST_WINDOW_RESETS_AFTER,
+            format!("{} s", secs(d.reset_ms)),
+        ),
+    ];
+    for (name, value) in values {
+        if let Ok(v) = HeaderValue::from_str(&value) {
+            h.insert(name, v);
+        }
+    }
+}
 
 /// Whole seconds until `reset_ms` has passed, at least 1 (`X-Retry-After`).
 fn retry_after_s(reset_ms: u64) -> u64 {
@@ -430,6 +462,7 @@ mod tests {
         let err = ProxyError::QuotaExhausted(Box::new(QuotaDenial {
             client: "inventory-sync".into(),
             store: "abc123".into(),
+            budget: crate::quota::Budget::Api,
             waited_ms: 2_000,
             quota: 150,
             window_ms: 30_000,
@@ -451,6 +484,44 @@ mod tests {
             err.detail().contains("retry after 13 s"),
             "{}",
             err.detail()
+        );
+        assert!(!h.contains_key("x-requests-remaining"));
+    }
+
+    #[test]
+    fn a_b2b_quota_exhausted_speaks_b2b_editions_headers() {
+        let err = ProxyError::QuotaExhausted(Box::new(QuotaDenial {
+            client: "b2b-sync".into(),
+            store: "abc123".into(),
+            budget: crate::quota::Budget::B2b,
+            waited_ms: 0,
+            quota: 150,
+            window_ms: 60_000,
+            reset_ms: 41_250,
+        }));
+        let resp = err.to_response("rid-3");
+        assert_eq!(resp.status(), 429);
+        let h = resp.headers();
+        for (name, value) in [
+            ("x-retry-after", "42"),
+            ("x-requests-allocated", "150 times/60 s"),
+            ("x-requests-remaining", "0 times"),
+            ("x-request-window-resets-after", "41.25 s"),
+        ] {
+            assert_eq!(h[name], value, "{name}");
+        }
+        assert!(!h.contains_key("x-rate-limit-requests-left"));
+        assert!(
+            err.detail()
+                .starts_with("store 'abc123' has no B2B Edition rate-limit quota left"),
+            "{}",
+            err.detail()
+        );
+        // Parsed back as bcgate parses B2B Edition's own answers.
+        let report = crate::quota::window::Report::from_b2b_headers(h).expect("a report");
+        assert_eq!(
+            (report.left, report.quota, report.window_ms, report.reset_ms),
+            (0, 150, 60_000, 41_250)
         );
     }
 
@@ -492,6 +563,7 @@ mod tests {
             ProxyError::QuotaExhausted(Box::new(QuotaDenial {
                 client: "a".into(),
                 store: "b".into(),
+                budget: crate::quota::Budget::Api,
                 waited_ms: 1,
                 quota: 150,
                 window_ms: 30_000,

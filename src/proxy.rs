@@ -11,7 +11,8 @@
 //!    a learn-mode client's request is recorded.
 //! 5. **rewrite**   — credentials and hop-by-hop out, store token in ([`rewrite`]).
 //! 6. **forward**   — stream to the upstream and back ([`forward`]), within the
-//!    store's quota: wait for it, retry an idempotent 429 ([`quota`](crate::quota)).
+//!    store's quota of that host (api or B2B Edition): wait for it, retry an
+//!    idempotent 429 ([`quota`](crate::quota)).
 //!
 //! Every error of every stage becomes a response in one place, [`handle`].
 
@@ -425,14 +426,16 @@ async fn run(
     parts.uri = uri;
     parts.version = Version::HTTP_11;
 
-    // 7. forward: the api within the store's quota (waiting for it, retrying
-    // a 429); a storefront token the storefront refuses is renewed once.
-    let (resp, upstream_elapsed) = match (family, store) {
-        (Family::Api, Some(store)) => {
+    // 7. forward: the api and B2B Edition each within the store's budget of
+    // that host (waiting for it, retrying a 429); a storefront token the
+    // storefront refuses is renewed once.
+    let (resp, upstream_elapsed) = match (family, crate::quota::Budget::of(family), store) {
+        (_, Some(budget), Some(store)) => {
             state
                 .quota
                 .forward(
                     upstream,
+                    budget,
                     &store.hash,
                     client,
                     parts,
@@ -443,7 +446,7 @@ async fn run(
                 )
                 .await?
         }
-        (Family::Storefront, Some(store)) => {
+        (Family::Storefront, _, Some(store)) => {
             let whole = whole.unwrap_or_default();
             storefront_forward(
                 minting,

@@ -1,19 +1,22 @@
 //! The store quota governor (`[quota]`): every client of a store shares the
-//! store's one rate-limit window, so bcgate spends it for them. A request
+//! store's one rate-limit window, so bcgate spends it for them. A store has
+//! two such budgets ([`Budget`]): the api host's, and B2B Edition's, which
+//! counts its own requests and reports them in its own headers. A request
 //! takes one unit of its store's budget before it is forwarded: it joins the
-//! store's weighted-fair queue ([`fair`]), whose one pump task hands out
+//! budget's weighted-fair queue ([`fair`]), whose one pump task hands out
 //! budget in queue order as the window allows it: paced over the window
 //! ([`window::allowance`]), so that under contention the queue's weights
 //! decide every grant, whatever each client's concurrency. A request not served within `max_wait_ms` (or that cannot be, as
 //! the store has nothing before then) gets bcgate's own 429 (`quota_exhausted`). The budget
-//! is learnt from BigCommerce's `X-Rate-Limit-*` headers ([`window`]) and
+//! is learnt from BigCommerce's `X-Rate-Limit-*` headers (B2B Edition's
+//! `X-Requests-*`; [`window`]) and
 //! shared by the replicas through Redis ([`redis`]), with a local share
 //! (quota / replicas) while Redis cannot be reached. An idempotent request
 //! that still meets an upstream 429 is sent again after the reset, within
 //! the same deadline.
 //!
-//! Without `[quota]` nothing waits, but token health (an upstream 401 marks a
-//! store's token unhealthy until a request succeeds) and the upstream 429
+//! Without `[quota]` nothing waits, but token health (an api host 401 marks
+//! a store's token unhealthy until a request succeeds) and the upstream 429
 //! count are kept all the same. The per-store state lives outside the config
 //! generation: [`Governor::next`] carries it over a reload.
 
@@ -38,6 +41,7 @@ use tokio::sync::{Notify, oneshot};
 use crate::body::{self, BodyFault, BodyWatch, ProxyBody, millis};
 use crate::config::{Client, QuotaConfig};
 use crate::error::{ProxyError, QuotaDenial};
+use crate::family::Family;
 use crate::forward::{PooledBody, UpstreamClient};
 use fair::FairQueue;
 use window::{Ask, Report, Take, Window};
@@ -55,6 +59,54 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
+/// Which of a store's rate-limit budgets a request spends. BigCommerce
+/// counts the api host's requests and B2B Edition's apart, each in its own
+/// window with its own headers, so each is governed alone: spending one
+/// never holds back the other.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Budget {
+    /// `api.bigcommerce.com/stores/{hash}/…`: `X-Rate-Limit-*`.
+    Api,
+    /// B2B Edition (`api-b2b.bigcommerce.com`): `X-Requests-*`.
+    B2b,
+}
+
+impl Budget {
+    /// The budget a family's requests spend; `None` for a family bcgate does
+    /// not govern.
+    pub fn of(family: Family) -> Option<Budget> {
+        match family {
+            Family::Api => Some(Budget::Api),
+            Family::B2b => Some(Budget::B2b),
+            Family::Payments | Family::Storefront | Family::Account => None,
+        }
+    }
+
+    fn index(self) -> usize {
+        match self {
+            Budget::Api => 0,
+            Budget::B2b => 1,
+        }
+    }
+
+    /// The window an answer reports, in this budget's headers.
+    pub fn report(self, h: &HeaderMap) -> Option<Report> {
+        match self {
+            Budget::Api => Report::from_headers(h),
+            Budget::B2b => Report::from_b2b_headers(h),
+        }
+    }
+
+    /// The `store` label of this budget's metrics: the hash for the api
+    /// budget, `{hash}/b2b` for B2B Edition's (a hash never has a `/`).
+    pub fn label(self, hash: &str) -> String {
+        match self {
+            Budget::Api => hash.to_owned(),
+            Budget::B2b => format!("{hash}/b2b"),
+        }
+    }
+}
+
 /// The governor of one config generation: its settings, and the per-store
 /// state every generation shares.
 #[derive(Debug, Clone)]
@@ -67,7 +119,8 @@ pub struct Governor {
 
 #[derive(Debug)]
 struct Shared {
-    stores: Mutex<HashMap<String, Arc<StoreGov>>>,
+    /// Per budget (by [`Budget::index`]), per store hash.
+    stores: [Mutex<HashMap<String, Arc<StoreGov>>>; 2],
     /// Stores whose token the upstream refused (401), since when.
     unhealthy: Mutex<HashMap<String, Instant>>,
     /// How many stores `unhealthy` holds: a success reads this, not the lock.
@@ -79,9 +132,15 @@ struct Shared {
     ids: AtomicU64,
 }
 
+/// One budget of one store.
 #[derive(Debug)]
 struct StoreGov {
     hash: String,
+    budget: Budget,
+    /// [`Budget::label`]: the metrics' `store` label.
+    label: String,
+    /// Its keys in Redis start with this ([`redis::key_prefix`]).
+    redis_key: String,
     /// The local budget: this replica's own accounting, used alone without
     /// Redis and as the fallback share while Redis is down.
     window: Mutex<Window>,
@@ -130,7 +189,7 @@ impl Governor {
                 // grant answered by one would then clear the other's; never fatal.
                 let _ = getrandom::getrandom(&mut seed);
                 Arc::new(Shared {
-                    stores: Mutex::new(HashMap::new()),
+                    stores: [Mutex::new(HashMap::new()), Mutex::new(HashMap::new())],
                     unhealthy: Mutex::new(HashMap::new()),
                     unhealthy_count: AtomicU64::new(0),
                     epoch: Instant::now(),
@@ -164,14 +223,17 @@ impl Governor {
         self.settings.as_ref().map_or(1, |s| u64::from(s.replicas))
     }
 
-    fn store(&self, hash: &str) -> Arc<StoreGov> {
-        let mut stores = lock(&self.shared.stores);
+    fn store(&self, budget: Budget, hash: &str) -> Arc<StoreGov> {
+        let mut stores = lock(&self.shared.stores[budget.index()]);
         if let Some(s) = stores.get(hash) {
             return s.clone();
         }
         let limit = self.settings.as_ref().map_or(1, |s| s.max_queue);
         let s = Arc::new(StoreGov {
             hash: hash.to_owned(),
+            budget,
+            label: budget.label(hash),
+            redis_key: redis::key_prefix(hash, budget),
             window: Mutex::new(Window::default()),
             queue: Mutex::new(Queue {
                 fair: FairQueue::new(limit),
@@ -193,7 +255,9 @@ impl Governor {
     async fn take(&self, sg: &StoreGov, client: &str, max_share: Option<f64>) -> (Take, Grant) {
         let id = self.next_id();
         if let Some(r) = &self.redis
-            && let Some(take) = r.take(&sg.hash, client, max_share, id, self.stale_ms).await
+            && let Some(take) = r
+                .take(&sg.redis_key, client, max_share, id, self.stale_ms)
+                .await
         {
             if take == Take::Granted {
                 lock(&sg.window).grant(self.now_ms(), client, id);
@@ -211,18 +275,19 @@ impl Governor {
         (take, Grant { id, shared: false })
     }
 
-    /// Waits for one unit of `store`'s budget until `deadline`; a 429
+    /// Waits for one unit of `store`'s `budget` until `deadline`; a 429
     /// `quota_exhausted` past it (or at once when the queue is full, or the
     /// store cannot have budget before the deadline).
     async fn admit(
         &self,
         settings: &QuotaConfig,
+        budget: Budget,
         store: &str,
         client: &Client,
         deadline: Instant,
     ) -> Result<Permit, ProxyError> {
         let started = Instant::now();
-        let sg = self.store(store);
+        let sg = self.store(budget, store);
         // Every request queues, even when budget is plenty: the pump alone
         // takes budget, in queue order, so no request overtakes an earlier
         // one of its client while that one waits for Redis.
@@ -239,7 +304,7 @@ impl Governor {
                 drop(q);
                 return Err(self.exhausted(&sg, client, started));
             };
-            crate::metrics::quota_queue_depth(&sg.hash, q.fair.len());
+            crate::metrics::quota_queue_depth(&sg.label, q.fair.len());
             if !q.pump {
                 q.pump = true;
                 tokio::spawn(pump(self.clone(), sg.clone()));
@@ -256,7 +321,7 @@ impl Governor {
                 let removed = {
                     let mut q = lock(&sg.queue);
                     let removed = q.fair.remove(seq).is_some();
-                    crate::metrics::quota_queue_depth(&sg.hash, q.fair.len());
+                    crate::metrics::quota_queue_depth(&sg.label, q.fair.len());
                     removed
                 };
                 // Not in the queue any more: served just now, the grant is on its way.
@@ -280,20 +345,20 @@ impl Governor {
         grant: Grant,
         started: Instant,
     ) -> Permit {
-        crate::metrics::quota_granted(&sg.hash, &client.name, started.elapsed());
+        crate::metrics::quota_granted(&sg.label, &client.name, started.elapsed());
         Permit {
             gov: self.clone(),
-            store: sg.hash.clone(),
             grant: Some((sg.clone(), grant)),
         }
     }
 
     fn exhausted(&self, sg: &StoreGov, client: &Client, started: Instant) -> ProxyError {
-        crate::metrics::quota_rejected(&sg.hash);
+        crate::metrics::quota_rejected(&sg.label);
         let snapshot = lock(&sg.window).snapshot(self.now_ms());
         ProxyError::QuotaExhausted(Box::new(QuotaDenial {
             client: client.name.clone(),
             store: sg.hash.clone(),
+            budget: sg.budget,
             waited_ms: millis(started.elapsed()),
             quota: snapshot.quota,
             window_ms: snapshot.window_ms,
@@ -301,14 +366,16 @@ impl Governor {
         }))
     }
 
-    /// Forwards one request under the governor: waits for budget, sends,
-    /// learns from the answer, and sends an idempotent request again after an
-    /// upstream 429 (at most `retries` times, within the same deadline).
-    /// Returns the answer and the time the upstream took for it (no waiting).
+    /// Forwards one request under the governor, spending `store`'s
+    /// `budget`: waits for budget, sends, learns from the answer, and sends
+    /// an idempotent request again after an upstream 429 (at most `retries`
+    /// times, within the same deadline). Returns the answer and the time the
+    /// upstream took for it (no waiting).
     #[allow(clippy::too_many_arguments)]
     pub async fn forward(
         &self,
         upstream: &UpstreamClient,
+        budget: Budget,
         store: &str,
         client: &Client,
         parts: http::request::Parts,
@@ -323,13 +390,13 @@ impl Governor {
             let resp = upstream
                 .send(Request::from_parts(parts, body), limit, idle, watch)
                 .await?;
-            self.observe(store, None, Some((resp.status(), resp.headers())));
+            self.observe(budget, store, None, Some((resp.status(), resp.headers())));
             return Ok((resp, sent.elapsed()));
         };
         // Boxed: the request future without [quota] stays as small as before
         // (it is held per request in flight, and idle-connection memory shows it).
         Box::pin(self.governed(
-            settings, upstream, store, client, parts, body, limit, idle, watch,
+            settings, upstream, budget, store, client, parts, body, limit, idle, watch,
         ))
         .await
     }
@@ -339,6 +406,7 @@ impl Governor {
         &self,
         settings: &QuotaConfig,
         upstream: &UpstreamClient,
+        budget: Budget,
         store: &str,
         client: &Client,
         parts: http::request::Parts,
@@ -359,7 +427,9 @@ impl Governor {
         let mut first = Some(first);
         let mut attempt = 0;
         loop {
-            let permit = self.admit(settings, store, client, deadline).await?;
+            let permit = self
+                .admit(settings, budget, store, client, deadline)
+                .await?;
             let body = match (first.take(), &replay) {
                 (Some(b), _) => b,
                 (None, Some(bytes)) => body::full(bytes.clone()),
@@ -388,10 +458,10 @@ impl Governor {
             };
             permit.finish(Some((resp.status(), resp.headers())));
             if resp.status() == StatusCode::TOO_MANY_REQUESTS && attempt < retries {
-                let wait = Duration::from_millis(retry_wait_ms(resp.headers()));
+                let wait = Duration::from_millis(retry_wait_ms(budget, resp.headers()));
                 if Instant::now() + wait < deadline {
                     attempt += 1;
-                    crate::metrics::quota_retry(store);
+                    crate::metrics::quota_retry(&budget.label(store));
                     drop(resp);
                     tokio::time::sleep(wait).await;
                     continue;
@@ -428,23 +498,28 @@ impl Governor {
         }
     }
 
-    /// Learns from an answer for `store` (or its absence): the budget, the
-    /// upstream 429 count, token health.
+    /// Learns from an answer for `store`'s `budget` (or its absence): the
+    /// budget, the upstream 429 count, token health (the api host's answers
+    /// only: B2B Edition refuses a token that lacks B2B access, which says
+    /// nothing of the token elsewhere).
     fn observe(
         &self,
+        budget: Budget,
         store: &str,
         grant: Option<(&StoreGov, Grant)>,
         answer: Option<(StatusCode, &HeaderMap)>,
     ) {
         let throttled = answer.is_some_and(|(s, _)| s == StatusCode::TOO_MANY_REQUESTS);
         if throttled {
-            crate::metrics::upstream_rate_limited(store);
+            crate::metrics::upstream_rate_limited(&budget.label(store));
         }
-        if let Some((status, _)) = answer {
+        if let Some((status, _)) = answer
+            && budget == Budget::Api
+        {
             self.token_health(store, status);
         }
         let Some((sg, g)) = grant else { return };
-        let report = answer.and_then(|(_, h)| Report::from_headers(h));
+        let report = answer.and_then(|(_, h)| budget.report(h));
         let block_ms = match answer {
             // No rate-limit headers: the platform itself pushes back.
             Some((_, h)) if throttled && report.is_none() => {
@@ -463,7 +538,7 @@ impl Governor {
         if let Some(r) = &self.redis
             && g.shared
         {
-            r.observe_later(sg.hash.clone(), g.id, report, throttled, block_ms);
+            r.observe_later(sg.redis_key.clone(), g.id, report, throttled, block_ms);
         }
         sg.wake.notify_one();
     }
@@ -553,25 +628,22 @@ impl Governor {
 #[derive(Debug)]
 struct Permit {
     gov: Governor,
-    store: String,
     grant: Option<(Arc<StoreGov>, Grant)>,
 }
 
 impl Permit {
     fn finish(mut self, answer: Option<(StatusCode, &HeaderMap)>) {
-        let grant = self.grant.take();
-        self.gov.observe(
-            &self.store,
-            grant.as_ref().map(|(sg, g)| (sg.as_ref(), *g)),
-            answer,
-        );
+        if let Some((sg, g)) = self.grant.take() {
+            self.gov
+                .observe(sg.budget, &sg.hash, Some((&sg, g)), answer);
+        }
     }
 }
 
 impl Drop for Permit {
     fn drop(&mut self) {
         if let Some((sg, g)) = self.grant.take() {
-            self.gov.observe(&self.store, Some((&sg, g)), None);
+            self.gov.observe(sg.budget, &sg.hash, Some((&sg, g)), None);
         }
     }
 }
@@ -622,7 +694,7 @@ async fn pump(gov: Governor, sg: Arc<StoreGov>) {
                 let waiter = {
                     let mut q = lock(&sg.queue);
                     let w = q.fair.serve(seq);
-                    crate::metrics::quota_queue_depth(&sg.hash, q.fair.len());
+                    crate::metrics::quota_queue_depth(&sg.label, q.fair.len());
                     w
                 };
                 let handed = match waiter {
@@ -631,7 +703,7 @@ async fn pump(gov: Governor, sg: Arc<StoreGov>) {
                 };
                 if !handed {
                     // The request gave up meanwhile: the unit goes back.
-                    gov.observe(&sg.hash, Some((&sg, grant)), None);
+                    gov.observe(sg.budget, &sg.hash, Some((&sg, grant)), None);
                 }
             }
             Take::Wait { ms } => {
@@ -643,7 +715,7 @@ async fn pump(gov: Governor, sg: Arc<StoreGov>) {
                     for w in q.fair.remove_where(|w| w.deadline < until) {
                         let _ = w.tx.send(None);
                     }
-                    crate::metrics::quota_queue_depth(&sg.hash, q.fair.len());
+                    crate::metrics::quota_queue_depth(&sg.label, q.fair.len());
                 }
                 tokio::select! {
                     () = tokio::time::sleep(Duration::from_millis(ms)) => {}
@@ -660,9 +732,10 @@ async fn pump(gov: Governor, sg: Arc<StoreGov>) {
 }
 
 /// How long to wait before sending again after an upstream 429: until the
-/// window resets, else `X-Retry-After`, else [`window::BACKPRESSURE_MS`].
-fn retry_wait_ms(h: &HeaderMap) -> u64 {
-    Report::from_headers(h)
+/// budget's window resets, else `X-Retry-After`, else [`window::BACKPRESSURE_MS`].
+fn retry_wait_ms(budget: Budget, h: &HeaderMap) -> u64 {
+    budget
+        .report(h)
         .map(|r| r.reset_ms)
         .or_else(|| window::retry_after_ms(h))
         .unwrap_or(window::BACKPRESSURE_MS)

@@ -6,8 +6,10 @@
 //! Keys, per store (one hash tag, so a cluster keeps them on one node):
 //! `bcgate:quota:{hash}:w` (hash: q, w, reset, used, seen, block),
 //! `bcgate:quota:{hash}:p` (sorted set: grants in flight, by grant time) and
-//! `bcgate:quota:{hash}:c` (hash: grants per client in this window); all
-//! expire after [`KEY_TTL_MS`] without use.
+//! `bcgate:quota:{hash}:c` (hash: grants per client in this window); the
+//! store's B2B Edition budget has its own three, `bcgate:quota:{hash}:b2b:w`,
+//! `…:b2b:p` and `…:b2b:c` ([`key_prefix`]). All expire after [`KEY_TTL_MS`]
+//! without use.
 //!
 //! When Redis does not answer within [`IO_TIMEOUT`], [`RedisBudget::take`]
 //! says so and the caller uses its local share; Redis is tried again after a
@@ -19,8 +21,8 @@ use std::time::{Duration, Instant};
 
 use redis::aio::MultiplexedConnection;
 
-use super::lock;
 use super::window::{Report, Take};
+use super::{Budget, lock};
 
 /// Longest one Redis call may take on the request path.
 pub const IO_TIMEOUT: Duration = Duration::from_millis(500);
@@ -156,11 +158,20 @@ impl std::fmt::Debug for RedisBudget {
     }
 }
 
-fn keys(hash: &str) -> [String; 3] {
+/// What the keys of `hash`'s `budget` start with: `bcgate:quota:{hash}`, or
+/// `bcgate:quota:{hash}:b2b`.
+pub fn key_prefix(hash: &str, budget: Budget) -> String {
+    match budget {
+        Budget::Api => format!("bcgate:quota:{{{hash}}}"),
+        Budget::B2b => format!("bcgate:quota:{{{hash}}}:b2b"),
+    }
+}
+
+fn keys(prefix: &str) -> [String; 3] {
     [
-        format!("bcgate:quota:{{{hash}}}:w"),
-        format!("bcgate:quota:{{{hash}}}:p"),
-        format!("bcgate:quota:{{{hash}}}:c"),
+        format!("{prefix}:w"),
+        format!("{prefix}:p"),
+        format!("{prefix}:c"),
     ]
 }
 
@@ -263,17 +274,18 @@ impl RedisBudget {
         }
     }
 
-    /// One unit of `hash`'s shared budget; `None` when Redis did not answer.
+    /// One unit of the shared budget whose keys start with `prefix`
+    /// ([`key_prefix`]); `None` when Redis did not answer.
     pub async fn take(
         &self,
-        hash: &str,
+        prefix: &str,
         client: &str,
         max_share: Option<f64>,
         id: u64,
         stale_ms: u64,
     ) -> Option<Take> {
         let mut conn = self.conn().await?;
-        let [w, p, c] = keys(hash);
+        let [w, p, c] = keys(prefix);
         let mut inv = self.take.key(w);
         inv.key(p)
             .key(c)
@@ -307,11 +319,11 @@ impl RedisBudget {
         })
     }
 
-    /// Tells Redis what became of grant `id`, in the background (the answer
-    /// is not held back for it).
+    /// Tells Redis what became of grant `id` of the budget at `prefix`, in
+    /// the background (the answer is not held back for it).
     pub fn observe_later(
         self: &Arc<Self>,
-        hash: String,
+        prefix: String,
         id: u64,
         report: Option<Report>,
         throttled: bool,
@@ -322,7 +334,7 @@ impl RedisBudget {
             let Some(mut conn) = this.conn().await else {
                 return;
             };
-            let [w, p, c] = keys(&hash);
+            let [w, p, c] = keys(&prefix);
             let r = report.unwrap_or(Report {
                 left: 0,
                 quota: 0,

@@ -1,13 +1,17 @@
 //! Unit tests of the window rules and the fair queue, without sockets.
 
 use std::collections::HashMap;
+use std::time::{Duration, Instant};
 
-use http::{HeaderMap, HeaderValue};
+use http::{HeaderMap, HeaderValue, StatusCode};
 
 use super::fair::{FairQueue, Full};
 use super::window::{
-    Ask, Report, Take, WINDOW_GUARD_MS, Window, allowance, paced_at, retry_after_ms,
+    Ask, MAX_REPORTED_MS, Report, Take, WINDOW_GUARD_MS, Window, allowance, paced_at,
+    retry_after_ms,
 };
+use super::{Budget, Governor};
+use crate::error::ProxyError;
 
 fn ask(client: &str, id: u64) -> Ask<'_> {
     Ask {
@@ -563,4 +567,305 @@ fn the_quota_config_never_shows_the_redis_password() {
         !shown.contains("s3cret-pw") && shown.contains("10.0.0.5:6379"),
         "{shown}"
     );
+}
+
+fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
+    let mut h = HeaderMap::new();
+    for (k, v) in pairs {
+        h.insert(*k, HeaderValue::from_static(v));
+    }
+    h
+}
+
+/// B2B Edition's headers as its docs show them.
+const B2B_DOCS: [(&str, &str); 4] = [
+    ("x-requests-allocated", "150 times/60 s"),
+    ("x-requests-window-length", "0 times"),
+    ("x-requests-remaining", "150 times"),
+    ("x-request-window-resets-after", "0.3973509933774834 s"),
+];
+
+#[test]
+fn b2b_headers_make_a_report_in_their_own_formats() {
+    let h = headers(&B2B_DOCS);
+    // Seconds rounded up to the millisecond: never a window opened early.
+    assert_eq!(
+        Report::from_b2b_headers(&h),
+        Some(Report {
+            left: 150,
+            quota: 150,
+            window_ms: 60_000,
+            reset_ms: 398,
+        })
+    );
+    // The other host's headers are not this budget's, nor the reverse.
+    assert_eq!(Report::from_headers(&h), None);
+    let api = headers(&[
+        ("x-rate-limit-requests-left", "7"),
+        ("x-rate-limit-requests-quota", "150"),
+        ("x-rate-limit-time-window-ms", "30000"),
+        ("x-rate-limit-time-reset-ms", "1234"),
+    ]);
+    assert_eq!(Report::from_b2b_headers(&api), None);
+    assert_eq!(Budget::B2b.report(&h), Report::from_b2b_headers(&h));
+    assert_eq!(Budget::Api.report(&api), Report::from_headers(&api));
+
+    // Whitespace and a missing unit are tolerated; whole seconds are exact.
+    let h = headers(&[
+        ("x-requests-allocated", " 40times / 30s "),
+        ("x-requests-remaining", "0"),
+        ("x-request-window-resets-after", "12 s"),
+    ]);
+    assert_eq!(
+        Report::from_b2b_headers(&h),
+        Some(Report {
+            left: 0,
+            quota: 40,
+            window_ms: 30_000,
+            reset_ms: 12_000,
+        })
+    );
+}
+
+#[test]
+fn unreadable_b2b_headers_make_no_report() {
+    let mut broken: Vec<[(&str, &str); 3]> = Vec::new();
+    let good = [
+        ("x-requests-allocated", "150 times/60 s"),
+        ("x-requests-remaining", "12 times"),
+        ("x-request-window-resets-after", "3.5 s"),
+    ];
+    for (i, bad) in [
+        "150 times",
+        "150 times/",
+        "/60 s",
+        "0 times/60 s",
+        "150 times/0 s",
+        "-1 times/60 s",
+        "150 times/-60 s",
+        "150 times/NaN s",
+        "150 times/inf s",
+        "many times/60 s",
+        "150 times/60 min",
+        "-3 times",
+        "soon",
+        "1 e",
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        // The allocation cases for the first header, the rest spread over the others.
+        let mut h = good;
+        let at = if i < 10 { 0 } else { 1 + i % 2 };
+        h[at].1 = bad;
+        broken.push(h);
+    }
+    for h in broken {
+        assert_eq!(Report::from_b2b_headers(&headers(&h)), None, "{h:?}");
+    }
+    for missing in 0..3 {
+        let mut h = headers(&good);
+        h.remove(good[missing].0);
+        assert_eq!(
+            Report::from_b2b_headers(&h),
+            None,
+            "without {}",
+            good[missing].0
+        );
+    }
+    let mut h = headers(&good);
+    h.insert(
+        "x-request-window-resets-after",
+        HeaderValue::from_bytes(b"3.5 \xff").expect("an opaque value"),
+    );
+    assert_eq!(Report::from_b2b_headers(&h), None);
+}
+
+#[test]
+fn absurd_windows_are_clamped_so_no_time_overflows() {
+    let h = headers(&[
+        ("x-requests-allocated", "150 times/1e300 s"),
+        ("x-requests-remaining", "1 times"),
+        ("x-request-window-resets-after", "1e300 s"),
+    ]);
+    let r = Report::from_b2b_headers(&h).expect("a report");
+    assert_eq!(
+        (r.window_ms, r.reset_ms),
+        (MAX_REPORTED_MS, MAX_REPORTED_MS)
+    );
+    let h = headers(&[
+        ("x-rate-limit-requests-left", "7"),
+        ("x-rate-limit-requests-quota", "150"),
+        ("x-rate-limit-time-window-ms", "18446744073709551615"),
+        ("x-rate-limit-time-reset-ms", "18446744073709551615"),
+    ]);
+    let r = Report::from_headers(&h).expect("a report");
+    assert_eq!(
+        (r.window_ms, r.reset_ms),
+        (MAX_REPORTED_MS, MAX_REPORTED_MS)
+    );
+    // Learning from it does not overflow the clock.
+    let mut w = Window::default();
+    assert_eq!(w.take(u64::MAX / 2, &ask("a", 1)), Take::Granted);
+    w.observe(u64::MAX / 2, 1, Some(&r), false);
+    assert!(matches!(
+        w.take(u64::MAX / 2 + 1, &ask("a", 2)),
+        Take::Wait { .. } | Take::Granted
+    ));
+}
+
+#[test]
+fn a_429_is_retried_after_its_own_budgets_reset() {
+    let b2b = headers(&[
+        ("x-requests-allocated", "150 times/60 s"),
+        ("x-requests-remaining", "0 times"),
+        ("x-request-window-resets-after", "1.2 s"),
+    ]);
+    assert_eq!(super::retry_wait_ms(Budget::B2b, &b2b), 1_200);
+    // The api budget does not read B2B Edition's headers.
+    assert_eq!(
+        super::retry_wait_ms(Budget::Api, &b2b),
+        super::window::BACKPRESSURE_MS
+    );
+    let mut b2b = b2b;
+    b2b.remove("x-requests-allocated");
+    b2b.insert("x-retry-after", HeaderValue::from_static("3"));
+    assert_eq!(super::retry_wait_ms(Budget::B2b, &b2b), 3_000);
+}
+
+#[test]
+fn each_budget_has_its_own_label_and_redis_keys() {
+    assert_eq!(Budget::Api.label("abc123"), "abc123");
+    assert_eq!(Budget::B2b.label("abc123"), "abc123/b2b");
+    let api = super::redis::key_prefix("abc123", Budget::Api);
+    let b2b = super::redis::key_prefix("abc123", Budget::B2b);
+    // The api keys are the ones bcgate always used: a rolling upgrade shares them.
+    assert_eq!(api, "bcgate:quota:{abc123}");
+    assert_eq!(b2b, "bcgate:quota:{abc123}:b2b");
+    // Same hash tag (one cluster slot per store), no key of one is the other's.
+    for suffix in [":w", ":p", ":c"] {
+        assert_ne!(format!("{api}{suffix}"), format!("{b2b}{suffix}"));
+        assert!(!format!("{b2b}{suffix}").starts_with(&format!("{api}{suffix}")));
+    }
+    use crate::family::Family;
+    assert_eq!(Budget::of(Family::Api), Some(Budget::Api));
+    assert_eq!(Budget::of(Family::B2b), Some(Budget::B2b));
+    for f in [Family::Payments, Family::Storefront, Family::Account] {
+        assert_eq!(Budget::of(f), None, "{f}");
+    }
+}
+
+/// A governor with `[quota]` (no Redis) and its one client.
+fn governed(max_wait_ms: u64) -> (Governor, crate::config::Config) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    std::fs::write(dir.path().join("t"), "token-for-governor-test").expect("token file");
+    let path = dir.path().join("bcgate.toml");
+    let toml = format!(
+        "[[stores]]\nhash = \"abc\"\ntoken_file = \"t\"\n\n[[clients]]\nname = \"c\"\n\
+         key_sha256 = \"{}\"\nstores = [\"abc\"]\n\n[quota]\nmax_wait_ms = {max_wait_ms}\n",
+        "ab".repeat(32)
+    );
+    std::fs::write(&path, toml).expect("config");
+    let cfg = crate::config::Config::load(&path).expect("config");
+    let gov = Governor::next(cfg.quota.as_ref(), Duration::from_secs(10), None).expect("governor");
+    (gov, cfg)
+}
+
+/// Spends `store`'s `budget` down to nothing: one grant, answered with
+/// `answer` (the budget's headers saying nothing is left for 50 s).
+async fn exhaust(gov: &Governor, budget: Budget, answer: &HeaderMap) {
+    let sg = gov.store(budget, "abc");
+    let (take, grant) = gov.take(&sg, "c", None).await;
+    assert_eq!(take, Take::Granted);
+    gov.observe(
+        budget,
+        "abc",
+        Some((&sg, grant)),
+        Some((StatusCode::OK, answer)),
+    );
+}
+
+fn spent_api() -> HeaderMap {
+    headers(&[
+        ("x-rate-limit-requests-left", "0"),
+        ("x-rate-limit-requests-quota", "150"),
+        ("x-rate-limit-time-window-ms", "60000"),
+        ("x-rate-limit-time-reset-ms", "50000"),
+    ])
+}
+
+fn spent_b2b() -> HeaderMap {
+    headers(&[
+        ("x-requests-allocated", "150 times/60 s"),
+        ("x-requests-remaining", "0 times"),
+        ("x-request-window-resets-after", "50 s"),
+    ])
+}
+
+#[tokio::test]
+async fn exhausting_the_api_budget_leaves_b2b_untouched_and_back() {
+    for (spent, answer, other) in [
+        (Budget::Api, spent_api(), Budget::B2b),
+        (Budget::B2b, spent_b2b(), Budget::Api),
+    ] {
+        let (gov, cfg) = governed(200);
+        let settings = cfg.quota.as_ref().expect("[quota]");
+        let client = cfg.clients.by_name("c").expect("client");
+        exhaust(&gov, spent, &answer).await;
+        let deadline = Instant::now() + settings.max_wait;
+        let started = Instant::now();
+        let refused = gov
+            .admit(settings, spent, "abc", client, deadline)
+            .await
+            .expect_err("the spent budget refuses");
+        // At once: nothing before the deadline, no useless wait.
+        assert!(started.elapsed() < Duration::from_millis(150));
+        let ProxyError::QuotaExhausted(d) = &refused else {
+            panic!("{refused:?}");
+        };
+        assert_eq!((d.budget, d.store.as_str(), d.quota), (spent, "abc", 150));
+        assert!(d.reset_ms > 40_000, "{d:?}");
+        // The other budget of the same store: granted at once, twice.
+        for _ in 0..2 {
+            let permit = gov
+                .admit(
+                    settings,
+                    other,
+                    "abc",
+                    client,
+                    Instant::now() + settings.max_wait,
+                )
+                .await
+                .unwrap_or_else(|e| panic!("{other:?} after {spent:?} was spent: {e}"));
+            permit.finish(None);
+        }
+        // The spent one's window is as it was: the other's answers did not touch it.
+        let sg = gov.store(spent, "abc");
+        assert!(matches!(gov.take(&sg, "c", None).await.0, Take::Wait { ms } if ms > 40_000));
+    }
+}
+
+#[tokio::test]
+async fn only_the_api_hosts_401_marks_the_token_unhealthy() {
+    let (gov, _cfg) = governed(200);
+    let unhealthy = |gov: &Governor| {
+        gov.checks()
+            .iter()
+            .any(|(name, ok, _)| name.contains("token health") && !ok)
+    };
+    let empty = HeaderMap::new();
+    gov.observe(
+        Budget::B2b,
+        "abc",
+        None,
+        Some((StatusCode::UNAUTHORIZED, &empty)),
+    );
+    assert!(!unhealthy(&gov), "a B2B Edition 401 is about B2B access");
+    gov.observe(
+        Budget::Api,
+        "abc",
+        None,
+        Some((StatusCode::UNAUTHORIZED, &empty)),
+    );
+    assert!(unhealthy(&gov));
 }

@@ -1,5 +1,6 @@
-//! One store's rate-limit window as bcgate accounts for it: what BigCommerce
-//! last reported, what bcgate granted in the window, what is in flight.
+//! One rate-limit window as bcgate accounts for it (a store's api budget,
+//! or its B2B Edition budget): what the upstream last reported, what bcgate
+//! granted in the window, what is in flight.
 //! Plain data and pure functions over a millisecond clock; the Redis budget
 //! ([`super::redis`]) runs the same rules as Lua scripts, so keep the two in step.
 //!
@@ -11,9 +12,10 @@
 //!   rest evenly, so that under contention every grant is one the fair queue
 //!   decides, not a first-come share of a full window.
 //! - The window ends at `reset_at`, learnt from `X-Rate-Limit-Time-Reset-Ms`
-//!   plus [`WINDOW_GUARD_MS`]. The header is whole milliseconds rounded down
-//!   and bcgate's clock counts whole milliseconds too, so a report may say
-//!   up to 2 ms less than is left; with the guard, every report is at or
+//!   (B2B Edition: `X-Request-Window-Resets-After`, seconds rounded up to
+//!   the millisecond) plus [`WINDOW_GUARD_MS`]. The api header is whole
+//!   milliseconds rounded down and bcgate's clock counts whole milliseconds
+//!   too, so a report may say up to 2 ms less than is left; with the guard, every report is at or
 //!   after the upstream's real boundary (it is read after the upstream wrote
 //!   it), so the earliest report of a window is kept: bcgate never opens a
 //!   window before the upstream does.
@@ -25,7 +27,13 @@
 
 use std::collections::HashMap;
 
-use http::HeaderMap;
+use http::{HeaderMap, HeaderName};
+
+use crate::headers::{
+    X_RATE_LIMIT_REQUESTS_LEFT, X_RATE_LIMIT_REQUESTS_QUOTA, X_RATE_LIMIT_TIME_RESET_MS,
+    X_RATE_LIMIT_TIME_WINDOW_MS, X_REQUEST_WINDOW_RESETS_AFTER, X_REQUESTS_ALLOCATED,
+    X_REQUESTS_REMAINING,
+};
 
 /// How long a store is held after a 429 without rate-limit headers and without `X-Retry-After`.
 pub const BACKPRESSURE_MS: u64 = 1_000;
@@ -53,7 +61,12 @@ pub fn paced_at(limit: u64, window_ms: u64, used: u64) -> u64 {
     (used * window_ms).div_ceil(limit.max(1))
 }
 
-/// BigCommerce's four rate-limit headers of one response.
+/// Longest window or reset a report may state (a day); larger values are
+/// taken as this, so no sum of times can overflow.
+pub const MAX_REPORTED_MS: u64 = 86_400_000;
+
+/// What one response says of its budget's window: BigCommerce's four
+/// `X-Rate-Limit-*` headers, or B2B Edition's three.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Report {
     pub left: u64,
@@ -63,26 +76,65 @@ pub struct Report {
 }
 
 impl Report {
-    /// All four headers, or `None` (a missing or unreadable one, a zero quota or window).
+    /// The api host's four headers, or `None` (a missing or unreadable one, a zero quota or window).
     pub fn from_headers(h: &HeaderMap) -> Option<Report> {
-        let num = |name: &str| -> Option<u64> {
-            let text = h.get(name)?.to_str().ok()?.trim();
-            // BigCommerce sends integers; tolerate a fraction, never a negative.
-            text.parse::<u64>().ok().or_else(|| {
-                text.parse::<f64>()
-                    .ok()
-                    .filter(|f| *f >= 0.0)
-                    .map(|f| f as u64)
-            })
-        };
-        let report = Report {
-            left: num("x-rate-limit-requests-left")?,
-            quota: num("x-rate-limit-requests-quota")?,
-            window_ms: num("x-rate-limit-time-window-ms")?,
-            reset_ms: num("x-rate-limit-time-reset-ms")?,
-        };
-        (report.quota > 0 && report.window_ms > 0).then_some(report)
+        let num = |name: &HeaderName| number(h.get(name)?.to_str().ok()?);
+        Report {
+            left: num(&X_RATE_LIMIT_REQUESTS_LEFT)?,
+            quota: num(&X_RATE_LIMIT_REQUESTS_QUOTA)?,
+            window_ms: num(&X_RATE_LIMIT_TIME_WINDOW_MS)?.min(MAX_REPORTED_MS),
+            reset_ms: num(&X_RATE_LIMIT_TIME_RESET_MS)?.min(MAX_REPORTED_MS),
+        }
+        .usable()
     }
+
+    /// B2B Edition's headers: `X-Requests-Allocated: 150 times/60 s` (quota
+    /// and window), `X-Requests-Remaining: 12 times` and
+    /// `X-Request-Window-Resets-After: 0.397 s`; `None` as for
+    /// [`from_headers`](Self::from_headers). Seconds become milliseconds
+    /// rounded up, so a window read from them never opens before the
+    /// upstream's does.
+    pub fn from_b2b_headers(h: &HeaderMap) -> Option<Report> {
+        let text = |name: &HeaderName| h.get(name)?.to_str().ok();
+        let (quota, window) = text(&X_REQUESTS_ALLOCATED)?.split_once('/')?;
+        Report {
+            left: times(text(&X_REQUESTS_REMAINING)?)?,
+            quota: times(quota)?,
+            window_ms: seconds_ms(window)?,
+            reset_ms: seconds_ms(text(&X_REQUEST_WINDOW_RESETS_AFTER)?)?,
+        }
+        .usable()
+    }
+
+    fn usable(self) -> Option<Report> {
+        (self.quota > 0 && self.window_ms > 0).then_some(self)
+    }
+}
+
+/// A count as BigCommerce sends it: an integer; a fraction is tolerated
+/// (rounded down), a negative number is not.
+fn number(text: &str) -> Option<u64> {
+    let text = text.trim();
+    text.parse::<u64>().ok().or_else(|| {
+        text.parse::<f64>()
+            .ok()
+            .filter(|f| f.is_finite() && *f >= 0.0)
+            .map(|f| f as u64)
+    })
+}
+
+/// B2B Edition's `12 times` (the unit may be left out).
+fn times(text: &str) -> Option<u64> {
+    let text = text.trim();
+    number(text.strip_suffix("times").unwrap_or(text))
+}
+
+/// B2B Edition's `0.3973509933774834 s` in milliseconds, rounded up (the
+/// unit may be left out).
+fn seconds_ms(text: &str) -> Option<u64> {
+    let text = text.trim();
+    let secs: f64 = text.strip_suffix('s').unwrap_or(text).trim().parse().ok()?;
+    (secs.is_finite() && secs >= 0.0).then(|| ((secs * 1000.0).ceil() as u64).min(MAX_REPORTED_MS))
 }
 
 /// `X-Retry-After` in milliseconds (BigCommerce sends seconds).

@@ -10,11 +10,14 @@
 //! 1.5 s), a client alone taking every window, a light client served at
 //! once and leaving the rest, none of them meeting an upstream 429;
 //! a client capped by `quota_max_share` in the shared (Redis) window; a 429
-//! without rate-limit headers (platform back-pressure) holding the store.
+//! without rate-limit headers (platform back-pressure) holding the store;
+//! the store's B2B Edition budget apart from its api budget, shared through
+//! Redis too.
 //!
 //! The Redis tests are skipped without `redis-server`, except under
 //! `CI=true` (see `tests/support/redis.rs`).
 
+mod b2b;
 mod fairness;
 mod shared;
 
