@@ -152,13 +152,34 @@ impl UpstreamClient {
         status: StatusCode,
         headers: &mut http::HeaderMap,
     ) -> Result<(), ProxyError> {
+        self.location_rule(status, headers, true)
+    }
+
+    /// The redirect rule of a family whose paths differ on bcgate: a
+    /// relative `Location` is left alone, any other redirect is refused, a
+    /// `Location` on another answer is dropped.
+    pub fn refuse_redirect(
+        &self,
+        status: StatusCode,
+        headers: &mut http::HeaderMap,
+    ) -> Result<(), ProxyError> {
+        self.location_rule(status, headers, false)
+    }
+
+    /// `same_path`: an upstream URL is the same path on bcgate.
+    fn location_rule(
+        &self,
+        status: StatusCode,
+        headers: &mut http::HeaderMap,
+        same_path: bool,
+    ) -> Result<(), ProxyError> {
         let Some(loc) = headers.get(header::LOCATION) else {
             return Ok(());
         };
         let verdict = loc.to_str().ok().map(|l| self.classify_location(l));
         match verdict {
             Some(LocationKind::Relative) => Ok(()),
-            Some(LocationKind::Upstream(path)) => {
+            Some(LocationKind::Upstream(path)) if same_path => {
                 match HeaderValue::from_str(&path) {
                     Ok(v) => headers.insert(header::LOCATION, v),
                     Err(_) => headers.remove(header::LOCATION),
@@ -167,44 +188,18 @@ impl UpstreamClient {
             }
             _ if status.is_redirection() => {
                 crate::metrics::upstream_error("redirect");
-                Err(ProxyError::UpstreamUnavailable(
+                Err(ProxyError::UpstreamUnavailable(if same_path {
                     "the upstream redirected to another host; bcgate does not send callers there"
-                        .into(),
-                ))
+                        .into()
+                } else {
+                    "the upstream redirected elsewhere; bcgate does not send callers there".into()
+                }))
             }
             _ => {
                 headers.remove(header::LOCATION);
                 Ok(())
             }
         }
-    }
-
-    /// The redirect rule of a family whose paths differ on bcgate: a
-    /// relative `Location` is left alone, any redirect elsewhere is refused
-    /// (the caller's SDK would follow it), a `Location` on another answer
-    /// is dropped.
-    pub fn refuse_redirect(
-        &self,
-        status: StatusCode,
-        headers: &mut http::HeaderMap,
-    ) -> Result<(), ProxyError> {
-        let Some(loc) = headers.get(header::LOCATION) else {
-            return Ok(());
-        };
-        let relative = loc
-            .to_str()
-            .is_ok_and(|l| matches!(self.classify_location(l), LocationKind::Relative));
-        if relative {
-            return Ok(());
-        }
-        if status.is_redirection() {
-            crate::metrics::upstream_error("redirect");
-            return Err(ProxyError::UpstreamUnavailable(
-                "the upstream redirected elsewhere; bcgate does not send callers there".into(),
-            ));
-        }
-        headers.remove(header::LOCATION);
-        Ok(())
     }
 
     fn classify_location(&self, loc: &str) -> LocationKind {

@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde_norway::Value;
 
 use crate::decisions::B2bDecisions;
-use crate::operation::check_path;
+use crate::operation::operations;
 use crate::scopes::ScopeTable;
 use crate::{Flag, METHODS, Route, get_str, names, push_unique};
 
@@ -161,42 +161,14 @@ impl Deriver<'_> {
             self.problems.push(format!("{name}: no paths"));
             return;
         };
-        for (spec_path, item) in paths {
-            let Some(spec_path) = spec_path.as_str() else {
-                self.problems
-                    .push(format!("{name}: a path key is not a string"));
-                continue;
-            };
-            let path = format!("{prefix}{spec_path}");
-            if let Err(e) = check_path(&path) {
-                self.problems.push(format!("{name}: path {path}: {e}"));
+        for (path, method, op) in operations(name, prefix, paths, &mut self.problems) {
+            if copy {
+                self.copied.push((name.to_owned(), method, path.clone()));
                 continue;
             }
-            let Some(item) = item.as_mapping() else {
-                self.problems
-                    .push(format!("{name}: path {path} is not a mapping"));
-                continue;
-            };
-            for (key, op) in item {
-                let key = key.as_str().unwrap_or("");
-                if matches!(key, "parameters" | "summary" | "description") {
-                    continue;
-                }
-                if !METHODS.contains(&key) {
-                    self.problems.push(format!(
-                        "{name}: path {path} has {key:?}, which routegen does not handle"
-                    ));
-                    continue;
-                }
-                let method = key.to_ascii_uppercase();
-                if copy {
-                    self.copied.push((name.to_owned(), method, path.clone()));
-                    continue;
-                }
-                let security = op.get("security").or(top_security);
-                if let Some(route) = self.operation(name, method, &path, security) {
-                    self.add(route);
-                }
+            let security = op.get("security").or(top_security);
+            if let Some(route) = self.operation(name, method, &path, security) {
+                self.add(route);
             }
         }
     }

@@ -27,7 +27,7 @@ use std::path::{Path, PathBuf};
 use serde_norway::Value;
 
 use decisions::{Decisions, Rule};
-use operation::check_path;
+use operation::operations;
 pub use scopes::ScopeRow;
 use scopes::{ScopeTable, permission_level};
 use statement::RawRef;
@@ -427,48 +427,20 @@ impl<'d> Deriver<'d> {
             self.problems.push(format!("{name}: no paths"));
             return;
         };
-        for (spec_path, item) in paths {
-            let Some(spec_path) = spec_path.as_str() else {
-                self.problems
-                    .push(format!("{name}: a path key is not a string"));
-                continue;
+        for (path, method, op) in operations(name, &server.prefix, paths, &mut self.problems) {
+            let route = match not_proxied {
+                Some(reason) => Some(Route {
+                    method,
+                    path: path.clone(),
+                    scopes: BTreeSet::new(),
+                    flags: BTreeSet::from([Flag::NotProxied]),
+                    notes: vec![reason.to_owned()],
+                    file: Some(name.to_owned()),
+                }),
+                None => self.operation(name, &method, &path, op, top_security, &file_table),
             };
-            let path = format!("{}{}", server.prefix, spec_path);
-            if let Err(e) = check_path(&path) {
-                self.problems.push(format!("{name}: path {path}: {e}"));
-                continue;
-            }
-            let Some(item) = item.as_mapping() else {
-                self.problems
-                    .push(format!("{name}: path {path} is not a mapping"));
-                continue;
-            };
-            for (key, op) in item {
-                let key = key.as_str().unwrap_or("");
-                if matches!(key, "parameters" | "summary" | "description") {
-                    continue;
-                }
-                if !METHODS.contains(&key) {
-                    self.problems.push(format!(
-                        "{name}: path {path} has {key:?}, which routegen does not handle"
-                    ));
-                    continue;
-                }
-                let method = key.to_ascii_uppercase();
-                let route = match not_proxied {
-                    Some(reason) => Some(Route {
-                        method,
-                        path: path.clone(),
-                        scopes: BTreeSet::new(),
-                        flags: BTreeSet::from([Flag::NotProxied]),
-                        notes: vec![reason.to_owned()],
-                        file: Some(name.to_owned()),
-                    }),
-                    None => self.operation(name, &method, &path, op, top_security, &file_table),
-                };
-                if let Some(route) = route {
-                    self.add(route);
-                }
+            if let Some(route) = route {
+                self.add(route);
             }
         }
     }

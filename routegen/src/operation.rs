@@ -209,3 +209,44 @@ pub(super) fn check_path(path: &str) -> Result<(), String> {
     }
     Ok(())
 }
+
+/// Every operation of a spec's `paths` below `prefix`: (path, METHOD,
+/// operation). A path or key routegen cannot read is a problem pushed to
+/// `problems`, and skipped.
+pub(crate) fn operations<'a>(
+    name: &str,
+    prefix: &str,
+    paths: &'a serde_norway::Mapping,
+    problems: &mut Vec<String>,
+) -> Vec<(String, String, &'a serde_norway::Value)> {
+    let mut out = Vec::new();
+    for (spec_path, item) in paths {
+        let Some(spec_path) = spec_path.as_str() else {
+            problems.push(format!("{name}: a path key is not a string"));
+            continue;
+        };
+        let path = format!("{prefix}{spec_path}");
+        if let Err(e) = check_path(&path) {
+            problems.push(format!("{name}: path {path}: {e}"));
+            continue;
+        }
+        let Some(item) = item.as_mapping() else {
+            problems.push(format!("{name}: path {path} is not a mapping"));
+            continue;
+        };
+        for (key, op) in item {
+            let key = key.as_str().unwrap_or("");
+            if matches!(key, "parameters" | "summary" | "description") {
+                continue;
+            }
+            if !crate::METHODS.contains(&key) {
+                problems.push(format!(
+                    "{name}: path {path} has {key:?}, which routegen does not handle"
+                ));
+                continue;
+            }
+            out.push((path.clone(), key.to_ascii_uppercase(), op));
+        }
+    }
+    out
+}
