@@ -68,13 +68,17 @@ impl Case {
 /// it ([`bcgate::decide`]): canonical path, store, route lookup, the client's
 /// scopes and then the store token's.
 fn decide(cfg: &Config, client: &Client, case: &Case) -> bool {
-    refusal(cfg, client, case).is_none()
+    decision(cfg, client, case).is_ok()
 }
 
-/// The decision's refusal, in words (`None`: allowed).
-fn refusal(cfg: &Config, client: &Client, case: &Case) -> Option<String> {
+/// The decision's refusal code (`None`: allowed), for an assertion.
+fn refusal(cfg: &Config, client: &Client, case: &Case) -> Option<&'static str> {
+    decision(cfg, client, case).err()
+}
+
+fn decision(cfg: &Config, client: &Client, case: &Case) -> Result<(), &'static str> {
     let Ok(path) = Canonical::new(&case.full_path) else {
-        return Some("the path is not canonical".into());
+        return Err("bad_request");
     };
     let gate = Gate::of(cfg, &|_| Ok(None));
     let ask = Ask {
@@ -85,9 +89,10 @@ fn refusal(cfg: &Config, client: &Client, case: &Case) -> Option<String> {
         query: None,
         headers: FamilyHeaders::default(),
     };
-    bcgate::decide::decide(&gate, ask, case.body)
-        .err()
-        .map(|d| d.error.detail())
+    match bcgate::decide::decide(&gate, ask, case.body) {
+        Ok(_) => Ok(()),
+        Err(d) => Err(d.error.code()),
+    }
 }
 
 /// A config with store `abc123` (token scopes `store_scopes`) and client
