@@ -155,6 +155,23 @@ pub enum BodyNeed {
     Script { update: bool },
 }
 
+impl Credential {
+    /// The storefront grants this credential needed, as
+    /// [`crate::learn::Seen::storefront`] bits: a private token its access
+    /// scopes (bcgate cannot see which of them a query uses, so each
+    /// counts), an impersonation token `storefront:impersonate`, a verified
+    /// shopper `storefront:Customer`; 0 for the other families.
+    pub fn storefront_grants(&self) -> u8 {
+        match self {
+            // Bits as `family::STOREFRONT_SCOPES`; 0 never happens (the least scope is minted).
+            Credential::Private { scopes, .. } => *scopes & 0b111,
+            Credential::Impersonation { .. } => crate::learn::IMPERSONATE_BIT,
+            Credential::ProvenCustomer { .. } => 1 << 1,
+            _ => 0,
+        }
+    }
+}
+
 /// Store and route found, the client allowed the store; scopes not checked yet.
 #[derive(Debug)]
 pub struct Routed<'c, 'r> {
@@ -536,6 +553,21 @@ impl<'c, 'r> Routed<'c, 'r> {
     }
 }
 
+impl<'c> Decision<'c, '_> {
+    /// What this decision forwards, for the learn-mode recorder.
+    pub fn seen<'a>(&'a self, method: &'a Method) -> crate::learn::Seen<'a> {
+        crate::learn::Seen {
+            family: self.family,
+            req: Request {
+                method,
+                route: self.route,
+                body: self.body,
+            },
+            storefront: self.credential.storefront_grants(),
+        }
+    }
+}
+
 /// The whole decision, for a caller that knows the body facts (ignored
 /// unless the route looks at the body).
 pub fn decide<'c, 'r>(
@@ -578,5 +610,7 @@ pub fn assumed_facts(need: BodyNeed) -> BodyFacts {
     }
 }
 
+#[cfg(test)]
+mod recorded;
 #[cfg(test)]
 mod tests;

@@ -391,7 +391,7 @@ async fn run(
     };
     let decision = routed.authorize(facts).map_err(|d| out.denied(d))?;
     if client.mode == Mode::Learn {
-        let seen = crate::learn::Seen::of(&decision, &parts.method);
+        let seen = decision.seen(&parts.method);
         let would_deny = decision.would_deny.as_deref();
         crate::learn::observe(&cfg.policy, &state.learn, client, &seen, would_deny);
     }

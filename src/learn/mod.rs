@@ -13,15 +13,12 @@ pub mod recommend;
 mod record;
 pub mod redis;
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
 pub use record::{Learner, Observation, Observations, SHUTDOWN_FLUSH_LIMIT, load};
 
-use http::Method;
-
 use crate::config::Client;
 pub use crate::config::Mode;
-use crate::decide::{Credential, Decision};
 use crate::error::{ProxyError, ScopeDenial};
 use crate::family::{self, Family};
 use crate::policy::{Holder, Policy, Request};
@@ -32,7 +29,7 @@ pub struct Seen<'a> {
     pub family: Family,
     pub req: Request<'a>,
     /// Storefront only: the grants its credential needed, instead of the
-    /// route's (see [`storefront_grants`]); 0 for the other families.
+    /// route's (see `decide::Credential::storefront_grants`); 0 for the other families.
     pub storefront: u8,
 }
 
@@ -40,38 +37,11 @@ pub struct Seen<'a> {
 /// [`family::STOREFRONT_SCOPES`] (`storefront:<Scope>`).
 pub const IMPERSONATE_BIT: u8 = 1 << 3;
 
-impl<'a> Seen<'a> {
-    /// What a decision forwarded, for the recorder.
-    pub fn of(decision: &'a Decision<'_, '_>, method: &'a Method) -> Self {
-        Self {
-            family: decision.family,
-            req: Request {
-                method,
-                route: decision.route,
-                body: decision.body,
-            },
-            storefront: storefront_grants(&decision.credential),
-        }
-    }
-
+impl Seen<'_> {
     /// The route as a client sends it after `/stores/{store}` (or, for an
     /// account, the whole path with the uuid as a parameter).
     pub fn shown_route(&self) -> String {
         shown_route(self.family, &self.req.route.template)
-    }
-}
-
-/// The grants a storefront credential needed, as [`Seen::storefront`] bits:
-/// a private token its access scopes (bcgate cannot see which of them a
-/// query uses, so each counts), an impersonation token
-/// `storefront:impersonate`, a verified shopper `storefront:Customer`.
-pub fn storefront_grants(credential: &Credential) -> u8 {
-    match credential {
-        // Bits as `family::STOREFRONT_SCOPES`; 0 never happens (the least scope is minted).
-        Credential::Private { scopes, .. } => *scopes & 0b111,
-        Credential::Impersonation { .. } => IMPERSONATE_BIT,
-        Credential::ProvenCustomer { .. } => 1 << 1,
-        _ => 0,
     }
 }
 

@@ -358,7 +358,7 @@ impl Governor {
         ProxyError::QuotaExhausted(Box::new(QuotaDenial {
             client: client.name.clone(),
             store: sg.hash.clone(),
-            budget: sg.budget,
+            b2b: sg.budget == Budget::B2b,
             waited_ms: millis(started.elapsed()),
             quota: snapshot.quota,
             window_ms: snapshot.window_ms,

@@ -823,7 +823,10 @@ async fn exhausting_the_api_budget_leaves_b2b_untouched_and_back() {
         let ProxyError::QuotaExhausted(d) = &refused else {
             panic!("{refused:?}");
         };
-        assert_eq!((d.budget, d.store.as_str(), d.quota), (spent, "abc", 150));
+        assert_eq!(
+            (d.b2b, d.store.as_str(), d.quota),
+            (spent == Budget::B2b, "abc", 150)
+        );
         assert!(d.reset_ms > 40_000, "{d:?}");
         // The other budget of the same store: granted at once, twice.
         for _ in 0..2 {
@@ -868,4 +871,24 @@ async fn only_the_api_hosts_401_marks_the_token_unhealthy() {
         Some((StatusCode::UNAUTHORIZED, &empty)),
     );
     assert!(unhealthy(&gov));
+}
+
+#[test]
+fn bcgates_own_b2b_429_reads_back_as_b2b_editions_headers() {
+    let err = ProxyError::QuotaExhausted(Box::new(crate::error::QuotaDenial {
+        client: "b2b-sync".into(),
+        store: "abc123".into(),
+        b2b: true,
+        waited_ms: 0,
+        quota: 150,
+        window_ms: 60_000,
+        reset_ms: 41_250,
+    }));
+    let resp = err.to_response("rid");
+    // Parsed back as bcgate parses B2B Edition's own answers.
+    let report = super::window::Report::from_b2b_headers(resp.headers()).expect("a report");
+    assert_eq!(
+        (report.left, report.quota, report.window_ms, report.reset_ms),
+        (0, 150, 60_000, 41_250)
+    );
 }
