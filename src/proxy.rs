@@ -4,15 +4,18 @@
 //!    and foreign absolute-form targets are 400;
 //!    the path must be canonical ([`decide::Canonical`]).
 //! 2. **identify**  — the caller's key → client ([`identify`]).
-//! 3. **route**     — the store the path names (or the client's default) and
-//!    the route template ([`decide::route`]).
+//! 3. **route**     — the store the path names (or the client's default), the
+//!    API family and its route template ([`decide::route`]).
 //! 4. **authorize** — store allowed, route proxied, scopes at the right level,
-//!    body facts for GraphQL and scripts ([`decide::Routed::authorize`]);
-//!    a learn-mode client's request is recorded.
-//! 5. **rewrite**   — credentials and hop-by-hop out, store token in ([`rewrite`]).
-//! 6. **forward**   — stream to the upstream and back ([`forward`]), within the
-//!    store's quota of that host (api or B2B Edition): wait for it, retry an
-//!    idempotent 429 ([`quota`](crate::quota)).
+//!    body facts for GraphQL and scripts, the credential the family takes
+//!    ([`decide::Routed::authorize`]); a learn-mode client's request is recorded.
+//! 5. **credential** — the store's or account's token, or one minted for the
+//!    request ([`credential`]).
+//! 6. **rewrite**   — credentials and hop-by-hop out, the credential in ([`rewrite`]).
+//! 7. **forward**   — stream to the family's origin and back ([`forward`]), within
+//!    the store's quota of that host (api or B2B Edition): wait for it, retry an
+//!    idempotent 429 ([`quota`](crate::quota)); a refused storefront token is
+//!    renewed once.
 //!
 //! Every error of every stage becomes a response in one place, [`handle`].
 
