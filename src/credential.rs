@@ -1,5 +1,5 @@
 //! Credential stage: the headers that carry a decision's credential upstream
-//! ([`decide::Credential`]): a store's or an account's token as configured,
+//! ([`crate::decide::Credential`]): a store's or an account's token as configured,
 //! or a token bcgate mints for the request ([`crate::mint`]). Whatever it
 //! is, the caller never sees it: the response is scrubbed of it too.
 

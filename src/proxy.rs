@@ -12,7 +12,7 @@
 //! 5. **credential** — the store's or account's token, or one minted for the
 //!    request ([`credential`]).
 //! 6. **rewrite**   — credentials and hop-by-hop out, the credential in ([`rewrite`]).
-//! 7. **forward**   — stream to the family's origin and back ([`forward`]), within
+//! 7. **forward**   — stream to the family's origin and back ([`crate::forward`]), within
 //!    the store's quota of that host (api or B2B Edition): wait for it, retry an
 //!    idempotent 429 ([`quota`](crate::quota)); a refused storefront token is
 //!    renewed once.
