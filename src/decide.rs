@@ -327,7 +327,7 @@ fn known_facts(route: &Route, ask: &Ask<'_, '_>) -> Result<Option<BodyFacts>, Pr
     Ok(match body_need(route, ask.method) {
         Some(_) => None,
         None if route.flags.graphql => {
-            // Only a GET gets here: its document travels in the query string.
+            // Only a GET or HEAD gets here: its document travels in the query string.
             let kind = crate::policy::body::graphql_get_kind(ask.query.unwrap_or(""))
                 .map_err(|e| ProxyError::BadRequest(e.0))?;
             Some(BodyFacts::Graphql(kind))
@@ -397,7 +397,8 @@ fn storefront_credential(store: &Store, ask: &Ask<'_, '_>) -> Result<Credential,
 }
 
 fn body_need(route: &Route, method: &Method) -> Option<BodyNeed> {
-    if route.flags.graphql && *method != Method::GET {
+    // A GraphQL GET or HEAD carries its document in the query string.
+    if route.flags.graphql && *method != Method::GET && *method != Method::HEAD {
         Some(BodyNeed::Graphql)
     } else if route.flags.scripts_visibility && (*method == Method::POST || *method == Method::PUT)
     {

@@ -552,7 +552,7 @@ async fn body_facts(
     idle: std::time::Duration,
     total: std::time::Duration,
 ) -> Result<(BodyFacts, ProxyBody, body::BodyWatch), ProxyError> {
-    if route.flags.graphql && parts.method == Method::GET {
+    if route.flags.graphql && (parts.method == Method::GET || parts.method == Method::HEAD) {
         // The document is in the query string (the decision read it).
         return Ok((BodyFacts::None, body::empty(), body::BodyWatch::default()));
     }
