@@ -109,6 +109,10 @@ pub async fn resolve(
             let key = TokenKey::Impersonation { channel: *channel };
             storefront(m, store_of(store)?, key, Some(*customer)).await
         }
+        // Answered by bcgate before any credential is needed.
+        Credential::Answer(_) => Err(ProxyError::BadRequest(
+            "bcgate answers this endpoint itself".into(),
+        )),
         Credential::ProvenCustomer { channel } => {
             let store = store_of(store)?;
             let jwt = headers

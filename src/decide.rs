@@ -125,6 +125,17 @@ pub enum Credential {
     ProvenCustomer { channel: u32 },
     /// The account's own token.
     Account(Arc<Account>),
+    /// None: bcgate answers the request itself ([`crate::answer`]).
+    Answer(Answer),
+}
+
+/// What bcgate answers itself instead of forwarding.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Answer {
+    /// `POST /customer-login`: a signed customer login link.
+    CustomerLogin,
+    /// `POST /current-customer`: the customer a shopper's JWT names.
+    CurrentCustomer,
 }
 
 /// A refusal, with what had been found when it was made (the access log
@@ -242,6 +253,7 @@ pub fn route<'c, 'r>(gate: &Gate<'c>, ask: Ask<'c, 'r>) -> Result<Routed<'c, 'r>
         Family::Payments => &gate.families.payments,
         Family::Storefront => &gate.families.storefront,
         Family::Account => &gate.families.account,
+        Family::Local => &gate.families.local,
     };
     let route = lookup(table, ask.method, lookup_path, target.api_path)
         .map_err(|e| Denial::new(e, Some(&store), None))?;
@@ -251,6 +263,10 @@ pub fn route<'c, 'r>(gate: &Gate<'c>, ask: Ask<'c, 'r>) -> Result<Routed<'c, 'r>
         Family::Payments => Credential::PaymentToken { order: 0 },
         Family::Storefront => storefront_credential(&store, &ask)
             .map_err(|e| Denial::new(e, Some(&store), Some(route)))?,
+        Family::Local if lookup_path == family::CURRENT_CUSTOMER_PATH => {
+            Credential::Answer(Answer::CurrentCustomer)
+        }
+        Family::Local => Credential::Answer(Answer::CustomerLogin),
         // `of_store_path` never answers Account; it has no store.
         Family::Account => Credential::StoreToken,
     };
@@ -455,6 +471,15 @@ impl<'c, 'r> Routed<'c, 'r> {
             // is no store.
             Family::B2b | Family::Account => self.check(client, None, &req),
             Family::Storefront => self.storefront(client, store),
+            // Any client allowed the store may ask who a shopper is.
+            Family::Local
+                if matches!(self.credential, Credential::Answer(Answer::CurrentCustomer)) =>
+            {
+                Ok(None)
+            }
+            // A login link is a credential for a shopper's session: learn
+            // mode never signs one the client's scopes refuse.
+            Family::Local => self.policy.authorize(client, store, &req).map(|()| None),
         };
         match decided {
             Ok(would_deny) => Ok(Decision {

@@ -72,6 +72,9 @@ pub enum ProxyError {
     AccountNotAllowed { client: String, account: String },
     /// BigCommerce did not mint the token bcgate needs (`what`: which kind, and why).
     MintFailed(String),
+    /// The store has no client id and client secret configured, so bcgate
+    /// cannot sign a customer login link for it.
+    StoreClientMissing(String),
 }
 
 /// Who waited for which store's quota, and what the store's window looks
@@ -165,6 +168,7 @@ error_kinds! {
     CHANNEL_UNKNOWN      = FORBIDDEN,                       "channel_unknown",      "Channel unknown",      Denied;
     ACCOUNT_NOT_ALLOWED  = FORBIDDEN,                       "account_not_allowed",  "Account not allowed",  Denied;
     MINT_FAILED          = BAD_GATEWAY,                     "mint_failed",          "Token not minted",     UpstreamFailed;
+    STORE_CLIENT_MISSING = FORBIDDEN,                       "store_client_missing", "Store client missing", Denied;
 }
 
 impl ProxyError {
@@ -192,6 +196,7 @@ impl ProxyError {
             Self::ChannelUnknown { .. } => &ErrorKind::CHANNEL_UNKNOWN,
             Self::AccountNotAllowed { .. } => &ErrorKind::ACCOUNT_NOT_ALLOWED,
             Self::MintFailed(_) => &ErrorKind::MINT_FAILED,
+            Self::StoreClientMissing(_) => &ErrorKind::STORE_CLIENT_MISSING,
         }
     }
 
@@ -279,9 +284,9 @@ impl ProxyError {
                 "bcgate has as many requests in flight as it takes at once; retry after \
                  {OVERLOADED_RETRY_AFTER_S} s"
             ),
-            Self::InvalidCustomerToken(why) => format!(
-                "X-Bcgate-Customer-Token is not a current-customer token of this store: {why}"
-            ),
+            Self::InvalidCustomerToken(why) => {
+                format!("the customer token is not a current-customer token of this store: {why}")
+            }
             Self::ChannelUnknown {
                 store,
                 channel: Some(id),
@@ -294,6 +299,10 @@ impl ProxyError {
                 format!("client '{client}' is not allowed account '{account}'")
             }
             Self::MintFailed(why) => format!("BigCommerce did not mint {why}"),
+            Self::StoreClientMissing(store) => format!(
+                "store '{store}' has no client_id and client secret configured; bcgate cannot \
+                 sign a customer login link for it"
+            ),
         }
     }
 
@@ -571,6 +580,7 @@ mod tests {
                 account: "u".into(),
             },
             ProxyError::MintFailed("a payment access token (422)".into()),
+            ProxyError::StoreClientMissing("abc".into()),
         ];
         for e in &all {
             match e {
@@ -596,7 +606,8 @@ mod tests {
                 | ProxyError::InvalidCustomerToken(_)
                 | ProxyError::ChannelUnknown { .. }
                 | ProxyError::AccountNotAllowed { .. }
-                | ProxyError::MintFailed(_) => {}
+                | ProxyError::MintFailed(_)
+                | ProxyError::StoreClientMissing(_) => {}
             }
         }
         all
@@ -606,7 +617,7 @@ mod tests {
     fn every_variant_answers_its_documented_status_code_and_title() {
         // The answers as documented in docs/errors.md; a change here is a
         // change of the public contract.
-        let want: [(u16, &str, &str); 23] = [
+        let want: [(u16, &str, &str); 24] = [
             (401, "unauthenticated", "Unauthenticated"),
             (400, "bad_request", "Bad request"),
             (404, "store_unknown", "Store unknown"),
@@ -630,6 +641,7 @@ mod tests {
             (403, "channel_unknown", "Channel unknown"),
             (403, "account_not_allowed", "Account not allowed"),
             (502, "mint_failed", "Token not minted"),
+            (403, "store_client_missing", "Store client missing"),
         ];
         let all = every_variant();
         assert_eq!(all.len(), want.len());

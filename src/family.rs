@@ -23,15 +23,19 @@ pub enum Family {
     B2b,
     /// `api.bigcommerce.com/accounts/{uuid}/graphql` with an account token.
     Account,
+    /// Answered by bcgate itself, never forwarded: customer login links and
+    /// the current-customer check.
+    Local,
 }
 
 impl Family {
-    pub const ALL: [Family; 5] = [
+    pub const ALL: [Family; 6] = [
         Family::Api,
         Family::Payments,
         Family::Storefront,
         Family::B2b,
         Family::Account,
+        Family::Local,
     ];
 
     /// The label in the access log and metrics.
@@ -42,6 +46,7 @@ impl Family {
             Self::Storefront => "storefront",
             Self::B2b => "b2b",
             Self::Account => "account",
+            Self::Local => "bcgate",
         }
     }
 }
@@ -63,6 +68,10 @@ pub const STOREFRONT_PATH: &str = "/storefront/graphql";
 /// The storefront GraphQL endpoint on a channel's origin.
 pub const STOREFRONT_UPSTREAM_PATH: &str = "/graphql";
 const ACCOUNTS_SEGMENT: &str = "accounts";
+/// bcgate's own customer-login endpoint (after the store): it signs a login link.
+pub const CUSTOMER_LOGIN_PATH: &str = "/customer-login";
+/// bcgate's own current-customer endpoint (after the store): it verifies a shopper's JWT.
+pub const CURRENT_CUSTOMER_PATH: &str = "/current-customer";
 
 /// Which family a store path (the part after `/stores/{store}`) is for, and
 /// the path to look up in that family's table. A path under a family's
@@ -77,6 +86,11 @@ pub fn of_store_path(api_path: &str) -> (Family, &str) {
     }
     if under(api_path, PAYMENTS_PATH).is_some() {
         return (Family::Payments, api_path);
+    }
+    if under(api_path, CUSTOMER_LOGIN_PATH).is_some()
+        || under(api_path, CURRENT_CUSTOMER_PATH).is_some()
+    {
+        return (Family::Local, api_path);
     }
     (Family::Api, api_path)
 }
@@ -111,6 +125,8 @@ pub struct FamilyRoutes {
     pub payments: RouteTable,
     pub storefront: RouteTable,
     pub account: RouteTable,
+    /// The endpoints bcgate answers itself.
+    pub local: RouteTable,
     /// `storefront:Unauthenticated`, `storefront:Customer`, `storefront:B2B`.
     pub storefront_scopes: [FamilyId; 3],
     pub storefront_impersonate: FamilyId,
@@ -133,6 +149,13 @@ const ACCOUNT_TABLE: &str = "POST /graphql \
      account_read,account_apps_read,account_checkouts_create,account_stores_read,\
      account_subscriptions_cancel,account_users_write graphql \
      # account-level GraphQL: queries need a read-level account scope, mutations a modify-level one";
+/// The endpoints bcgate answers. Current-customer names `default` (every
+/// API account has it) but checks no scope: any client allowed the store
+/// may ask who a shopper's token names (see `decide`).
+const LOCAL_TABLE: &str = "POST /customer-login store_v2_customers_login - \
+     # bcgate signs a customer login link with the store's client secret\n\
+     POST /current-customer default - \
+     # bcgate verifies a current-customer JWT; any client allowed the store, no scope checked";
 
 impl FamilyRoutes {
     /// The tables on the built-in scope table (parsed once per process).
@@ -155,6 +178,7 @@ impl FamilyRoutes {
             payments: RouteTable::parse(PAYMENTS_TABLE, scopes)?,
             storefront: RouteTable::parse(STOREFRONT_TABLE, scopes)?,
             account: RouteTable::parse(ACCOUNT_TABLE, scopes)?,
+            local: RouteTable::parse(LOCAL_TABLE, scopes)?,
             storefront_scopes: [
                 family("storefront:Unauthenticated")?,
                 family("storefront:Customer")?,
@@ -200,6 +224,10 @@ mod tests {
                 Family::Api,
                 "/b2bx/v3/io/companies",
             ),
+            ("/customer-login", Family::Local, "/customer-login"),
+            ("/current-customer", Family::Local, "/current-customer"),
+            ("/customer-loginx", Family::Api, "/customer-loginx"),
+            ("/v2/customer-login", Family::Api, "/v2/customer-login"),
         ];
         for (path, family, lookup) in cases {
             assert_eq!(of_store_path(path), (family, lookup), "{path}");

@@ -16,6 +16,7 @@
 //!       family                   the API family the path is for (api, payments,
 //!                                storefront, b2b, account): its table and credential
 //!       policy                   route table lookup, then authorize
+//!     answer                   customer-login and current-customer: answered by bcgate, never forwarded
 //!     credential               the family's token: configured, or minted (mint) and cached
 //!     rewrite                  strip caller credentials + hop-by-hop, inject the credential
 //!     quota                    wait for the store's rate-limit budget (fair queue, Redis), retry 429s
@@ -38,6 +39,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod answer;
 pub mod app;
 pub mod body;
 pub mod cli;

@@ -368,6 +368,35 @@ async fn run(
     }
     let idle = cfg.server.body_read_timeout;
     let total = cfg.server.body_total_timeout;
+    // Customer login and current-customer: authorized before the body is
+    // read, then answered here; nothing is forwarded.
+    if routed.family == Family::Local {
+        let decision = routed
+            .authorize(BodyFacts::None)
+            .map_err(|d| out.denied(d))?;
+        let (decide::Credential::Answer(what), Some(store)) =
+            (&decision.credential, decision.store.as_deref())
+        else {
+            return Err(ProxyError::BadRequest("the request names no store".into()));
+        };
+        let ctx = crate::answer::Ctx {
+            store,
+            client: cfg.store_client(store),
+            api: &state.upstreams.api,
+            clocks: &state.clocks,
+        };
+        return crate::answer::answer(
+            ctx,
+            *what,
+            &parts.method,
+            &parts.headers,
+            body,
+            limit,
+            idle,
+            total,
+        )
+        .await;
+    }
     // A storefront body is read whole: it is sent again if the storefront
     // refuses the cached token.
     let (facts, body, watch, whole) = if routed.family == Family::Storefront {

@@ -36,6 +36,8 @@ pub struct State {
     pub learn: Arc<Learner>,
     /// The request-id generator, kept across reloads.
     pub request_ids: Arc<RequestIds>,
+    /// BigCommerce's clock offset per store (customer login links), kept across reloads.
+    pub clocks: crate::answer::Clocks,
 }
 
 impl std::fmt::Debug for State {
@@ -101,6 +103,7 @@ impl State {
             (None, None) => Arc::new(Learner::disabled()),
         };
         let request_ids = previous.map_or_else(Arc::default, |p| p.request_ids.clone());
+        let clocks = previous.map_or_else(Default::default, |p| p.clocks.clone());
         Ok(Self {
             config: Arc::new(config),
             upstreams,
@@ -113,6 +116,7 @@ impl State {
             quota,
             learn,
             request_ids,
+            clocks,
         })
     }
 }

@@ -299,7 +299,7 @@ accounts = ["0b4c6a1e-3f5d-4c2b-9a8e-7d6f5e4c3b2a"]
 name = "concierge"
 key_sha256 = "60303ae22b998861bce3b28f33eec1be758a213c86c93c076dbe9f558c11c752"
 stores = ["abc123"]
-scopes = ["storefront:impersonate", "storefront:Customer", "b2b:modify", "account_users_write"]
+scopes = ["storefront:impersonate", "storefront:Customer", "b2b:modify", "account_users_write", "store_v2_customers_login"]
 
 [[clients]]
 name = "bystander"
@@ -705,4 +705,60 @@ fn learn_mode_forwards_a_storefront_request_with_the_least_scope_and_counts_it()
         Ok((Family::Storefront, Credential::Private { scopes: 1, .. }, true)) => {}
         other => panic!("{other:?}"),
     }
+}
+
+#[test]
+fn customer_login_needs_its_scope_even_in_learn_mode_and_current_customer_none() {
+    let cfg = families_config();
+    let post = Method::POST;
+    let none = FamilyHeaders::default();
+    let d =
+        |client: &str, path: &str| decide_with(&cfg, client, &post, path, none, BodyFacts::None);
+    match d("concierge", "/stores/abc123/customer-login") {
+        Ok((Family::Local, Credential::Answer(Answer::CustomerLogin), false)) => {}
+        other => panic!("{other:?}"),
+    }
+    // Without the grant: refused, and a learn-mode client is refused too
+    // (a login link is never signed as a would-deny).
+    assert_eq!(
+        code(d("bystander", "/stores/abc123/customer-login")),
+        "scope_denied"
+    );
+    assert_eq!(
+        code(d("watcher", "/stores/abc123/customer-login")),
+        "scope_denied"
+    );
+    // The store must be the client's.
+    assert_eq!(
+        code(d("concierge", "/stores/lim999/customer-login")),
+        "store_not_allowed"
+    );
+    // Any client allowed the store may check a customer token, in either mode.
+    for client in ["bystander", "watcher", "shop", "concierge"] {
+        match d(client, "/stores/abc123/current-customer") {
+            Ok((Family::Local, Credential::Answer(Answer::CurrentCustomer), false)) => {}
+            other => panic!("{client}: {other:?}"),
+        }
+    }
+    assert_eq!(
+        code(d("concierge", "/stores/lim999/current-customer")),
+        "store_not_allowed"
+    );
+    // POST only; nothing under the endpoints.
+    let get = Method::GET;
+    assert_eq!(
+        code(decide_with(
+            &cfg,
+            "concierge",
+            &get,
+            "/stores/abc123/customer-login",
+            none,
+            BodyFacts::None
+        )),
+        "route_unknown"
+    );
+    assert_eq!(
+        code(d("concierge", "/stores/abc123/customer-login/x")),
+        "route_unknown"
+    );
 }

@@ -105,6 +105,10 @@ impl Upstreams {
                 }
                 _ => Err(no_store()),
             },
+            // Answered by bcgate before anything is forwarded.
+            Family::Local => Err(ProxyError::BadRequest(
+                "bcgate answers this endpoint itself".into(),
+            )),
         }
     }
 

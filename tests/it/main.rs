@@ -9,6 +9,7 @@ mod support;
 
 mod app;
 mod cli;
+mod customer;
 #[cfg(feature = "dev")]
 mod dev;
 mod error_docs;

@@ -16,7 +16,10 @@
 //!   with `Authorization: PAT <token>` (single use, as BigCommerce's are);
 //! - storefront channel origins at [`MockBigCommerce::storefront_origin`]:
 //!   GraphQL with `Authorization: Bearer <private token or CIT>`, answering
-//!   what the token carried (never the token);
+//!   what the token carried (never the token); and the customer login access
+//!   point `GET …/login/token/{jwt}`, checking the JWT with the store's client
+//!   secret ([`MockBigCommerce::set_client_secret`]) and BigCommerce's clock,
+//!   answering a 302 with a session cookie ([`MockBigCommerce::logins`]);
 //! - the B2B Edition host at [`MockBigCommerce::b2b_url`]: `/api/v3/io/...`
 //!   with `X-Auth-Token` and `X-Store-Hash`, and B2B's rate-limit headers.
 //!
@@ -66,11 +69,12 @@ mod account;
 mod b2b;
 mod body;
 mod handler;
+mod login;
 mod mint;
 mod payments;
 mod storefront;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU16, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -83,6 +87,7 @@ use http_body_util::combinators::BoxBody;
 
 use crate::ca::DevCa;
 use handler::serve;
+pub use login::{LOGIN_WINDOW_S, Login, SESSION_COOKIE};
 pub use mint::{Minted, MintedKind};
 
 /// BigCommerce's error `type` link.
@@ -192,6 +197,12 @@ struct State {
     signing_key: [u8; 32],
     /// BigCommerce's clock minus this machine's, in seconds.
     clock_offset_s: AtomicI64,
+    /// Store → the client id and secret its login JWTs are signed with.
+    client_secrets: Mutex<HashMap<String, login::ClientSecret>>,
+    /// Every login JWT `jti` accepted (each is good once).
+    login_jtis: Mutex<HashSet<String>>,
+    /// Every login accepted, oldest first.
+    logins: Mutex<Vec<login::Login>>,
     /// Non-zero: every mint request is answered with this status.
     mint_failure: AtomicU16,
     /// The B2B host's windows: store → (window number, requests counted in it).
@@ -413,6 +424,9 @@ impl MockBigCommerce {
             minted: Mutex::new(mint::Registry::default()),
             signing_key,
             clock_offset_s: AtomicI64::new(0),
+            client_secrets: Mutex::new(HashMap::new()),
+            login_jtis: Mutex::new(HashSet::new()),
+            logins: Mutex::new(Vec::new()),
             mint_failure: AtomicU16::new(0),
             b2b_windows: Mutex::new(HashMap::new()),
             requests: Mutex::new(Vec::new()),
@@ -500,6 +514,32 @@ impl MockBigCommerce {
     /// tokens at once or catch a caller that uses its own clock.
     pub fn set_clock_offset(&self, secs: i64) {
         self.state.clock_offset_s.store(secs, Ordering::SeqCst);
+    }
+
+    /// The client id and secret that sign `hash`'s customer login JWTs
+    /// (its API account's or app's); without one its storefronts refuse
+    /// every login. Setting it again replaces it.
+    pub fn set_client_secret(&self, hash: &str, client_id: &str, secret: &str) {
+        self.state
+            .client_secrets
+            .lock()
+            .expect("mock secrets poisoned")
+            .insert(
+                hash.to_owned(),
+                login::ClientSecret {
+                    client_id: client_id.to_owned(),
+                    secret: secret.to_owned(),
+                },
+            );
+    }
+
+    /// Every customer login a storefront accepted, oldest first.
+    pub fn logins(&self) -> Vec<Login> {
+        self.state
+            .logins
+            .lock()
+            .expect("mock logins poisoned")
+            .clone()
     }
 
     /// BigCommerce's clock now (Unix seconds), as `/v2/time` answers.

@@ -1,7 +1,8 @@
 //! A store channel's storefront origin: its GraphQL Storefront API, called
 //! server to server with a private token or a customer impersonation token
 //! minted on the api host. The answer says what the token carried (store,
-//! channel, kind, scopes, customer), never the token.
+//! channel, kind, scopes, customer), never the token. Its customer login
+//! access point is [`super::login`].
 
 use std::sync::Arc;
 
@@ -19,6 +20,9 @@ pub(super) fn handle(state: &Arc<State>, req: &Req<'_>, rest: &str) -> Response<
             StatusCode::BAD_REQUEST,
             "X-Auth-Token is not accepted by the GraphQL Storefront API.",
         );
+    }
+    if let Some((hash, channel, jwt)) = login_path(rest) {
+        return super::login::handle(state, req, hash, channel, jwt);
     }
     let mut parts = rest.split('/');
     let (Some(""), Some(hash), Some(channel), Some("graphql"), None) = (
@@ -117,6 +121,25 @@ pub(super) fn handle(state: &Arc<State>, req: &Req<'_>, rest: &str) -> Response<
             }
         }),
     )
+}
+
+/// `/{hash}/{channel}/login/token/{jwt}`: the customer login access point.
+fn login_path(rest: &str) -> Option<(&str, u32, &str)> {
+    let mut parts = rest.split('/');
+    match (
+        parts.next(),
+        parts.next(),
+        parts.next(),
+        parts.next(),
+        parts.next(),
+        parts.next(),
+        parts.next(),
+    ) {
+        (Some(""), Some(hash), Some(channel), Some("login"), Some("token"), Some(jwt), None) => {
+            Some((hash, channel.parse().ok()?, jwt))
+        }
+        _ => None,
+    }
 }
 
 /// A GraphQL-shaped error answer.
