@@ -320,6 +320,7 @@ fn check_routed<'r>(
         }
         Family::Payments => &families.payments,
         Family::Storefront => &families.storefront,
+        Family::Local => &families.local,
         Family::Account => unreachable!("checked above"),
     };
     assert!(
@@ -397,6 +398,8 @@ fn check_decision(
             let want = with_query(format!("{}/accounts/{uuid}{rest}", o.base_path));
             (o, want)
         }
+        // Answered by bcgate itself: there is no upstream target.
+        (Family::Local, Credential::Answer(_)) => return,
         (family, credential) => panic!("{path:?}: {family} decided with {credential:?}"),
     };
     let Ok((upstream, uri)) = fx.upstreams.target(d, query) else {

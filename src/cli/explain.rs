@@ -82,7 +82,10 @@ fn family_needs(
                 policy.scopes.required(&route.families, true).join(" | ")
             )
         }
-        Family::Api | Family::Payments | Family::B2b | Family::Account => {
+        Family::Local if route.template.as_ref() == family::CURRENT_CUSTOMER_PATH => {
+            "no scope: any client allowed the store (bcgate answers it)".into()
+        }
+        Family::Api | Family::Payments | Family::B2b | Family::Account | Family::Local => {
             needs(policy, route, method)
         }
     }
@@ -109,6 +112,7 @@ fn destination(family: Family, upstream: Option<&crate::config::Upstream>) -> St
         Family::Storefront => "the channel's storefront origin".into(),
         Family::B2b => format!("upstream.b2b_url {b2b}{}", family::B2B_UPSTREAM_PREFIX),
         Family::Account => format!("upstream.base_url {api}"),
+        Family::Local => "answered by bcgate itself (nothing is forwarded)".into(),
     }
 }
 
@@ -142,6 +146,7 @@ fn adds(family: Family, headers: &FamilyHeaders<'_>) -> String {
             "a customer impersonation token acting as the customer the X-Bcgate-Customer-Token names, once verified".into()
         }
         Family::Storefront => "a private token with the client's storefront scopes".into(),
+        Family::Local => "nothing: bcgate answers with the store's client secret, which never leaves it".into(),
     }
 }
 
@@ -163,6 +168,7 @@ fn family_route<'p, 't>(
         Family::Payments => &families.payments,
         Family::Storefront => &families.storefront,
         Family::Account => &families.account,
+        Family::Local => &families.local,
     };
     (family, table, lookup)
 }
@@ -302,6 +308,7 @@ fn verdict(
 fn credential_detail(credential: &Credential) -> String {
     match credential {
         Credential::StoreToken | Credential::Account(_) => String::new(),
+        Credential::Answer(_) => " (answered by bcgate)".into(),
         Credential::PaymentToken { order } => {
             format!(" (a payment access token for order {order})")
         }
@@ -400,7 +407,7 @@ pub(super) fn explain(
             let why = match family {
                 Family::Api => "is not in the route table (an operator can map it in [[routes]])",
                 Family::B2b => "is not in the B2B Edition route table",
-                Family::Payments | Family::Storefront | Family::Account => {
+                Family::Payments | Family::Storefront | Family::Account | Family::Local => {
                     "is not an endpoint bcgate serves for this family"
                 }
             };

@@ -88,7 +88,7 @@ pub fn shown_route(family: Family, template: &str) -> String {
     match family {
         Family::B2b => format!("{}{template}", family::B2B_PREFIX),
         Family::Account => format!("/accounts/{{uuid}}{template}"),
-        Family::Api | Family::Payments | Family::Storefront => template.to_owned(),
+        Family::Api | Family::Payments | Family::Storefront | Family::Local => template.to_owned(),
     }
 }
 

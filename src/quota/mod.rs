@@ -78,7 +78,7 @@ impl Budget {
         match family {
             Family::Api => Some(Budget::Api),
             Family::B2b => Some(Budget::B2b),
-            Family::Payments | Family::Storefront | Family::Account => None,
+            Family::Payments | Family::Storefront | Family::Account | Family::Local => None,
         }
     }
 

@@ -636,6 +636,7 @@ fn family_of(api: &str) -> Family {
         "b2b" => Family::B2b,
         "storefront" => Family::Storefront,
         "payments" => Family::Payments,
+        "customer-login" | "current-customer" => Family::Local,
         _ => Family::Api,
     }
 }
@@ -713,7 +714,8 @@ fn expected(case: &Case) -> Option<Expected> {
             let channel = storefront_channel(query).filter(|_| api == "/storefront/graphql")?;
             format!("/storefront/{A}/{channel}/graphql")
         }
-        Family::Account => return None,
+        // Answered by bcgate itself: nothing is forwarded.
+        Family::Account | Family::Local => return None,
     };
     Some(Expected { family, target })
 }
@@ -958,6 +960,12 @@ fn check_credential(
                 "{what}: upstream tokens are not exactly the account's"
             );
             prop_assert!(store_hash.is_empty(), "{what}: X-Store-Hash {store_hash:?}");
+        }
+        Family::Local => {
+            prop_assert!(
+                false,
+                "{what}: bcgate answers these itself, nothing is forwarded"
+            );
         }
     }
     if family != Family::B2b {
