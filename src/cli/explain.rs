@@ -112,7 +112,7 @@ fn destination(family: Family, upstream: Option<&crate::config::Upstream>) -> St
         Family::Storefront => "the channel's storefront origin".into(),
         Family::B2b => format!("upstream.b2b_url {b2b}{}", family::B2B_UPSTREAM_PREFIX),
         Family::Account => format!("upstream.base_url {api}"),
-        Family::Local => "answered by bcgate itself (nothing is forwarded)".into(),
+        Family::Local => "answered by bcgate, nothing forwarded".into(),
     }
 }
 
@@ -146,7 +146,7 @@ fn adds(family: Family, headers: &FamilyHeaders<'_>) -> String {
             "a customer impersonation token acting as the customer the X-Bcgate-Customer-Token names, once verified".into()
         }
         Family::Storefront => "a private token with the client's storefront scopes".into(),
-        Family::Local => "nothing: bcgate answers with the store's client secret, which never leaves it".into(),
+        Family::Local => "nothing; it signs or verifies with the store's client secret, which never leaves it".into(),
     }
 }
 
@@ -589,6 +589,7 @@ pub(super) fn routes() -> Result<String, String> {
         (Family::Payments, &families.payments),
         (Family::Storefront, &families.storefront),
         (Family::Account, &families.account),
+        (Family::Local, &families.local),
     ];
     out.push('\n');
     for (family, table) in one_endpoint {
