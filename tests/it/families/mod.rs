@@ -24,7 +24,9 @@ use std::sync::{Arc, Mutex};
 use reqwest::Method;
 use serde_json::Value;
 use support::mock::{B2B_PREFIX, PAYMENTS_PREFIX, STOREFRONT_PREFIX};
-use support::{Bcgate, MockBigCommerce, Recorded, Resp, TestCa, assert_problem, key_sha256};
+use support::{
+    Bcgate, MockBigCommerce, Recorded, Resp, TestCa, assert_problem, key_sha256, secret_forms,
+};
 
 // ---------------------------------------------------------------------------
 // Stores, accounts, clients
@@ -171,24 +173,6 @@ fn configured_secrets() -> Vec<String> {
     .collect();
     s.extend(CLIENTS.iter().map(|c| c.key.to_owned()));
     s
-}
-
-/// A secret as it could leak: raw, base64 (standard and URL-safe, padded or
-/// not) and percent-encoded.
-fn secret_forms(secret: &str) -> Vec<String> {
-    use base64::Engine;
-    use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD};
-    let mut forms = vec![secret.to_owned()];
-    for engine in [STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD] {
-        forms.push(engine.encode(secret));
-    }
-    forms.push(
-        percent_encoding::utf8_percent_encode(secret, percent_encoding::NON_ALPHANUMERIC)
-            .to_string(),
-    );
-    forms.sort();
-    forms.dedup();
-    forms
 }
 
 // ---------------------------------------------------------------------------

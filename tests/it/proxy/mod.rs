@@ -22,8 +22,8 @@ use serde_json::Value;
 use support::mock::{BC_ERROR_TYPE, QUOTA, RETRY_AFTER, WINDOW_MS, pattern};
 use support::{
     Bcgate, MockBigCommerce, Resp, TestCa, assert_problem, check_problem_body, client, client_h1,
-    h2c_client, key_sha256, noise, plain_client, raw_exchange, raw_request, send, try_send,
-    unused_addr,
+    h2c_client, key_sha256, noise, plain_client, raw_exchange, raw_request, secret_forms, send,
+    try_send, unused_addr,
 };
 
 // ---------------------------------------------------------------------------
@@ -120,24 +120,6 @@ fn all_secrets() -> Vec<&'static str> {
     let mut s = vec![T_ABC, T_DEF, T_GHI, BOGUS_KEY];
     s.extend(CLIENTS.iter().map(|c| c.key));
     s
-}
-
-/// A secret as it could leak: raw, base64 (standard and URL-safe, padded or
-/// not) and percent-encoded.
-fn secret_forms(secret: &str) -> Vec<String> {
-    use base64::Engine;
-    use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD};
-    let mut forms = vec![secret.to_owned()];
-    for engine in [STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD] {
-        forms.push(engine.encode(secret));
-    }
-    forms.push(
-        percent_encoding::utf8_percent_encode(secret, percent_encoding::NON_ALPHANUMERIC)
-            .to_string(),
-    );
-    forms.sort();
-    forms.dedup();
-    forms
 }
 
 // ---------------------------------------------------------------------------

@@ -298,3 +298,21 @@ pub fn run_in_child(name: &str) {
         "{name} did not run in its child process"
     );
 }
+
+/// A secret as it could leak: raw, base64 (standard and URL-safe, padded or
+/// not) and percent-encoded.
+pub fn secret_forms(secret: &str) -> Vec<String> {
+    use base64::Engine;
+    use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD};
+    let mut forms = vec![secret.to_owned()];
+    for engine in [STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD] {
+        forms.push(engine.encode(secret));
+    }
+    forms.push(
+        percent_encoding::utf8_percent_encode(secret, percent_encoding::NON_ALPHANUMERIC)
+            .to_string(),
+    );
+    forms.sort();
+    forms.dedup();
+    forms
+}
