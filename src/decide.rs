@@ -356,15 +356,20 @@ fn bad_header(why: &str) -> ProxyError {
     ProxyError::BadRequest(why.into())
 }
 
-/// A header holding a positive decimal id (`X-Bc-Customer-Id`, `X-Bcgate-Order-Id`).
-fn positive_id(raw: Option<&[u8]>, name: &str) -> Result<Option<u64>, ProxyError> {
-    let Some(raw) = raw else { return Ok(None) };
-    let id = std::str::from_utf8(raw)
+/// A header value that is a positive decimal id, as the decision reads
+/// `X-Bc-Customer-Id` and `X-Bcgate-Order-Id`.
+pub fn parse_positive_id(raw: &[u8]) -> Option<u64> {
+    std::str::from_utf8(raw)
         .ok()
         .filter(|s| !s.is_empty() && s.len() <= 19 && s.bytes().all(|b| b.is_ascii_digit()))
         .and_then(|s| s.parse::<u64>().ok())
-        .filter(|id| *id > 0);
-    match id {
+        .filter(|id| *id > 0)
+}
+
+/// A header holding a positive decimal id; `name` for the 400's detail.
+fn positive_id(raw: Option<&[u8]>, name: &str) -> Result<Option<u64>, ProxyError> {
+    let Some(raw) = raw else { return Ok(None) };
+    match parse_positive_id(raw) {
         Some(id) => Ok(Some(id)),
         None => Err(bad_header(&format!("{name} must be a positive decimal id"))),
     }

@@ -119,11 +119,8 @@ fn destination(family: Family, upstream: Option<&crate::config::Upstream>) -> St
 /// The credential bcgate adds for a family, in words (never a secret: it
 /// names what is sent, not its value).
 fn adds(family: Family, headers: &FamilyHeaders<'_>) -> String {
-    let shown_id = |raw: Option<&[u8]>| {
-        raw.and_then(|v| std::str::from_utf8(v).ok())
-            .filter(|v| !v.is_empty() && v.len() <= 19 && v.bytes().all(|b| b.is_ascii_digit()))
-            .map(str::to_owned)
-    };
+    // The id as the decision reads it (a value it refuses is not shown).
+    let shown_id = |raw: Option<&[u8]>| raw.and_then(decide::parse_positive_id);
     match family {
         Family::Api => "the store's X-Auth-Token".into(),
         Family::B2b => "the store's X-Auth-Token and X-Store-Hash".into(),
