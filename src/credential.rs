@@ -58,18 +58,12 @@ pub async fn resolve(
     app_client: Option<(&str, &Secret)>,
     headers: &HeaderMap,
 ) -> Result<Injected, ProxyError> {
-    let store_token = || {
-        store
-            .map(|s| s.token.header_value())
-            .ok_or_else(|| ProxyError::BadRequest("the request names no store".into()))
-    };
     match credential {
         Credential::StoreToken => {
-            let token = store_token()?;
+            let store = store_of(store)?;
+            let token = store.token.header_value();
             let mut headers = vec![(X_AUTH_TOKEN, token.clone())];
-            if family == Family::B2b
-                && let Some(store) = store
-            {
+            if family == Family::B2b {
                 headers.push((X_STORE_HASH, value(&store.hash)?));
             }
             Ok(Injected {
