@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use http::{HeaderMap, HeaderName, HeaderValue, header};
 
-use crate::config::{MintConfig, Store};
+use crate::config::{Config, MintConfig, Store};
 use crate::decide::Credential;
 use crate::error::ProxyError;
 use crate::family::Family;
@@ -48,14 +48,15 @@ pub struct Minting<'a> {
 
 /// The headers for `credential`, minting (or taking from the cache) what it
 /// needs. `headers` are the caller's (for `X-Bcgate-Customer-Token`);
-/// `app_client` is the client id and secret that signed the store's
-/// current-customer tokens ([`crate::config::Config::store_client`]).
+/// `config` gives the client id and secret that signed the store's
+/// current-customer tokens ([`Config::store_client`]), looked up only for
+/// a request that sends one.
 pub async fn resolve(
     m: Minting<'_>,
     family: Family,
     credential: &Credential,
     store: Option<&Store>,
-    app_client: Option<(&str, &Secret)>,
+    config: &Config,
     headers: &HeaderMap,
 ) -> Result<Injected, ProxyError> {
     match credential {
@@ -113,7 +114,7 @@ pub async fn resolve(
                 .get(X_BCGATE_CUSTOMER_TOKEN)
                 .and_then(|v| v.to_str().ok())
                 .unwrap_or("");
-            let Some((client_id, secret)) = app_client else {
+            let Some((client_id, secret)) = config.store_client(store) else {
                 return Err(ProxyError::InvalidCustomerToken(format!(
                     "store '{}' has no client_id and client secret configured to verify it",
                     store.hash

@@ -441,7 +441,7 @@ async fn run(
         decision.family,
         &decision.credential,
         store,
-        store.and_then(|s| cfg.store_client(s)),
+        cfg,
         &parts.headers,
     )
     .await?;
