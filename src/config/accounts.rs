@@ -2,7 +2,6 @@
 
 use std::sync::Arc;
 
-use super::stores::SecretFrom;
 use super::validate::Validator;
 use super::{Account, AccountFile, Accounts, ConfigError};
 
@@ -20,17 +19,8 @@ impl Validator<'_> {
                     ),
                 ));
             }
-            let (token, token_source, token_file) = match (&a.token_env, &a.token_file, &a.token) {
-                (None, None, Some(token)) => (token.clone(), "memory".to_owned(), None),
-                (Some(var), None, None) => self.token(&key("token_env"), SecretFrom::Env(var))?,
-                (None, Some(p), None) => self.token(&key("token_file"), SecretFrom::File(p))?,
-                _ => {
-                    return Err(self.err(
-                        key("token_env"),
-                        "set exactly one of token_env and token_file",
-                    ));
-                }
-            };
+            let (token, token_source, token_file) =
+                self.token_of(&key, &a.token_env, &a.token_file, &a.token)?;
             let account = Arc::new(Account {
                 uuid: a.uuid.clone(),
                 token,

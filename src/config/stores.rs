@@ -56,17 +56,8 @@ impl Validator<'_> {
                     "an alias is lowercase letters, digits, '-' and '_'",
                 ));
             }
-            let (token, token_source, token_file) = match (&s.token_env, &s.token_file, &s.token) {
-                (None, None, Some(token)) => (token.clone(), "memory".to_owned(), None),
-                (Some(var), None, None) => self.token(&key("token_env"), SecretFrom::Env(var))?,
-                (None, Some(p), None) => self.token(&key("token_file"), SecretFrom::File(p))?,
-                _ => {
-                    return Err(self.err(
-                        key("token_env"),
-                        "set exactly one of token_env and token_file",
-                    ));
-                }
-            };
+            let (token, token_source, token_file) =
+                self.token_of(&key, &s.token_env, &s.token_file, &s.token)?;
             let grants = s
                 .scopes
                 .as_ref()
@@ -186,6 +177,27 @@ impl Validator<'_> {
             channels.push(Channel { id: c.id, origin });
         }
         Ok(channels)
+    }
+
+    /// The token of a store or an account: exactly one of its `token_env`
+    /// and `token_file` (or a token given in memory, `bcgate dev`'s); `key`
+    /// names a field of the entry.
+    pub(super) fn token_of(
+        &self,
+        key: &dyn Fn(&str) -> String,
+        env: &Option<String>,
+        file: &Option<PathBuf>,
+        memory: &Option<StoreToken>,
+    ) -> Result<(StoreToken, String, Option<PathBuf>), ConfigError> {
+        match (env, file, memory) {
+            (None, None, Some(token)) => Ok((token.clone(), "memory".to_owned(), None)),
+            (Some(var), None, None) => self.token(&key("token_env"), SecretFrom::Env(var)),
+            (None, Some(p), None) => self.token(&key("token_file"), SecretFrom::File(p)),
+            _ => Err(self.err(
+                key("token_env"),
+                "set exactly one of token_env and token_file",
+            )),
+        }
     }
 
     /// A header-value token (`X-Auth-Token`) from `key`'s variable or file.
