@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde_norway::Value;
 
 use crate::decisions::B2bDecisions;
-use crate::operation::operations;
+use crate::operation::{openapi3, operations};
 use crate::scopes::ScopeTable;
 use crate::{Flag, METHODS, Route, get_str, names, push_unique};
 
@@ -120,19 +120,9 @@ impl Deriver<'_> {
             return;
         }
         let copy = decisions.copies.iter().any(|(f, _)| *f == name);
-        let doc: Value = match serde_norway::from_str(text) {
-            Ok(doc) => doc,
-            Err(e) => {
-                self.problems.push(format!("{name}: not YAML: {e}"));
-                return;
-            }
-        };
-        if !get_str(&doc, "openapi").is_some_and(|v| v.starts_with("3.")) {
-            self.problems.push(format!(
-                "{name}: not an OpenAPI 3 document; list it in decisions.rs b2b skipped_files if that is right"
-            ));
+        let Some(doc) = openapi3(name, text, "b2b skipped_files", &mut self.problems) else {
             return;
-        }
+        };
         let url = match doc
             .get("servers")
             .and_then(Value::as_sequence)

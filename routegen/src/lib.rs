@@ -27,7 +27,7 @@ use std::path::{Path, PathBuf};
 use serde_norway::Value;
 
 use decisions::{Decisions, Rule};
-use operation::operations;
+use operation::{openapi3, operations};
 pub use scopes::ScopeRow;
 use scopes::{ScopeTable, permission_level};
 use statement::RawRef;
@@ -367,19 +367,9 @@ impl<'d> Deriver<'d> {
         {
             return;
         }
-        let doc: Value = match serde_norway::from_str(text) {
-            Ok(doc) => doc,
-            Err(e) => {
-                self.problems.push(format!("{name}: not YAML: {e}"));
-                return;
-            }
-        };
-        if !get_str(&doc, "openapi").is_some_and(|v| v.starts_with("3.")) {
-            self.problems.push(format!(
-                "{name}: not an OpenAPI 3 document; list it in decisions.rs skipped_files if that is right"
-            ));
+        let Some(doc) = openapi3(name, text, "skipped_files", &mut self.problems) else {
             return;
-        }
+        };
         let servers = doc.get("servers").and_then(Value::as_sequence);
         let url = match servers.map(|s| s.as_slice()) {
             Some([server]) => get_str(server, "url"),

@@ -250,3 +250,28 @@ pub(crate) fn operations<'a>(
     }
     out
 }
+
+/// A spec file read as an OpenAPI 3 document, or `None` with a problem
+/// pushed; `skip_list` names where in decisions.rs a file that is not one
+/// would be listed.
+pub(crate) fn openapi3(
+    name: &str,
+    text: &str,
+    skip_list: &str,
+    problems: &mut Vec<String>,
+) -> Option<serde_norway::Value> {
+    let doc: serde_norway::Value = match serde_norway::from_str(text) {
+        Ok(doc) => doc,
+        Err(e) => {
+            problems.push(format!("{name}: not YAML: {e}"));
+            return None;
+        }
+    };
+    if !crate::get_str(&doc, "openapi").is_some_and(|v| v.starts_with("3.")) {
+        problems.push(format!(
+            "{name}: not an OpenAPI 3 document; list it in decisions.rs {skip_list} if that is right"
+        ));
+        return None;
+    }
+    Some(doc)
+}
